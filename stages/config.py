@@ -1,0 +1,170 @@
+"""Load params.yaml once, check every key, and hand each stage a typed, frozen object.
+
+Every problem is reported at once, one line each, naming the key and the value. An
+unknown key is an error with the nearest known key suggested, so a typo is never
+silently ignored. Numbers written in any YAML spelling are numbers: PyYAML reads
+``1e-4`` (and the ``1e-05`` that ``dvc exp run -S`` writes) as strings, and the float
+fields here parse them.
+"""
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictBool,
+    ValidationError,
+    model_validator,
+)
+
+from stages.errors import UserError
+
+
+def _no_bool(value: Any) -> Any:
+    # pydantic's lax mode would read ``true`` as 1; a boolean is never a number here.
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not a boolean")
+    return value
+
+
+def _positive_int_or_auto(value: Any) -> int | str:
+    if value == "auto":
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise ValueError("expected a positive integer or 'auto'")
+
+
+Float = Annotated[float, BeforeValidator(_no_bool), Field(allow_inf_nan=False)]
+Int = Annotated[int, BeforeValidator(_no_bool)]
+BatchSize = Annotated[int | str, PlainValidator(_positive_int_or_auto)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(_Section):
+    """How fetch_and_scale gets and scales the images (and where train splits them)."""
+
+    source: Literal["idx", "openml"]
+    pixel_dtype: Literal["float32", "float64"]
+    train_size: Annotated[Int, Field(ge=1)]
+
+
+class TrainParams(_Section):
+    """The arguments of scikit-learn's ``MLPClassifier``, under their own names."""
+
+    hidden_layer_sizes: Annotated[list[Annotated[Int, Field(ge=1)]], Field(min_length=1)]
+    activation: Literal["identity", "logistic", "tanh", "relu"]
+    solver: Literal["lbfgs", "sgd", "adam"]
+    alpha: Annotated[Float, Field(ge=0)]
+    batch_size: BatchSize
+    learning_rate: Literal["constant", "invscaling", "adaptive"]
+    learning_rate_init: Annotated[Float, Field(gt=0)]
+    power_t: Float
+    max_iter: Annotated[Int, Field(ge=1)]
+    shuffle: StrictBool
+    random_state: Annotated[Int, Field(ge=0, le=2**32 - 1)]
+    tol: Annotated[Float, Field(ge=0)]
+    momentum: Annotated[Float, Field(ge=0, le=1)]
+    nesterovs_momentum: StrictBool
+    early_stopping: StrictBool
+    validation_fraction: Annotated[Float, Field(gt=0, lt=1)]
+    beta_1: Annotated[Float, Field(ge=0, lt=1)]
+    beta_2: Annotated[Float, Field(ge=0, lt=1)]
+    epsilon: Annotated[Float, Field(gt=0)]
+    n_iter_no_change: Annotated[Int, Field(ge=1)]
+    max_fun: Annotated[Int, Field(ge=1)]
+
+    def estimator_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments for ``MLPClassifier``."""
+        kwargs = self.model_dump()
+        kwargs["hidden_layer_sizes"] = tuple(self.hidden_layer_sizes)
+        return kwargs
+
+
+class VisualizeParams(_Section):
+    """The weight grid: its shape and its gray scale."""
+
+    rows: Annotated[Int, Field(ge=1)]
+    cols: Annotated[Int, Field(ge=1)]
+    range_factor: Annotated[Float, Field(gt=0)]
+
+
+class Params(_Section):
+    """All of params.yaml."""
+
+    data: DataParams
+    train: TrainParams
+    visualize: VisualizeParams
+
+    @model_validator(mode="after")
+    def _grid_fits_first_layer(self) -> "Params":
+        units = self.train.hidden_layer_sizes[0]
+        cells = self.visualize.rows * self.visualize.cols
+        if cells > units:
+            raise ValueError(
+                f"visualize.rows x visualize.cols = {self.visualize.rows} x {self.visualize.cols}"
+                f" = {cells} cells, but the first hidden layer has only {units} units"
+                f" (train.hidden_layer_sizes[0]); make the grid at most {units} cells"
+            )
+        return self
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    model: type[BaseModel] = Params
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _describe(error: dict) -> str:
+    loc = error["loc"]
+    key = ".".join(str(part) for part in loc) or "params.yaml"
+    if error["type"] == "missing":
+        return f"{key}: missing"
+    if error["type"] == "extra_forbidden":
+        known = list(_model_at(loc[:-1]).model_fields) if _model_at(loc[:-1]) else []
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(known)}"
+        return f"{key}: unknown key{hint}"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "value_error" and not loc:
+        return message
+    return f"{key}: {message} (got {error['input']!r})"
+
+
+def parse_params(raw: Any) -> Params:
+    """Check the parsed YAML ``raw`` and build ``Params``; a ``UserError`` lists every problem."""
+    if not isinstance(raw, dict):
+        raise UserError(f"params.yaml: expected sections data, train and visualize, got {raw!r}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_describe(error) for error in exc.errors()]
+        raise UserError(
+            f"params.yaml has {len(lines)} problem{'s' if len(lines) > 1 else ''}:\n  "
+            + "\n  ".join(lines)
+        ) from None
+
+
+def load_params(path: Path) -> Params:
+    """Read and check params.yaml at ``path``."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path} not found: the pipeline needs its params.yaml") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path} is not valid YAML: {exc}".replace("\n", " ")) from None
+    return parse_params(raw)

@@ -1,0 +1,79 @@
+"""Stage fetch_and_scale: the 70,000 MNIST digits, scaled to [0, 1].
+
+Reads params ``data``; gets the four LeCun files from ``MNIST_MIRROR`` or a public
+mirror (or, with ``data.source: openml``, from OpenML), verifies them, and writes
+``data/images.npy`` (70000 x 784, ``data.pixel_dtype``, pixels / 255) and
+``data/labels.npy`` (uint8) in the original order, training images first, as .npy
+files that the next stage memory-maps.
+"""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from stages import mnist, paths
+from stages.artifacts import atomic_path
+from stages.config import load_params
+from stages.errors import run_stage
+
+log = logging.getLogger(__name__)
+
+# Rows scaled at a time: bounds the float copy in memory to a few tens of MB.
+ROWS_PER_CHUNK = 8192
+
+
+def scale_pixels(pixels: np.ndarray, dtype: str) -> np.ndarray:
+    """Divide uint8 pixels by 255 in ``dtype``, as the example's ``X / 255.``."""
+    return np.divide(pixels, 255, dtype=dtype)
+
+
+def write_scaled(target: Path, parts: list[np.ndarray], dtype: str) -> None:
+    """Write the concatenated, flattened, scaled ``parts`` as one .npy, chunk by chunk.
+
+    The bytes are those of ``np.save(target, scale_pixels(np.concatenate(parts)))``
+    without ever holding the whole float array in memory.
+    """
+    rows = sum(len(part) for part in parts)
+    features = int(np.prod(parts[0].shape[1:]))
+    header = {
+        "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+        "fortran_order": False,
+        "shape": (rows, features),
+    }
+    with atomic_path(target) as tmp, tmp.open("wb") as out:
+        np.lib.format.write_array_header_1_0(out, header)
+        for part in parts:
+            flat = part.reshape(len(part), features)
+            for start in range(0, len(flat), ROWS_PER_CHUNK):
+                out.write(scale_pixels(flat[start : start + ROWS_PER_CHUNK], dtype).data)
+
+
+def write_labels(target: Path, parts: list[np.ndarray]) -> None:
+    """Write the concatenated labels as one uint8 .npy."""
+    with atomic_path(target) as tmp, tmp.open("wb") as out:
+        np.save(out, np.concatenate(parts).astype(np.uint8))
+
+
+def main() -> None:
+    params = load_params(paths.PARAMS).data
+    if params.source == "openml":
+        from stages import openml
+
+        train, test = openml.load_openml(mnist.default_cache_dir())
+    else:
+        train, test = mnist.load_idx(
+            mnist.mirrors_from_env(), mnist.default_cache_dir(), mnist.checksums_from_env()
+        )
+    write_scaled(paths.IMAGES, [train.images, test.images], params.pixel_dtype)
+    write_labels(paths.LABELS, [train.labels, test.labels])
+    log.info(
+        "wrote %d images (%s) and labels to %s",
+        len(train.labels) + len(test.labels),
+        params.pixel_dtype,
+        paths.DATA.relative_to(paths.ROOT),
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

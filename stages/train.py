@@ -1,0 +1,82 @@
+"""Stage train: fit scikit-learn's MLPClassifier on the first ``data.train_size`` digits.
+
+Reads params ``train`` and ``data.train_size`` and the arrays of fetch_and_scale
+(memory-mapped, never copied whole). Prints the loss of each iteration as the example
+does, then writes ``outputs/model.joblib``, ``outputs/weights.npz`` (the first layer's
+weights, pickle-free, for visualize), ``outputs/loss.csv`` (iteration,loss) and
+``outputs/metrics.json`` (accuracies and the final loss; nothing that varies run to run).
+"""
+
+import logging
+import warnings
+
+import joblib
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier
+
+from stages import paths
+from stages.artifacts import atomic_path, write_json, write_npz, write_text
+from stages.config import TrainParams, load_params
+from stages.errors import UserError, run_stage
+
+log = logging.getLogger(__name__)
+
+
+def load_split(train_size: int):
+    """Memory-map the arrays and split them into (X_train, y_train, X_test, y_test)."""
+    try:
+        images = np.load(paths.IMAGES, mmap_mode="r")
+        labels = np.load(paths.LABELS)
+    except FileNotFoundError as exc:
+        raise UserError(f"{exc.filename} not found: run `dvc repro` to make it") from None
+    if not 0 < train_size < len(images):
+        raise UserError(
+            f"data.train_size = {train_size} leaves no test rows: the data has {len(images)} images"
+        )
+    return images[:train_size], labels[:train_size], images[train_size:], labels[train_size:]
+
+
+def fit(X: np.ndarray, y: np.ndarray, params: TrainParams) -> MLPClassifier:
+    """Fit the classifier, printing the loss of each iteration."""
+    model = MLPClassifier(verbose=True, **params.estimator_kwargs())
+    # A short max_iter is the example's point: silence the warning it causes, and only it.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=ConvergenceWarning, module="sklearn")
+        model.fit(X, y)
+    return model
+
+
+def evaluate(model: MLPClassifier, X_train, y_train, X_test, y_test) -> dict[str, float]:
+    """The metrics that dvc.lock records: accuracies, the final loss and the iterations run."""
+    return {
+        "train_accuracy": float(model.score(X_train, y_train)),
+        "test_accuracy": float(model.score(X_test, y_test)),
+        "final_loss": float(model.loss_curve_[-1]),
+        "iterations": int(model.n_iter_),
+    }
+
+
+def loss_csv(loss_curve: list[float]) -> str:
+    """The loss curve as CSV, ``iteration,loss``, floats at full (round-trip) precision."""
+    rows = [f"{i},{loss!r}" for i, loss in enumerate(map(float, loss_curve), start=1)]
+    return "iteration,loss\n" + "\n".join(rows) + "\n"
+
+
+def main() -> None:
+    params = load_params(paths.PARAMS)
+    X_train, y_train, X_test, y_test = load_split(params.data.train_size)
+    model = fit(X_train, y_train, params.train)
+    metrics = evaluate(model, X_train, y_train, X_test, y_test)
+    print(f"Training set score: {metrics['train_accuracy']:f}")
+    print(f"Test set score: {metrics['test_accuracy']:f}")
+
+    with atomic_path(paths.MODEL) as tmp:
+        joblib.dump(model, tmp)
+    write_npz(paths.WEIGHTS, {"first_layer": model.coefs_[0]})
+    write_text(paths.LOSS_CSV, loss_csv(model.loss_curve_))
+    write_json(paths.METRICS, metrics)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,87 @@
+"""Stage visualize: the first layer's weights as a grid of images, and the loss curve.
+
+Reads params ``visualize``, ``outputs/weights.npz`` (pickle-free: nothing here is ever
+unpickled) and ``outputs/loss.csv``; writes ``outputs/weights.png`` and
+``outputs/loss.png``. A rerun writes the same bytes: the PNGs carry no date or version.
+"""
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from stages import paths
+from stages.artifacts import atomic_path, read_npz
+from stages.config import VisualizeParams, load_params
+from stages.errors import UserError, run_stage
+
+# Written into every PNG by default; dropped so that reruns give identical bytes.
+_PNG_METADATA = {"Software": None}
+
+
+def weight_grid(weights: np.ndarray, params: VisualizeParams) -> Figure:
+    """Draw the input weights of the first rows x cols hidden units, one image each.
+
+    All images share one gray scale, ``range_factor`` times the global minimum and
+    maximum of ``weights`` (n_features, n_units), as in scikit-learn's example.
+    """
+    n_features, n_units = weights.shape
+    side = math.isqrt(n_features)
+    if side * side != n_features:
+        raise UserError(f"first-layer weights have {n_features} inputs, not a square image")
+    if params.rows * params.cols > n_units:
+        raise UserError(
+            f"visualize.rows x visualize.cols = {params.rows * params.cols},"
+            f" but the first layer has {n_units} units"
+        )
+    vmin, vmax = weights.min(), weights.max()
+    fig = Figure(figsize=(6.4, 6.4 * params.rows / params.cols))
+    axes = fig.subplots(params.rows, params.cols, squeeze=False)
+    for coef, ax in zip(weights.T, axes.ravel()):
+        ax.matshow(
+            coef.reshape(side, side),
+            cmap="gray",
+            vmin=params.range_factor * vmin,
+            vmax=params.range_factor * vmax,
+        )
+        ax.set_xticks(())
+        ax.set_yticks(())
+    return fig
+
+
+def read_loss(path: Path) -> tuple[list[int], list[float]]:
+    """The iterations and losses of a loss.csv written by train."""
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return [int(row["iteration"]) for row in rows], [float(row["loss"]) for row in rows]
+
+
+def loss_curve(iterations: list[int], losses: list[float]) -> Figure:
+    """The training loss per iteration."""
+    fig = Figure()
+    ax = fig.subplots()
+    ax.plot(iterations, losses, marker="o")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("training loss")
+    ax.set_title("MLPClassifier loss curve")
+    ax.grid(True, alpha=0.3)
+    return fig
+
+
+def save_png(fig: Figure, target: Path) -> None:
+    """Save ``fig`` as a reproducible PNG, atomically."""
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format="png", metadata=_PNG_METADATA)
+
+
+def main() -> None:
+    params = load_params(paths.PARAMS).visualize
+    weights = read_npz(paths.WEIGHTS)["first_layer"]
+    save_png(weight_grid(weights, params), paths.WEIGHTS_PNG)
+    save_png(loss_curve(*read_loss(paths.LOSS_CSV)), paths.LOSS_PNG)
+
+
+if __name__ == "__main__":
+    run_stage(main)
