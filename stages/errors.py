@@ -12,21 +12,31 @@ class UserError(Exception):
     """A problem in the user's input or environment, reported without a traceback."""
 
 
-def _raise_interrupt(signum, frame):
-    # Turn SIGTERM into the same unwinding as Ctrl-C, so that every ``finally`` and
-    # ``except BaseException`` that removes a temporary file runs before we exit.
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+class StageStopped(BaseException):
+    """SIGINT or SIGTERM arrived. Not a ``KeyboardInterrupt``: scikit-learn's ``fit``
+    catches that and returns a half-trained model as if it had finished."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stopped(signum, frame):
+    # Unwind like an exception, so that every ``except BaseException`` that removes a
+    # temporary file runs before the process exits.
+    raise StageStopped(signum)
 
 
 def run_stage(main: Callable[[], None]) -> None:
-    """Run a stage's ``main``; exit 1 with one message on a ``UserError``, 130 when stopped."""
+    """Run a stage's ``main``: one message and exit 1 on a ``UserError``, 128+N on signal N."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _raise_stopped)
     try:
         main()
     except UserError as exc:
         log.error("error: %s", exc)
         sys.exit(1)
-    except KeyboardInterrupt:
-        log.error("stopped: no output of this stage was written")
-        sys.exit(130)
+    except StageStopped as exc:
+        log.error("stopped by %s: this stage wrote no output", exc)
+        sys.exit(128 + exc.signum)

@@ -1,0 +1,248 @@
+"""End to end: `dvc repro` in a temporary git repository, on tiny data and on the real data."""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages import paths
+
+pytestmark = pytest.mark.slow
+
+EXPECTED_LOSSES = [
+    "0.32009978", "0.15347534", "0.11544755", "0.09279764", "0.07889367",
+    "0.07170497", "0.06282111", "0.05530788", "0.04960484", "0.04645355",
+]
+TRAIN_OUTPUTS = ("outputs/model.joblib", "outputs/weights.npz", "outputs/loss.csv", "outputs/metrics.json")
+
+
+class Repo:
+    """A copy of the project's files in its own git repository, and commands run in it."""
+
+    def __init__(self, root: Path, env: dict[str, str]):
+        self.root = root
+        self.env = env
+        files = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            cwd=paths.ROOT, capture_output=True, text=True, check=True,
+        ).stdout.split("\0")
+        for name in filter(None, files):
+            source = paths.ROOT / name
+            if source.is_file():
+                (root / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, root / name)
+        self.git("init", "-q")
+        self.git("add", "-A")
+        self.git("commit", "-qm", "project")
+
+    def git(self, *args: str) -> str:
+        identity = ["-c", "user.name=test", "-c", "user.email=test@example.invalid"]
+        return self.run("git", *identity, *args).stdout
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            args, cwd=self.root, env=self.env, capture_output=True, text=True
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"{args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.run("dvc", *args, check=check)
+
+    def set_param(self, key: str, value: str) -> None:
+        """Edit one ``key: value`` line of params.yaml in place, keeping its comments."""
+        path = self.root / "params.yaml"
+        text, count = re.subn(rf"(?m)^(\s+{key}:) [^#\n]*?(\s*(#.*)?)$", rf"\1 {value}\2", path.read_text())
+        assert count == 1, key
+        path.write_text(text)
+
+    def ran_stages(self, result: subprocess.CompletedProcess) -> list[str]:
+        return re.findall(r"Running stage '(\w+)'", result.stdout + result.stderr)
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def repo_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MNIST_", "DVC_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env | extra
+
+
+@pytest.fixture
+def tiny_repo(tmp_path, tiny_mirror) -> Repo:
+    env = repo_env(
+        MNIST_MIRROR=str(tiny_mirror.folder),
+        MNIST_CHECKSUMS=str(tiny_mirror.checksums),
+        MNIST_CACHE=str(tmp_path / "cache"),
+    )
+    repo = Repo(tmp_path / "repo", env)
+    repo.set_param("train_size", "60")
+    repo.git("commit", "-qam", "tiny data")
+    return repo
+
+
+def test_repro_reruns_exactly_what_a_change_touches(tiny_repo):
+    repo = tiny_repo
+    first = repo.dvc("repro")
+    assert repo.ran_stages(first) == ["fetch_and_scale", "train", "visualize"]
+    assert len(re.findall(r"Iteration \d+, loss = \d\.\d{8}", first.stdout)) == 10
+    for name in TRAIN_OUTPUTS + ("data/images.npy", "data/labels.npy", "outputs/weights.png", "outputs/loss.png"):
+        assert (repo.root / name).is_file(), name
+    repo.git("add", "-A")
+    repo.git("commit", "-qm", "first run")
+
+    assert repo.ran_stages(repo.dvc("repro")) == []
+    assert "Data and pipelines are up to date." in repo.dvc("status").stdout
+
+    repo.set_param("rows", "2")
+    assert repo.ran_stages(repo.dvc("repro")) == ["visualize"]
+
+    repo.set_param("max_iter", "5")
+    assert repo.ran_stages(repo.dvc("repro")) == ["train", "visualize"]
+    diff = repo.dvc("params", "diff").stdout
+    assert re.search(r"params\.yaml\s+train\.max_iter\s+10\s+5", diff), diff
+    assert re.search(r"params\.yaml\s+visualize\.rows\s+4\s+2", diff), diff
+    metrics = repo.dvc("metrics", "diff", "--json").stdout
+    assert json.loads(metrics)["outputs/metrics.json"]["iterations"] == {"old": 10, "new": 5, "diff": -5}
+
+    repo.set_param("pixel_dtype", "float32")
+    assert repo.ran_stages(repo.dvc("repro")) == ["fetch_and_scale", "train", "visualize"]
+
+
+def test_a_clean_rerun_reproduces_dvc_lock_byte_for_byte(tiny_repo):
+    tiny_repo.dvc("repro")
+    lock = (tiny_repo.root / "dvc.lock").read_bytes()
+    tiny_repo.dvc("repro", "--force")
+    assert (tiny_repo.root / "dvc.lock").read_bytes() == lock
+
+
+def test_metrics_and_plots_commands_work_as_declared(tiny_repo):
+    tiny_repo.dvc("repro")
+    shown = json.loads(tiny_repo.dvc("metrics", "show", "--json").stdout)
+    [metrics] = [rev["data"]["outputs/metrics.json"]["data"] for rev in shown.values()]
+    assert set(metrics) == {"train_accuracy", "test_accuracy", "final_loss", "iterations"}
+
+    tiny_repo.dvc("plots", "show", "--out", "report")
+    report = tiny_repo.root / "report"
+    html = (report / "index.html").read_text()
+    assert '"text": "Training loss"' in html
+    assert '"field": "iteration"' in html and '"field": "loss"' in html
+    first_loss = (tiny_repo.root / "outputs/loss.csv").read_text().splitlines()[1].split(",")[1]
+    assert first_loss in html
+    for name in ("weights", "loss"):
+        image = report / "static" / f"workspace_outputs_{name}.png"
+        assert image.read_bytes() == (tiny_repo.root / f"outputs/{name}.png").read_bytes()
+        assert f"static/workspace_outputs_{name}.png" in html
+
+
+def test_typo_in_params_fails_with_one_message_and_checkout_restores(tiny_repo):
+    repo = tiny_repo
+    repo.dvc("repro")
+    repo.git("add", "-A")
+    repo.git("commit", "-qm", "first run")
+    repo.set_param("learning_rate_init", "0.1\n  learning_rate_int: 0.2")
+
+    failed = repo.dvc("repro", check=False)
+    assert failed.returncode != 0
+    assert "train.learning_rate_int: unknown key; did you mean 'learning_rate_init'?" in failed.stderr
+    assert "Traceback" not in failed.stdout + failed.stderr
+    assert not (repo.root / "outputs/model.joblib").exists()
+
+    repo.git("checkout", "params.yaml")
+    repo.dvc("checkout")
+    assert "Data and pipelines are up to date." in repo.dvc("status").stdout
+    assert (repo.root / "outputs/model.joblib").is_file()
+
+
+def test_sweep_value_written_by_exp_run_is_read_as_a_number(tiny_repo):
+    tiny_repo.dvc("repro")
+    result = tiny_repo.dvc("exp", "run", "-S", "train.alpha=0.00001")
+    assert "alpha: 1e-05" in (tiny_repo.root / "params.yaml").read_text()
+    assert tiny_repo.ran_stages(result) == ["train", "visualize"]
+    shown = tiny_repo.dvc("exp", "show", "--csv").stdout
+    assert "1e-05" in shown
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_killed_training_leaves_nothing_and_rerun_gives_the_same_numbers(tmp_path, tiny_mirror, signum):
+    env = repo_env(
+        MNIST_MIRROR=str(tiny_mirror.folder),
+        MNIST_CHECKSUMS=str(tiny_mirror.checksums),
+        MNIST_CACHE=str(tmp_path / "cache"),
+    )
+    reference = Repo(tmp_path / "reference", env)
+    reference.set_param("train_size", "60")
+    reference.dvc("repro")
+
+    repo = Repo(tmp_path / "repo", env)
+    repo.set_param("train_size", "60")
+    # Train for (practically) ever, so that the stage is surely stopped mid-fit.
+    repo.set_param("max_iter", "1000000")
+    repo.set_param("n_iter_no_change", "1000000")
+    committed_lock = yaml.safe_load((repo.root / "dvc.lock").read_text())["stages"]
+    process = subprocess.Popen(
+        ["dvc", "repro"], cwd=repo.root, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if line.startswith("Iteration 3,"):
+            os.killpg(process.pid, signum)
+            break
+    output += process.stdout.readlines()
+    assert process.wait(timeout=60) != 0
+    assert any(line.startswith("Iteration 3,") for line in output), "".join(output)
+    assert "Traceback" not in "".join(output)
+    leftovers = sorted(p.name for p in (repo.root / "outputs").iterdir())
+    assert leftovers == [".gitignore"], leftovers
+    # Only fetch_and_scale, which finished, reached the DVC cache and dvc.lock.
+    cache = repo.root / ".dvc" / "cache" / "files" / "md5"
+    cached = {p.parent.name + p.name for p in cache.rglob("*") if p.is_file()}
+    assert cached == {md5(repo.root / "data/images.npy"), md5(repo.root / "data/labels.npy")}
+    lock = yaml.safe_load((repo.root / "dvc.lock").read_text())["stages"]
+    assert lock["train"] == committed_lock["train"]
+
+    repo.set_param("max_iter", "10")
+    repo.set_param("n_iter_no_change", "10")
+    result = repo.dvc("repro")
+    assert repo.ran_stages(result) == ["train", "visualize"]
+    for name in ("outputs/loss.csv", "outputs/metrics.json", "outputs/weights.npz", "outputs/model.joblib"):
+        assert (repo.root / name).read_bytes() == (reference.root / name).read_bytes(), name
+
+
+def real_mirror() -> str | None:
+    """MNIST_MIRROR as an absolute path (or URL), if set."""
+    mirror = os.environ.get("MNIST_MIRROR")
+    if not mirror or mirror.startswith(("http://", "https://")):
+        return mirror
+    return str(Path(mirror).resolve())
+
+
+@pytest.mark.real_data
+@pytest.mark.skipif(not real_mirror(), reason="set MNIST_MIRROR to a mirror of the real MNIST files")
+def test_real_data_gives_the_examples_numbers_and_the_committed_lock(tmp_path):
+    repo = Repo(tmp_path / "repo", repo_env(MNIST_MIRROR=real_mirror(), MNIST_CACHE=str(tmp_path / "cache")))
+    result = repo.dvc("repro")
+    assert repo.ran_stages(result) == ["fetch_and_scale", "train", "visualize"]
+    losses = re.findall(r"^Iteration (\d+), loss = (\S+)$", result.stdout, flags=re.M)
+    assert losses == [(str(i), loss) for i, loss in enumerate(EXPECTED_LOSSES, start=1)]
+    assert "Training set score: 0.986800\nTest set score: 0.970000\n" in result.stdout
+
+    metrics = json.loads((repo.root / "outputs/metrics.json").read_text())
+    assert metrics["train_accuracy"] == 0.9868 and metrics["test_accuracy"] == 0.97
+    assert metrics["iterations"] == 10 and f"{metrics['final_loss']:.8f}" == EXPECTED_LOSSES[-1]
+    assert (repo.root / "dvc.lock").read_bytes() == (paths.ROOT / "dvc.lock").read_bytes()
+    assert repo.ran_stages(repo.dvc("repro")) == []

@@ -1,0 +1,164 @@
+"""The three stages' functions and mains on tiny synthetic data, without DVC."""
+
+import json
+
+import joblib
+import numpy as np
+import pytest
+import yaml
+from sklearn.neural_network import MLPClassifier
+
+from stages import fetch_and_scale, paths, train, visualize
+from stages.artifacts import read_npz, write_npz
+from stages.config import VisualizeParams, load_params
+from stages.errors import UserError
+from tests.conftest import N_TEST, N_TRAIN
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch, mnist_env):
+    """Redirect every path of ``stages.paths`` into tmp_path, with params for the tiny data."""
+    raw = yaml.safe_load(paths.PARAMS.read_text())
+    raw["data"]["train_size"] = N_TRAIN
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw))
+    monkeypatch.setattr(paths, "PARAMS", params)
+    for name in ("IMAGES", "LABELS", "MODEL", "WEIGHTS", "LOSS_CSV", "METRICS", "WEIGHTS_PNG", "LOSS_PNG"):
+        original = getattr(paths, name)
+        monkeypatch.setattr(paths, name, tmp_path / original.relative_to(paths.ROOT))
+    return tmp_path
+
+
+# fetch_and_scale
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_scale_pixels_maps_0_255_to_0_1(dtype):
+    scaled = fetch_and_scale.scale_pixels(np.array([[0, 51, 255]], dtype=np.uint8), dtype)
+    assert scaled.dtype == dtype
+    np.testing.assert_array_equal(scaled, np.array([[0, 0.2, 1]], dtype=dtype))
+
+
+def test_scale_pixels_float64_is_bitwise_the_examples_division():
+    pixels = np.arange(256, dtype=np.uint8)
+    assert fetch_and_scale.scale_pixels(pixels, "float64").tobytes() == (pixels / 255.0).tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_write_scaled_gives_np_save_bytes(tmp_path, monkeypatch, dtype):
+    monkeypatch.setattr(fetch_and_scale, "ROWS_PER_CHUNK", 3)  # several chunks per part
+    rng = np.random.default_rng(1)
+    parts = [rng.integers(0, 256, (7, 28, 28), dtype=np.uint8), rng.integers(0, 256, (4, 28, 28), dtype=np.uint8)]
+    fetch_and_scale.write_scaled(tmp_path / "chunked.npy", parts, dtype)
+    expected = fetch_and_scale.scale_pixels(np.concatenate(parts).reshape(11, 784), dtype)
+    np.save(tmp_path / "whole.npy", expected)
+    assert (tmp_path / "chunked.npy").read_bytes() == (tmp_path / "whole.npy").read_bytes()
+
+
+def test_fetch_and_scale_main_writes_scaled_arrays_in_order(project, mnist_env):
+    fetch_and_scale.main()
+    images = np.load(paths.IMAGES, mmap_mode="r")
+    labels = np.load(paths.LABELS)
+    assert images.shape == (N_TRAIN + N_TEST, 784) and images.dtype == np.float64
+    raw = np.concatenate([mnist_env.train_images, mnist_env.test_images]).reshape(-1, 784)
+    np.testing.assert_array_equal(images, raw / 255.0)
+    np.testing.assert_array_equal(labels, np.concatenate([mnist_env.train_labels, mnist_env.test_labels]))
+    assert labels.dtype == np.uint8
+
+
+# train
+
+
+@pytest.fixture
+def scaled(project):
+    fetch_and_scale.main()
+    return project
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_train_matches_a_direct_mlpclassifier_fit(scaled):
+    params = load_params(paths.PARAMS)
+    X_train, y_train, X_test, y_test = train.load_split(params.data.train_size)
+    assert (len(X_train), len(X_test)) == (N_TRAIN, N_TEST)
+    model = train.fit(X_train, y_train, params.train)
+    reference = MLPClassifier(
+        hidden_layer_sizes=(50,), max_iter=10, alpha=1e-4, solver="sgd",
+        tol=1e-4, random_state=1, learning_rate_init=0.1,
+    ).fit(np.array(X_train), np.array(y_train))
+    assert model.loss_curve_ == reference.loss_curve_
+    np.testing.assert_array_equal(model.coefs_[0], reference.coefs_[0])
+
+
+def test_train_main_prints_losses_and_writes_outputs(scaled, capsys):
+    train.main()
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(",")[0] for line in out[:10]] == [f"Iteration {i}" for i in range(1, 11)]
+    assert out[10].startswith("Training set score: ") and out[11].startswith("Test set score: ")
+
+    model = joblib.load(paths.MODEL)
+    metrics = json.loads(paths.METRICS.read_text())
+    assert set(metrics) == {"train_accuracy", "test_accuracy", "final_loss", "iterations"}
+    assert out[10] == f"Training set score: {metrics['train_accuracy']:f}"
+    assert metrics["final_loss"] == model.loss_curve_[-1]
+    assert metrics["iterations"] == model.n_iter_ == 10
+
+    lines = paths.LOSS_CSV.read_text().splitlines()
+    assert lines[0] == "iteration,loss"
+    assert [float(line.split(",")[1]) for line in lines[1:]] == model.loss_curve_
+    np.testing.assert_array_equal(read_npz(paths.WEIGHTS)["first_layer"], model.coefs_[0])
+
+
+def test_loss_csv_keeps_full_precision():
+    assert train.loss_csv([0.1 + 0.2, 1 / 3]) == "iteration,loss\n1,0.30000000000000004\n2,0.3333333333333333\n"
+
+
+def test_train_size_that_leaves_no_test_rows_is_refused(scaled):
+    with pytest.raises(UserError, match=rf"data.train_size = {N_TRAIN + N_TEST} leaves no test rows: the data has {N_TRAIN + N_TEST} images"):
+        train.load_split(N_TRAIN + N_TEST)
+
+
+def test_train_without_data_says_how_to_make_it(project):
+    with pytest.raises(UserError, match=r"images.npy not found: run `dvc repro` to make it"):
+        train.load_split(N_TRAIN)
+
+
+# visualize
+
+
+def grid_params(**overrides) -> VisualizeParams:
+    return VisualizeParams(**{"rows": 4, "cols": 4, "range_factor": 0.5, **overrides})
+
+
+def test_weight_grid_draws_first_units_on_one_scale():
+    weights = np.random.default_rng(2).normal(size=(784, 20))
+    fig = visualize.weight_grid(weights, grid_params(rows=2, cols=3))
+    axes = fig.axes
+    assert len(axes) == 6
+    for unit, ax in enumerate(axes):
+        [image] = ax.get_images()
+        np.testing.assert_array_equal(image.get_array(), weights[:, unit].reshape(28, 28))
+        assert image.get_clim() == (0.5 * weights.min(), 0.5 * weights.max())
+        assert image.get_cmap().name == "gray"
+        assert list(ax.get_xticks()) == [] and list(ax.get_yticks()) == []
+
+
+def test_weight_grid_larger_than_layer_is_refused():
+    with pytest.raises(UserError, match="visualize.rows x visualize.cols = 16, but the first layer has 10 units"):
+        visualize.weight_grid(np.zeros((784, 10)), grid_params())
+
+
+def test_visualize_main_is_byte_identical_on_rerun(project):
+    write_npz(paths.WEIGHTS, {"first_layer": np.random.default_rng(3).normal(size=(784, 16))})
+    paths.LOSS_CSV.write_text("iteration,loss\n1,0.5\n2,0.25\n")
+    visualize.main()
+    first = paths.WEIGHTS_PNG.read_bytes(), paths.LOSS_PNG.read_bytes()
+    visualize.main()
+    assert (paths.WEIGHTS_PNG.read_bytes(), paths.LOSS_PNG.read_bytes()) == first
+    for png in first:
+        assert png.startswith(b"\x89PNG") and b"matplotlib" not in png and b"Software" not in png
+
+
+def test_read_loss_round_trips_train_csv(tmp_path):
+    path = tmp_path / "loss.csv"
+    path.write_text(train.loss_csv([0.32009978, 0.15347534]))
+    assert visualize.read_loss(path) == ([1, 2], [0.32009978, 0.15347534])
