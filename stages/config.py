@@ -91,11 +91,13 @@ class TrainParams(_Section):
 
 
 class VisualizeParams(_Section):
-    """The weight grid: its shape and its gray scale."""
+    """The weight grid (its shape and gray scale) and the grid of misclassified digits."""
 
     rows: Annotated[Int, Field(ge=1)]
     cols: Annotated[Int, Field(ge=1)]
     range_factor: Annotated[Float, Field(gt=0)]
+    misclassified_rows: Annotated[Int, Field(ge=1)]
+    misclassified_cols: Annotated[Int, Field(ge=1)]
 
 
 class Params(_Section):

@@ -4,7 +4,10 @@ Reads params ``train`` and ``data.train_size`` and the arrays of fetch_and_scale
 (memory-mapped, never copied whole). Prints the loss of each iteration as the example
 does, then writes ``outputs/model.joblib``, ``outputs/weights.npz`` (the first layer's
 weights, pickle-free, for visualize), ``outputs/loss.csv`` (iteration,loss) and
-``outputs/metrics.json`` (accuracies and the final loss; nothing that varies run to run).
+``outputs/metrics.json`` (accuracies, the final loss, and precision, recall and F1 of each
+class on the test set; nothing that varies run to run) and ``outputs/predictions.csv``
+(index,actual,predicted for each test digit: the confusion matrix and the misclassified
+digits that visualize draws).
 """
 
 import logging
@@ -13,6 +16,7 @@ import warnings
 import joblib
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 from sklearn.neural_network import MLPClassifier
 
 from stages import paths
@@ -47,14 +51,33 @@ def fit(X: np.ndarray, y: np.ndarray, params: TrainParams) -> MLPClassifier:
     return model
 
 
-def evaluate(model: MLPClassifier, X_train, y_train, X_test, y_test) -> dict[str, float]:
-    """The metrics that dvc.lock records: accuracies, the final loss and the iterations run."""
+def evaluate(model: MLPClassifier, X_train, y_train, X_test, y_test, predicted) -> dict:
+    """The metrics: accuracies, final loss, iterations run, and per-class test scores.
+
+    ``predicted`` is ``model.predict(X_test)``, computed once by the caller.
+    """
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_test, predicted, labels=model.classes_, zero_division=0
+    )
+    per_class = {
+        str(label): {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(n)}
+        for label, p, r, f, n in zip(model.classes_, precision, recall, f1, support)
+    }
     return {
         "train_accuracy": float(model.score(X_train, y_train)),
-        "test_accuracy": float(model.score(X_test, y_test)),
+        "test_accuracy": float(accuracy_score(y_test, predicted)),
         "final_loss": float(model.loss_curve_[-1]),
         "iterations": int(model.n_iter_),
+        "test_per_class": per_class,
     }
+
+
+def predictions_csv(first_index: int, actual: np.ndarray, predicted: np.ndarray) -> str:
+    """``index,actual,predicted`` for each test digit; ``index`` is its row in images.npy."""
+    rows = [
+        f"{first_index + i},{a},{p}" for i, (a, p) in enumerate(zip(actual.tolist(), predicted.tolist()))
+    ]
+    return "index,actual,predicted\n" + "\n".join(rows) + "\n"
 
 
 def loss_csv(loss_curve: list[float]) -> str:
@@ -67,7 +90,8 @@ def main() -> None:
     params = load_params(paths.PARAMS)
     X_train, y_train, X_test, y_test = load_split(params.data.train_size)
     model = fit(X_train, y_train, params.train)
-    metrics = evaluate(model, X_train, y_train, X_test, y_test)
+    predicted = model.predict(X_test)
+    metrics = evaluate(model, X_train, y_train, X_test, y_test, predicted)
     print(f"Training set score: {metrics['train_accuracy']:f}")
     print(f"Test set score: {metrics['test_accuracy']:f}")
 
@@ -76,6 +100,7 @@ def main() -> None:
     write_npz(paths.WEIGHTS, {"first_layer": model.coefs_[0]})
     write_text(paths.LOSS_CSV, loss_csv(model.loss_curve_))
     write_json(paths.METRICS, metrics)
+    write_text(paths.PREDICTIONS, predictions_csv(len(X_train), y_test, predicted))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""Stage visualize: the first layer's weights as a grid of images, and the loss curve.
+"""Stage visualize: the first layer's weights, the loss curve and the misclassified digits.
 
 Reads params ``visualize``, ``outputs/weights.npz`` (pickle-free: nothing here is ever
-unpickled) and ``outputs/loss.csv``; writes ``outputs/weights.png`` and
-``outputs/loss.png``. A rerun writes the same bytes: the PNGs carry no date or version.
+unpickled), ``outputs/loss.csv``, ``outputs/predictions.csv`` and the test images of
+``data/images.npy`` (memory-mapped); writes ``outputs/weights.png``, ``outputs/loss.png``
+and ``outputs/misclassified.png``. A rerun writes the same bytes: the PNGs carry no date
+or version.
 """
 
 import csv
@@ -70,6 +72,30 @@ def loss_curve(iterations: list[int], losses: list[float]) -> Figure:
     return fig
 
 
+def read_predictions(path: Path) -> np.ndarray:
+    """The (index, actual, predicted) rows of a predictions.csv written by train."""
+    return np.loadtxt(path, dtype=np.int64, delimiter=",", skiprows=1, ndmin=2)
+
+
+def misclassified_grid(images: np.ndarray, predictions: np.ndarray, rows: int, cols: int) -> Figure:
+    """The first rows x cols misclassified test digits, each titled with its true and predicted label.
+
+    ``images`` holds every digit, one flattened image a row; ``predictions`` the
+    (index, actual, predicted) rows of the test digits.
+    """
+    wrong = predictions[predictions[:, 1] != predictions[:, 2]]
+    side = math.isqrt(images.shape[1])
+    fig = Figure(figsize=(1.2 * cols, 1.4 * rows))
+    fig.suptitle(f"{len(wrong)} of {len(predictions)} test digits misclassified (true -> predicted)")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax, (index, actual, predicted) in zip(axes.ravel(), wrong):
+        ax.imshow(images[index].reshape(side, side), cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(f"{actual} -> {predicted}", fontsize=9)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    return fig
+
+
 def save_png(fig: Figure, target: Path) -> None:
     """Save ``fig`` as a reproducible PNG, atomically."""
     with atomic_path(target) as tmp:
@@ -81,6 +107,12 @@ def main() -> None:
     weights = read_npz(paths.WEIGHTS)["first_layer"]
     save_png(weight_grid(weights, params), paths.WEIGHTS_PNG)
     save_png(loss_curve(*read_loss(paths.LOSS_CSV)), paths.LOSS_PNG)
+    images = np.load(paths.IMAGES, mmap_mode="r")
+    predictions = read_predictions(paths.PREDICTIONS)
+    save_png(
+        misclassified_grid(images, predictions, params.misclassified_rows, params.misclassified_cols),
+        paths.MISCLASSIFIED_PNG,
+    )
 
 
 if __name__ == "__main__":

@@ -58,8 +58,11 @@ def test_outputs_match_the_paths_module():
     }
     assert outs == {
         "fetch_and_scale": {rel(paths.IMAGES), rel(paths.LABELS)},
-        "train": {rel(paths.MODEL), rel(paths.WEIGHTS), rel(paths.METRICS), rel(paths.LOSS_CSV)},
-        "visualize": {rel(paths.WEIGHTS_PNG), rel(paths.LOSS_PNG)},
+        "train": {
+            rel(paths.MODEL), rel(paths.WEIGHTS), rel(paths.METRICS), rel(paths.LOSS_CSV),
+            rel(paths.PREDICTIONS),
+        },
+        "visualize": {rel(paths.WEIGHTS_PNG), rel(paths.LOSS_PNG), rel(paths.MISCLASSIFIED_PNG)},
     }
 
 
@@ -67,7 +70,7 @@ def test_each_stage_depends_on_the_outputs_it_reads():
     data = {d for d in plain(STAGES["train"]["deps"]) if not d.startswith("stages/")}
     assert data == {rel(paths.IMAGES), rel(paths.LABELS)}
     data = {d for d in plain(STAGES["visualize"]["deps"]) if not d.startswith("stages/")}
-    assert data == {rel(paths.WEIGHTS), rel(paths.LOSS_CSV)}
+    assert data == {rel(paths.WEIGHTS), rel(paths.LOSS_CSV), rel(paths.PREDICTIONS), rel(paths.IMAGES)}
 
 
 def test_params_are_whole_sections_where_a_stage_reads_a_section():
@@ -80,5 +83,7 @@ def test_params_are_whole_sections_where_a_stage_reads_a_section():
 def test_metrics_are_cached_and_plots_declared():
     # Cached like every output, so that `dvc checkout` can bring back a failed run's metrics.
     assert STAGES["train"]["metrics"] == ["outputs/metrics.json"]
-    [loss] = STAGES["train"]["plots"]
+    loss, confusion = STAGES["train"]["plots"]
     assert loss["outputs/loss.csv"]["x"] == "iteration" and loss["outputs/loss.csv"]["y"] == "loss"
+    spec = confusion["outputs/predictions.csv"]
+    assert (spec["template"], spec["x"], spec["y"]) == ("confusion", "actual", "predicted")

@@ -21,7 +21,10 @@ EXPECTED_LOSSES = [
     "0.32009978", "0.15347534", "0.11544755", "0.09279764", "0.07889367",
     "0.07170497", "0.06282111", "0.05530788", "0.04960484", "0.04645355",
 ]
-TRAIN_OUTPUTS = ("outputs/model.joblib", "outputs/weights.npz", "outputs/loss.csv", "outputs/metrics.json")
+TRAIN_OUTPUTS = (
+    "outputs/model.joblib", "outputs/weights.npz", "outputs/loss.csv", "outputs/metrics.json",
+    "outputs/predictions.csv",
+)
 
 
 class Repo:
@@ -98,7 +101,7 @@ def test_repro_reruns_exactly_what_a_change_touches(tiny_repo):
     first = repo.dvc("repro")
     assert repo.ran_stages(first) == ["fetch_and_scale", "train", "visualize"]
     assert len(re.findall(r"Iteration \d+, loss = \d\.\d{8}", first.stdout)) == 10
-    for name in TRAIN_OUTPUTS + ("data/images.npy", "data/labels.npy", "outputs/weights.png", "outputs/loss.png"):
+    for name in TRAIN_OUTPUTS + ("data/images.npy", "data/labels.npy", "outputs/weights.png", "outputs/loss.png", "outputs/misclassified.png"):
         assert (repo.root / name).is_file(), name
     repo.git("add", "-A")
     repo.git("commit", "-qm", "first run")
@@ -132,7 +135,7 @@ def test_metrics_and_plots_commands_work_as_declared(tiny_repo):
     tiny_repo.dvc("repro")
     shown = json.loads(tiny_repo.dvc("metrics", "show", "--json").stdout)
     [metrics] = [rev["data"]["outputs/metrics.json"]["data"] for rev in shown.values()]
-    assert set(metrics) == {"train_accuracy", "test_accuracy", "final_loss", "iterations"}
+    assert set(metrics) == {"train_accuracy", "test_accuracy", "final_loss", "iterations", "test_per_class"}
 
     tiny_repo.dvc("plots", "show", "--out", "report")
     report = tiny_repo.root / "report"
@@ -141,7 +144,8 @@ def test_metrics_and_plots_commands_work_as_declared(tiny_repo):
     assert '"field": "iteration"' in html and '"field": "loss"' in html
     first_loss = (tiny_repo.root / "outputs/loss.csv").read_text().splitlines()[1].split(",")[1]
     assert first_loss in html
-    for name in ("weights", "loss"):
+    assert '"field": "actual"' in html and '"field": "predicted"' in html  # the confusion matrix
+    for name in ("weights", "loss", "misclassified"):
         image = report / "static" / f"workspace_outputs_{name}.png"
         assert image.read_bytes() == (tiny_repo.root / f"outputs/{name}.png").read_bytes()
         assert f"static/workspace_outputs_{name}.png" in html

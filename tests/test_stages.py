@@ -23,7 +23,10 @@ def project(tmp_path, monkeypatch, mnist_env):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(raw))
     monkeypatch.setattr(paths, "PARAMS", params)
-    for name in ("IMAGES", "LABELS", "MODEL", "WEIGHTS", "LOSS_CSV", "METRICS", "WEIGHTS_PNG", "LOSS_PNG"):
+    for name in (
+        "IMAGES", "LABELS", "MODEL", "WEIGHTS", "LOSS_CSV", "METRICS", "PREDICTIONS",
+        "WEIGHTS_PNG", "LOSS_PNG", "MISCLASSIFIED_PNG",
+    ):
         original = getattr(paths, name)
         monkeypatch.setattr(paths, name, tmp_path / original.relative_to(paths.ROOT))
     return tmp_path
@@ -97,8 +100,9 @@ def test_train_main_prints_losses_and_writes_outputs(scaled, capsys):
 
     model = joblib.load(paths.MODEL)
     metrics = json.loads(paths.METRICS.read_text())
-    assert set(metrics) == {"train_accuracy", "test_accuracy", "final_loss", "iterations"}
+    assert set(metrics) == {"train_accuracy", "test_accuracy", "final_loss", "iterations", "test_per_class"}
     assert out[10] == f"Training set score: {metrics['train_accuracy']:f}"
+    assert out[11] == f"Test set score: {metrics['test_accuracy']:f}"
     assert metrics["final_loss"] == model.loss_curve_[-1]
     assert metrics["iterations"] == model.n_iter_ == 10
 
@@ -106,6 +110,38 @@ def test_train_main_prints_losses_and_writes_outputs(scaled, capsys):
     assert lines[0] == "iteration,loss"
     assert [float(line.split(",")[1]) for line in lines[1:]] == model.loss_curve_
     np.testing.assert_array_equal(read_npz(paths.WEIGHTS)["first_layer"], model.coefs_[0])
+
+    predictions = visualize.read_predictions(paths.PREDICTIONS)
+    X_test = np.load(paths.IMAGES)[N_TRAIN:]
+    np.testing.assert_array_equal(predictions[:, 0], np.arange(N_TRAIN, N_TRAIN + N_TEST))
+    np.testing.assert_array_equal(predictions[:, 1], np.load(paths.LABELS)[N_TRAIN:])
+    np.testing.assert_array_equal(predictions[:, 2], model.predict(X_test))
+    assert metrics["test_accuracy"] == model.score(X_test, predictions[:, 1])
+
+
+def test_per_class_metrics_against_hand_counts():
+    class Fitted:  # the two attributes evaluate reads besides score()
+        classes_ = np.array([0, 1, 2])
+        loss_curve_ = [0.5]
+        n_iter_ = 1
+
+        def score(self, X, y):
+            return 0.75
+
+    actual = np.array([0, 0, 1, 1, 2, 2])
+    predicted = np.array([0, 1, 1, 1, 0, 2])
+    metrics = train.evaluate(Fitted(), None, None, None, actual, predicted)
+    assert metrics["test_accuracy"] == 4 / 6
+    assert metrics["train_accuracy"] == 0.75
+    # class 0: predicted twice, right once; 2 true, found once
+    assert metrics["test_per_class"]["0"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
+    assert metrics["test_per_class"]["1"] == {"precision": 2 / 3, "recall": 1.0, "f1": 0.8, "support": 2}
+    assert metrics["test_per_class"]["2"] == {"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 2}
+
+
+def test_predictions_csv_indexes_rows_of_the_images():
+    text = train.predictions_csv(60, np.array([3, 4]), np.array([3, 9]))
+    assert text == "index,actual,predicted\n60,3,3\n61,4,9\n"
 
 
 def test_loss_csv_keeps_full_precision():
@@ -126,7 +162,8 @@ def test_train_without_data_says_how_to_make_it(project):
 
 
 def grid_params(**overrides) -> VisualizeParams:
-    return VisualizeParams(**{"rows": 4, "cols": 4, "range_factor": 0.5, **overrides})
+    defaults = {"rows": 4, "cols": 4, "range_factor": 0.5, "misclassified_rows": 1, "misclassified_cols": 2}
+    return VisualizeParams(**(defaults | overrides))
 
 
 def test_weight_grid_draws_first_units_on_one_scale():
@@ -150,12 +187,28 @@ def test_weight_grid_larger_than_layer_is_refused():
 def test_visualize_main_is_byte_identical_on_rerun(project):
     write_npz(paths.WEIGHTS, {"first_layer": np.random.default_rng(3).normal(size=(784, 16))})
     paths.LOSS_CSV.write_text("iteration,loss\n1,0.5\n2,0.25\n")
+    paths.IMAGES.parent.mkdir(parents=True)
+    np.save(paths.IMAGES, np.random.default_rng(5).random((4, 784)))
+    paths.PREDICTIONS.write_text("index,actual,predicted\n2,1,1\n3,4,9\n")
+    pngs = (paths.WEIGHTS_PNG, paths.LOSS_PNG, paths.MISCLASSIFIED_PNG)
     visualize.main()
-    first = paths.WEIGHTS_PNG.read_bytes(), paths.LOSS_PNG.read_bytes()
+    first = tuple(png.read_bytes() for png in pngs)
     visualize.main()
-    assert (paths.WEIGHTS_PNG.read_bytes(), paths.LOSS_PNG.read_bytes()) == first
+    assert tuple(png.read_bytes() for png in pngs) == first
     for png in first:
         assert png.startswith(b"\x89PNG") and b"matplotlib" not in png and b"Software" not in png
+
+
+def test_misclassified_grid_shows_only_wrong_predictions_with_labels():
+    images = np.random.default_rng(4).random((10, 784))
+    predictions = np.array([[5, 1, 1], [6, 2, 7], [7, 3, 3], [8, 4, 0], [9, 5, 5]])
+    fig = visualize.misclassified_grid(images, predictions, rows=1, cols=3)
+    assert fig._suptitle.get_text() == "2 of 5 test digits misclassified (true -> predicted)"
+    drawn = [ax for ax in fig.axes if ax.get_images()]
+    assert [ax.get_title() for ax in drawn] == ["2 -> 7", "4 -> 0"]
+    np.testing.assert_array_equal(drawn[0].get_images()[0].get_array(), images[6].reshape(28, 28))
+    np.testing.assert_array_equal(drawn[1].get_images()[0].get_array(), images[8].reshape(28, 28))
+    assert len(fig.axes) == 3
 
 
 def test_read_loss_round_trips_train_csv(tmp_path):
