@@ -9,7 +9,9 @@ Files fetched over the network are kept in a local cache and only verified next 
 
 import gzip
 import hashlib
+import http.client
 import logging
+import math
 import os
 import socket
 import struct
@@ -137,7 +139,9 @@ def _stream_to(url: str, dest: Path) -> None:
         if sys.stderr.isatty():
             from tqdm import tqdm
 
-            bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name)
+            # Named after the file, not ``dest``: that is the temporary file's random name.
+            name = url.rsplit("/", 1)[-1]
+            bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=name)
         else:
             log.info("downloading %s (%s bytes)", url, total or "unknown")
             bar = None
@@ -150,7 +154,9 @@ def _stream_to(url: str, dest: Path) -> None:
             if bar is not None:
                 bar.close()
         if total is not None and out.tell() != total:
-            raise MirrorError(f"connection closed after {out.tell()} of {total} bytes")
+            # http.client ends a short body without an error; a dropped connection is a
+            # network error like any other, so it is retried.
+            raise ConnectionError(f"connection closed after {out.tell()} of {total} bytes")
 
 
 def _download_with_retries(url: str, dest: Path) -> None:
@@ -169,6 +175,9 @@ def _download_with_retries(url: str, dest: Path) -> None:
                 reason = f"timed out after {TIMEOUT_SECONDS} s"
             else:
                 reason = str(getattr(inner, "strerror", None) or inner)
+        except http.client.HTTPException as exc:
+            # Not HTTP, or a reply that breaks off (a wrong port, a proxy in the way).
+            reason = f"invalid HTTP response ({type(exc).__name__}: {str(exc).strip()})"
         if attempt == RETRIES:
             raise MirrorError(f"{reason} (after {RETRIES + 1} attempts)")
         wait = BACKOFF_SECONDS * 2**attempt
@@ -178,9 +187,16 @@ def _download_with_retries(url: str, dest: Path) -> None:
 
 def _fetch_url(url: str, cached: Path, sha256: str) -> bytes:
     """Download ``url`` to ``cached`` (temporary file, verify, rename); return the content."""
-    with atomic_path(cached) as tmp:
-        _download_with_retries(url, tmp)
-        return decompress_verified(tmp, sha256)
+    try:
+        with atomic_path(cached) as tmp:
+            _download_with_retries(url, tmp)
+            return decompress_verified(tmp, sha256)
+    except OSError as exc:
+        # The download's own errors are MirrorErrors by now: this one is the cache folder's.
+        raise UserError(
+            f"cannot write to the download cache {cached.parent} ({exc.strerror or exc});"
+            " set MNIST_CACHE to a writable folder"
+        ) from None
 
 
 def fetch_file(name: str, sha256: str, mirrors: list[str], cache_dir: Path) -> bytes:
@@ -222,9 +238,11 @@ def parse_idx(content: bytes, name: str) -> np.ndarray:
     ndim = content[3]
     header_size = 4 + 4 * ndim
     if len(content) < header_size:
-        raise UserError(f"{name}: IDX header cut short ({len(content)} bytes, expected {header_size})")
+        raise UserError(
+            f"{name}: IDX header cut short ({len(content)} bytes, expected {header_size})"
+        )
     shape = struct.unpack(f">{ndim}I", content[4:header_size])
-    expected = int(np.prod(shape))
+    expected = math.prod(shape)
     if len(content) - header_size != expected:
         raise UserError(
             f"{name}: IDX header says shape {shape} ({expected} bytes of data),"

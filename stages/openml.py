@@ -5,7 +5,9 @@ The result is checked against the same pinned checksums as the IDX files, so
 change what train sees.
 """
 
+import http.client
 import logging
+import socket
 import urllib.error
 from pathlib import Path
 
@@ -25,6 +27,10 @@ def load_openml(cache_dir: Path) -> tuple[mnist.Split, mnist.Split]:
     """The training and test splits of ``mnist_784``, as uint8 arrays in MNIST's order."""
     from sklearn.datasets import fetch_openml
 
+    # fetch_openml has no timeout argument, and without one a server that stops sending
+    # hangs the stage for good: its sockets take the default timeout, set for the call.
+    default_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(mnist.TIMEOUT_SECONDS)
     try:
         bunch = fetch_openml(
             DATASET,
@@ -33,11 +39,16 @@ def load_openml(cache_dir: Path) -> tuple[mnist.Split, mnist.Split]:
             parser="liac-arff",
             data_home=cache_dir / "openml",
         )
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    # Besides network and data errors, fetch_openml lets through an EOFError for a gzip
+    # cut short and an HTTPException for a reply that is not HTTP.
+    except (urllib.error.URLError, OSError, ValueError, EOFError, http.client.HTTPException) as exc:
         raise UserError(
-            f"could not fetch {DATASET} (version {VERSION}) from OpenML: {exc}."
+            f"could not fetch {DATASET} (version {VERSION}) from OpenML:"
+            f" {type(exc).__name__}: {str(exc).strip()}."
             " Use data.source: idx with MNIST_MIRROR for an offline copy."
         ) from None
+    finally:
+        socket.setdefaulttimeout(default_timeout)
     pixels, labels = np.asarray(bunch.data), np.asarray(bunch.target)
     n_rows = len(pixels)
     if pixels.shape[1:] != (784,) or not np.array_equal(pixels, np.round(pixels)):

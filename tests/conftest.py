@@ -69,7 +69,11 @@ def tiny_mirror(tmp_path) -> TinyMirror:
 
 @pytest.fixture
 def mnist_env(monkeypatch, tiny_mirror, tmp_path) -> TinyMirror:
-    """Point MNIST_MIRROR, MNIST_CHECKSUMS and MNIST_CACHE at a tiny mirror and a fresh cache."""
+    """Point MNIST_MIRROR, MNIST_CHECKSUMS and MNIST_CACHE at a tiny mirror and a fresh cache.
+
+    The public mirrors are emptied, so that a failing test never reaches the network.
+    """
+    monkeypatch.setattr("stages.mnist.PUBLIC_MIRRORS", ())
     monkeypatch.setenv("MNIST_MIRROR", str(tiny_mirror.folder))
     monkeypatch.setenv("MNIST_CHECKSUMS", str(tiny_mirror.checksums))
     monkeypatch.setenv("MNIST_CACHE", str(tmp_path / "cache"))
