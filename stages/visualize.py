@@ -85,12 +85,15 @@ def misclassified_grid(images: np.ndarray, predictions: np.ndarray, rows: int, c
     """
     wrong = predictions[predictions[:, 1] != predictions[:, 2]]
     side = math.isqrt(images.shape[1])
-    fig = Figure(figsize=(1.2 * cols, 1.4 * rows))
-    fig.suptitle(f"{len(wrong)} of {len(predictions)} test digits misclassified (true -> predicted)")
+    fig = Figure(figsize=(0.8 * cols, 0.9 * rows + 0.5))
+    fig.suptitle(
+        f"{len(wrong)} of {len(predictions)} test digits misclassified (true -> predicted)",
+        fontsize=9,
+    )
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax, (index, actual, predicted) in zip(axes.ravel(), wrong):
         ax.imshow(images[index].reshape(side, side), cmap="gray_r", vmin=0, vmax=1)
-        ax.set_title(f"{actual} -> {predicted}", fontsize=9)
+        ax.set_title(f"{actual} -> {predicted}", fontsize=8)
     for ax in axes.ravel():
         ax.set_axis_off()
     return fig

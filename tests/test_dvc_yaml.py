@@ -77,7 +77,8 @@ def test_params_are_whole_sections_where_a_stage_reads_a_section():
     # A whole section is tracked, so a typo'd key changes the stage and reaches validation.
     assert STAGES["fetch_and_scale"]["params"] == ["data"]
     assert STAGES["train"]["params"] == ["data.train_size", "train"]
-    assert STAGES["visualize"]["params"] == ["visualize"]
+    # visualize tracks the whole file, so that a misspelt section is validated too
+    assert STAGES["visualize"]["params"] == [{"params.yaml": None}]
 
 
 def test_metrics_are_cached_and_plots_declared():

@@ -170,6 +170,16 @@ def test_typo_in_params_fails_with_one_message_and_checkout_restores(tiny_repo):
     assert (repo.root / "outputs/model.joblib").is_file()
 
 
+def test_misspelt_section_reaches_validation(tiny_repo):
+    tiny_repo.dvc("repro")
+    params = tiny_repo.root / "params.yaml"
+    params.write_text(params.read_text() + "trian:\n  max_iter: 20\n")
+    failed = tiny_repo.dvc("repro", check=False)
+    assert failed.returncode != 0
+    assert "trian: unknown key; did you mean 'train'?" in failed.stderr
+    assert "Traceback" not in failed.stderr
+
+
 def test_sweep_value_written_by_exp_run_is_read_as_a_number(tiny_repo):
     tiny_repo.dvc("repro")
     result = tiny_repo.dvc("exp", "run", "-S", "train.alpha=0.00001")
