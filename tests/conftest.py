@@ -1,13 +1,21 @@
-"""Fixtures: tiny synthetic MNIST mirrors, built here without the code under test."""
+"""Fixtures: tiny synthetic MNIST mirrors, built here without the code under test, and
+temporary git repositories holding a copy of the project for end-to-end runs."""
 
 import gzip
 import hashlib
+import os
+import re
+import shutil
 import struct
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from stages import paths
 
 FILES = (
     "train-images-idx3-ubyte.gz",
@@ -78,3 +86,72 @@ def mnist_env(monkeypatch, tiny_mirror, tmp_path) -> TinyMirror:
     monkeypatch.setenv("MNIST_CHECKSUMS", str(tiny_mirror.checksums))
     monkeypatch.setenv("MNIST_CACHE", str(tmp_path / "cache"))
     return tiny_mirror
+
+
+class Repo:
+    """A copy of the project's files in its own git repository, and commands run in it."""
+
+    def __init__(self, root: Path, env: dict[str, str]):
+        self.root = root
+        self.env = env
+        files = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            cwd=paths.ROOT, capture_output=True, text=True, check=True,
+        ).stdout.split("\0")
+        for name in filter(None, files):
+            source = paths.ROOT / name
+            if source.is_file():
+                (root / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, root / name)
+        self.git("init", "-q")
+        self.git("add", "-A")
+        self.git("commit", "-qm", "project")
+
+    def git(self, *args: str) -> str:
+        identity = ["-c", "user.name=test", "-c", "user.email=test@example.invalid"]
+        return self.run("git", *identity, *args).stdout
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run(args, cwd=self.root, env=self.env, capture_output=True, text=True)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.run("dvc", *args, check=check)
+
+    def set_param(self, key: str, value: str) -> None:
+        """Edit one ``key: value`` line of params.yaml in place, keeping its comments."""
+        path = self.root / "params.yaml"
+        text, count = re.subn(rf"(?m)^(\s+{key}:) [^#\n]*?(\s*(#.*)?)$", rf"\1 {value}\2", path.read_text())
+        assert count == 1, key
+        path.write_text(text)
+
+    def ran_stages(self, result: subprocess.CompletedProcess) -> list[str]:
+        return re.findall(r"Running stage '(\w+)'", result.stdout + result.stderr)
+
+
+def repo_env(**extra: str) -> dict[str, str]:
+    """The environment for commands in a ``Repo``: this Python first on PATH, no MNIST_*."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MNIST_", "DVC_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env | extra
+
+
+def tiny_env(mirror: TinyMirror, cache: Path) -> dict[str, str]:
+    """``repo_env`` with a tiny mirror, its checksums and a download cache of its own."""
+    return repo_env(
+        MNIST_MIRROR=str(mirror.folder),
+        MNIST_CHECKSUMS=str(mirror.checksums),
+        MNIST_CACHE=str(cache),
+    )
+
+
+@pytest.fixture
+def tiny_repo(tmp_path, tiny_mirror) -> Repo:
+    """A project repository set up for the tiny mirror (train_size 60), committed."""
+    repo = Repo(tmp_path / "repo", tiny_env(tiny_mirror, tmp_path / "cache"))
+    repo.set_param("train_size", "60")
+    repo.git("commit", "-qam", "tiny data")
+    return repo

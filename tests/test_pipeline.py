@@ -4,16 +4,15 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from stages import paths
+from tests.conftest import Repo, repo_env, tiny_env
 
 pytestmark = pytest.mark.slow
 
@@ -27,73 +26,8 @@ TRAIN_OUTPUTS = (
 )
 
 
-class Repo:
-    """A copy of the project's files in its own git repository, and commands run in it."""
-
-    def __init__(self, root: Path, env: dict[str, str]):
-        self.root = root
-        self.env = env
-        files = subprocess.run(
-            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-            cwd=paths.ROOT, capture_output=True, text=True, check=True,
-        ).stdout.split("\0")
-        for name in filter(None, files):
-            source = paths.ROOT / name
-            if source.is_file():
-                (root / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, root / name)
-        self.git("init", "-q")
-        self.git("add", "-A")
-        self.git("commit", "-qm", "project")
-
-    def git(self, *args: str) -> str:
-        identity = ["-c", "user.name=test", "-c", "user.email=test@example.invalid"]
-        return self.run("git", *identity, *args).stdout
-
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            args, cwd=self.root, env=self.env, capture_output=True, text=True
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"{args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-        return result
-
-    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return self.run("dvc", *args, check=check)
-
-    def set_param(self, key: str, value: str) -> None:
-        """Edit one ``key: value`` line of params.yaml in place, keeping its comments."""
-        path = self.root / "params.yaml"
-        text, count = re.subn(rf"(?m)^(\s+{key}:) [^#\n]*?(\s*(#.*)?)$", rf"\1 {value}\2", path.read_text())
-        assert count == 1, key
-        path.write_text(text)
-
-    def ran_stages(self, result: subprocess.CompletedProcess) -> list[str]:
-        return re.findall(r"Running stage '(\w+)'", result.stdout + result.stderr)
-
-
 def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
-
-
-def repo_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MNIST_", "DVC_"))}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env["PYTHONUNBUFFERED"] = "1"
-    return env | extra
-
-
-@pytest.fixture
-def tiny_repo(tmp_path, tiny_mirror) -> Repo:
-    env = repo_env(
-        MNIST_MIRROR=str(tiny_mirror.folder),
-        MNIST_CHECKSUMS=str(tiny_mirror.checksums),
-        MNIST_CACHE=str(tmp_path / "cache"),
-    )
-    repo = Repo(tmp_path / "repo", env)
-    repo.set_param("train_size", "60")
-    repo.git("commit", "-qam", "tiny data")
-    return repo
 
 
 def test_repro_reruns_exactly_what_a_change_touches(tiny_repo):
@@ -191,11 +125,7 @@ def test_sweep_value_written_by_exp_run_is_read_as_a_number(tiny_repo):
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_killed_training_leaves_nothing_and_rerun_gives_the_same_numbers(tmp_path, tiny_mirror, signum):
-    env = repo_env(
-        MNIST_MIRROR=str(tiny_mirror.folder),
-        MNIST_CHECKSUMS=str(tiny_mirror.checksums),
-        MNIST_CACHE=str(tmp_path / "cache"),
-    )
+    env = tiny_env(tiny_mirror, tmp_path / "cache")
     reference = Repo(tmp_path / "reference", env)
     reference.set_param("train_size", "60")
     reference.dvc("repro")
