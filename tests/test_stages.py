@@ -204,11 +204,24 @@ def test_misclassified_grid_shows_only_wrong_predictions_with_labels():
     predictions = np.array([[5, 1, 1], [6, 2, 7], [7, 3, 3], [8, 4, 0], [9, 5, 5]])
     fig = visualize.misclassified_grid(images, predictions, rows=1, cols=3)
     assert fig._suptitle.get_text() == "2 of 5 test digits misclassified (true -> predicted)"
-    drawn = [ax for ax in fig.axes if ax.get_images()]
-    assert [ax.get_title() for ax in drawn] == ["2 -> 7", "4 -> 0"]
-    np.testing.assert_array_equal(drawn[0].get_images()[0].get_array(), images[6].reshape(28, 28))
-    np.testing.assert_array_equal(drawn[1].get_images()[0].get_array(), images[8].reshape(28, 28))
-    assert len(fig.axes) == 3
+    [ax] = fig.axes
+    assert [text.get_text() for text in ax.texts] == ["2 -> 7", "4 -> 0"]
+    [mosaic] = ax.get_images()
+    tiles = np.asarray(mosaic.get_array())
+    gap, cell = visualize.MOSAIC_GAP, 28 + visualize.MOSAIC_GAP
+    assert tiles.shape == (cell, 3 * cell)
+    for n, index in enumerate([6, 8]):
+        left = n * cell + gap // 2
+        np.testing.assert_array_equal(tiles[gap : gap + 28, left : left + 28], images[index].reshape(28, 28))
+    assert not tiles[:, 2 * cell :].any()  # the third cell stays empty: only two are wrong
+
+
+def test_misclassified_grid_shows_at_most_rows_x_cols():
+    images = np.ones((40, 784))
+    predictions = np.array([[i, 1, 2] for i in range(40)])
+    fig = visualize.misclassified_grid(images, predictions, rows=2, cols=3)
+    assert len(fig.axes[0].texts) == 6
+    assert fig._suptitle.get_text() == "40 of 40 test digits misclassified (true -> predicted)"
 
 
 def test_read_loss_round_trips_train_csv(tmp_path):
