@@ -1,0 +1,624 @@
+"""Benchmark the DVC pipeline against scikit-learn's example run as one script.
+
+Scenarios, run round-robin (a1 b1 c1 ... f1, a2 b2 ...) so that a slow spell of the
+machine hits all of them alike:
+
+  a  example         ``benchmarks/example.py``: the example on the same local data
+  b  cold repro      ``dvc repro`` in a fresh clone, with no DVC cache and no outputs
+  c  no-op repro     ``dvc repro`` again, nothing changed; then ``dvc status``
+  d  visualize-only  ``visualize.rows`` changed, then ``dvc repro``
+  e  train-only      ``train.max_iter`` changed, then ``dvc repro``
+  f  float32 cold    ``data.pixel_dtype: float32``, cold ``dvc repro``
+
+Every DVC scenario runs in a temporary ``git clone`` of this repository at the commit
+that was HEAD when the benchmark started: uncommitted changes are not measured.
+
+Wall times are reported as medians. Peak resident memory is ``ru_maxrss`` from
+``os.wait4``: of the example in every round, and of each stage once (round 1), by
+running the stage's command from dvc.yaml directly in the reproduced clone. ``dvc
+repro`` runs the stages as grandchildren, so its own figure is only the largest over
+its whole process tree. Results go to ``results.json`` and ``results.md``.
+
+The exit code is 0 whether targets pass or fail: this is a report. It is non-zero only
+when a command fails; the command's output is then printed.
+
+Usage: ``python benchmarks/run.py [--repeats N] [--out DIR]`` (``make bench``).
+"""
+
+import argparse
+import contextlib
+import datetime
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+log = logging.getLogger("benchmark")
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "benchmarks" / "example.py"
+DEFAULT_MIRROR = ROOT.parent / "shared" / "mnist"
+
+# Scenario keys, in round-robin order, and how the report names them.
+SCENARIOS = {
+    "example": "a. example script",
+    "cold_repro": "b. cold dvc repro",
+    "noop_repro": "c. no-op dvc repro",
+    "status": "c. dvc status",
+    "visualize_change": "d. visualize-only change + dvc repro",
+    "train_change": "e. train-only change + dvc repro",
+    "float32_cold": "f. float32 cold dvc repro",
+}
+
+# The params edits of scenarios d, e and f: (key, new value).
+VISUALIZE_CHANGE = ("visualize.rows", 2)
+TRAIN_CHANGE = ("train.max_iter", 9)
+FLOAT32 = ("data.pixel_dtype", "float32")
+
+# The stages each DVC scenario should run; anything else is reported as a warning,
+# because the timing would then measure a different scenario.
+EXPECTED_STAGES = {
+    "cold_repro": ["fetch_and_scale", "train", "visualize"],
+    "noop_repro": [],
+    "visualize_change": ["visualize"],
+    "train_change": ["train", "visualize"],
+    "float32_cold": ["fetch_and_scale", "train", "visualize"],
+}
+
+# Targets, checked against medians: ratios to the example or dvc status, or seconds.
+COLD_VS_EXAMPLE = 1.0
+STAGE_RSS_VS_EXAMPLE = 0.6
+NOOP_VS_STATUS = 1.3
+VISUALIZE_SECONDS = 1.5
+FLOAT32_VS_EXAMPLE = 0.7
+
+RUNNING_STAGE = re.compile(r"^Running stage '([^']+)'", re.MULTILINE)
+
+
+class CommandFailed(Exception):
+    """A benchmarked command exited non-zero."""
+
+    def __init__(self, cmd: list[str], returncode: int, output: str):
+        super().__init__(f"`{shlex.join(cmd)}` exited with {returncode}")
+        self.output = output
+
+
+@dataclass(frozen=True)
+class Run:
+    """One measured process: wall time, peak RSS of its process tree, its output."""
+
+    load_before: float | None
+    seconds: float
+    max_rss_bytes: int
+    output: str
+
+
+@dataclass
+class Results:
+    """Every sample, by scenario key."""
+
+    seconds: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in SCENARIOS})
+    max_rss_bytes: dict[str, list[int]] = field(default_factory=lambda: {k: [] for k in SCENARIOS})
+    # The 1-minute load average as each sample started: other work inflates timings.
+    load_before: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in SCENARIOS})
+    stage_rss_bytes: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, key: str, run: Run) -> None:
+        self.seconds[key].append(run.seconds)
+        self.max_rss_bytes[key].append(run.max_rss_bytes)
+        self.load_before[key].append(run.load_before)
+
+
+# ---------------------------------------------------------------- running processes
+
+
+class Runner:
+    """Runs commands with one environment, logging each one's output to a file."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path):
+        self.env = env
+        self.log_dir = log_dir
+        self.count = 0
+
+    def run(self, cmd: list[str], *, cwd: Path, name: str) -> Run:
+        """Run ``cmd`` to completion; its wall time and ``ru_maxrss`` (via ``os.wait4``)."""
+        self.count += 1
+        log_path = self.log_dir / f"{self.count:03d}-{name}.log"
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        with log_path.open("w+b") as out:
+            start = time.perf_counter()
+            proc = subprocess.Popen(
+                cmd, cwd=cwd, env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
+            )
+            _, status, usage = os.wait4(proc.pid, 0)
+            seconds = time.perf_counter() - start
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            out.seek(0)
+            output = out.read().decode(errors="replace")
+        if proc.returncode != 0:
+            raise CommandFailed(cmd, proc.returncode, output)
+        # ru_maxrss is in kilobytes on Linux, in bytes on macOS.
+        rss = usage.ru_maxrss if sys.platform == "darwin" else usage.ru_maxrss * 1024
+        log.debug("%s: %.2f s, %.0f MB", name, seconds, rss / 1e6)
+        return Run(load_before=load, seconds=seconds, max_rss_bytes=rss, output=output)
+
+    def check(self, cmd: list[str], *, cwd: Path) -> str:
+        """Run an untimed set-up command; its output."""
+        done = subprocess.run(cmd, cwd=cwd, env=self.env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise CommandFailed(cmd, done.returncode, done.stdout + done.stderr)
+        return done.stdout
+
+
+def tool_environment(mirror: Path, scratch: Path) -> dict[str, str]:
+    """The environment of every command: this Python's bin folder first on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["MNIST_MIRROR"] = str(mirror)
+    # An empty download cache of our own, so that a user's cache cannot stand in for
+    # the mirror (the stage never caches files it reads from a local folder).
+    env["MNIST_CACHE"] = str(scratch / "mnist-cache")
+    env["MPLBACKEND"] = "Agg"
+    env.pop("MNIST_CHECKSUMS", None)
+    return env
+
+
+def dvc_command() -> list[str]:
+    """The dvc of this Python: its ``dvc`` script when there is one, else ``python -m dvc``."""
+    script = Path(sys.executable).parent / "dvc"
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-m", "dvc"]
+
+
+def stages_run(output: str) -> list[str]:
+    """The stages that ``dvc repro`` says it ran."""
+    return RUNNING_STAGE.findall(output)
+
+
+# ---------------------------------------------------------------- clones and params
+
+
+def fresh_clone(runner: Runner, target: Path, commit: str) -> Path:
+    """A ``git clone`` of this repository at ``commit``, at ``target``, with DVC state inside.
+
+    DVC keeps per-repository state (hashes, indexes) in a site cache folder outside the
+    repository; pointing it inside the clone keeps clones apart and cleans up with them.
+    """
+    runner.check(["git", "clone", "--quiet", "--no-checkout", str(ROOT), str(target)], cwd=ROOT)
+    # The commit, not HEAD: someone may commit while the benchmark runs.
+    runner.check(["git", "checkout", "--quiet", "--detach", commit], cwd=target)
+    (target / ".dvc" / "config.local").write_text(
+        f"[core]\n    site_cache_dir = {target / '.dvc' / 'site-cache'}\n", encoding="utf-8"
+    )
+    return target
+
+
+def make_cold(repo: Path) -> None:
+    """Remove the DVC cache and every output that dvc.yaml declares."""
+    shutil.rmtree(repo / ".dvc" / "cache", ignore_errors=True)
+    for out in declared_outputs(repo / "dvc.yaml"):
+        path = repo / out
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def declared_outputs(dvc_yaml: Path) -> list[str]:
+    """The paths of every stage's outs, metrics and plots in ``dvc_yaml``."""
+    stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
+    paths = []
+    for stage in stages.values():
+        for kind in ("outs", "metrics", "plots"):
+            for entry in stage.get(kind, []):
+                paths.append(next(iter(entry)) if isinstance(entry, dict) else entry)
+    return paths
+
+
+def stage_commands(dvc_yaml: Path) -> dict[str, list[str]]:
+    """Each stage's command, in dvc.yaml's order (which is the pipeline's order here)."""
+    stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
+    return {name: shlex.split(stage["cmd"]) for name, stage in stages.items()}
+
+
+def set_param(params_yaml: Path, key: str, value: object) -> object:
+    """Set ``section.name`` in params.yaml to ``value``, keeping the rest byte for byte.
+
+    Returns the previous value. Fails if the key is not found, if it already has
+    ``value`` (the scenario would then change nothing), or if the edit does not read
+    back as ``value``.
+    """
+    section, name = key.split(".")
+    before = yaml.safe_load(params_yaml.read_text(encoding="utf-8"))
+    if name not in (before.get(section) or {}):
+        raise ValueError(f"{key}: not in {params_yaml}; update the scenarios in benchmarks/run.py")
+    old = before[section][name]
+    if old == value:
+        raise ValueError(f"{key} is already {value!r} in params.yaml: the scenario needs a change")
+    lines = params_yaml.read_text(encoding="utf-8").splitlines(keepends=True)
+    current = None
+    pattern = re.compile(rf"^(\s+{re.escape(name)}:\s*)([^#\n]*?)(\s*(#.*)?\n?)$")
+    for i, line in enumerate(lines):
+        if line[:1].strip() and not line.startswith("#"):
+            current = line.split(":", 1)[0]
+        elif current == section and (match := pattern.match(line)):
+            lines[i] = match.group(1) + yaml.safe_dump(value).splitlines()[0] + match.group(3)
+            break
+    else:
+        raise ValueError(f"{key}: no line `{name}:` under `{section}:` in {params_yaml}")
+    params_yaml.write_text("".join(lines), encoding="utf-8")
+    after = yaml.safe_load(params_yaml.read_text(encoding="utf-8"))
+    if after[section][name] != value:
+        raise ValueError(f"{key}: the edit reads back as {after[section][name]!r}, not {value!r}")
+    return old
+
+
+# ---------------------------------------------------------------- the rounds
+
+
+class Benchmark:
+    """The scenarios of one round, and the stage memory measurements."""
+
+    def __init__(self, runner: Runner, scratch: Path, results: Results, commit: str):
+        self.runner = runner
+        self.commit = commit
+        self.scratch = scratch
+        self.results = results
+        self.dvc = dvc_command()
+        self.edits: dict[str, str] = {}
+
+    def repro(self, repo: Path, key: str, round_no: int) -> None:
+        """Time ``dvc repro`` in ``repo`` as scenario ``key``; warn if it ran unexpected stages."""
+        run = self.runner.run([*self.dvc, "repro"], cwd=repo, name=f"{key}-{round_no}")
+        self.results.add(key, run)
+        ran = stages_run(run.output)
+        if ran != EXPECTED_STAGES[key]:
+            self.results.warnings.append(
+                f"round {round_no}, {SCENARIOS[key]}: dvc ran stages {ran or 'none'},"
+                f" expected {EXPECTED_STAGES[key] or 'none'}"
+            )
+
+    def check_lock_unchanged(self, repo: Path, round_no: int) -> None:
+        """Warn when a cold repro rewrites the committed dvc.lock.
+
+        A stale dvc.lock is a bug of its own, and it slows the cold repro: dvc hashes a
+        dependency the lock does not know twice (once under a legacy hash name).
+        """
+        changed = self.runner.check(["git", "status", "--porcelain", "--", "dvc.lock"], cwd=repo)
+        if changed.strip():
+            self.results.warnings.append(
+                f"round {round_no}: the cold dvc repro rewrote the committed dvc.lock"
+                " (it is stale; commit the one `dvc repro` writes)"
+            )
+
+    def edit(self, repo: Path, key: str, value: object) -> None:
+        """Set ``key`` in the clone's params.yaml, recording the change for the report."""
+        old = set_param(repo / "params.yaml", key, value)
+        self.edits[key] = f"{old!r} -> {value!r}"
+
+    def round(self, round_no: int, *, measure_stages: bool) -> None:
+        """Scenarios a to f once; with ``measure_stages``, each stage's peak RSS too."""
+        png = self.scratch / "example.png"
+        run = self.runner.run(
+            [sys.executable, str(EXAMPLE), "--png", str(png)],
+            cwd=ROOT,
+            name=f"example-{round_no}",
+        )
+        self.results.add("example", run)
+
+        with self.clone(f"round{round_no}") as repo:
+            make_cold(repo)
+            self.repro(repo, "cold_repro", round_no)
+            self.check_lock_unchanged(repo, round_no)
+            self.repro(repo, "noop_repro", round_no)
+            status = self.runner.run([*self.dvc, "status"], cwd=repo, name=f"status-{round_no}")
+            self.results.add("status", status)
+            self.edit(repo, *VISUALIZE_CHANGE)
+            self.repro(repo, "visualize_change", round_no)
+            self.edit(repo, *TRAIN_CHANGE)
+            self.repro(repo, "train_change", round_no)
+            if measure_stages:
+                self.runner.check(["git", "checkout", "--", "params.yaml"], cwd=repo)
+                self.results.stage_rss_bytes = self.stage_rss(repo)
+
+        with self.clone(f"round{round_no}-float32") as repo:
+            self.edit(repo, *FLOAT32)
+            make_cold(repo)
+            self.repro(repo, "float32_cold", round_no)
+
+    def stage_rss(self, repo: Path) -> dict[str, int]:
+        """Run each stage's command directly in the reproduced ``repo``; its peak RSS."""
+        return {
+            stage: self.runner.run(cmd, cwd=repo, name=f"stage-{stage}").max_rss_bytes
+            for stage, cmd in stage_commands(repo / "dvc.yaml").items()
+        }
+
+    @contextlib.contextmanager
+    def clone(self, name: str) -> Iterator[Path]:
+        """A fresh clone for the block, deleted afterwards (untimed)."""
+        repo = fresh_clone(self.runner, self.scratch / name, self.commit)
+        try:
+            yield repo
+        finally:
+            shutil.rmtree(repo, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- the report
+
+
+def machine() -> dict:
+    """The machine and software the numbers were measured with."""
+    cpu = platform.processor() or platform.machine()
+    memory = None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = int(line.split()[1]) * 1024
+                break
+    versions = {"python": platform.python_version()}
+    for package in ("numpy", "scikit-learn", "dvc", "matplotlib"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "nproc": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_model": cpu,
+        "memory_bytes": memory,
+        "platform": platform.platform(),
+        "versions": versions,
+    }
+
+
+def git_state() -> dict:
+    """The commit benchmarked, and whether the working tree differs from it."""
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    return {"commit": head, "uncommitted_changes_not_measured": [d for d in dirty if d]}
+
+
+def summarize(results: Results) -> dict:
+    """Medians, ratios and target verdicts."""
+    median = {k: statistics.median(v) for k, v in results.seconds.items() if v}
+    median_rss = {k: int(statistics.median(v)) for k, v in results.max_rss_bytes.items() if v}
+    example, example_rss = median["example"], median_rss["example"]
+    ratios = {k: v / example for k, v in median.items()}
+    ratios["noop_repro_vs_status"] = median["noop_repro"] / median["status"]
+    stage_rss_ratio = {k: v / example_rss for k, v in results.stage_rss_bytes.items()}
+
+    targets = [
+        {
+            "target": f"cold dvc repro <= {COLD_VS_EXAMPLE}x example wall",
+            "measured": ratios["cold_repro"],
+            "limit": COLD_VS_EXAMPLE,
+            "unit": "x",
+        },
+        *(
+            {
+                "target": f"stage {stage} peak RSS <= {STAGE_RSS_VS_EXAMPLE}x example's",
+                "measured": ratio,
+                "limit": STAGE_RSS_VS_EXAMPLE,
+                "unit": "x",
+            }
+            for stage, ratio in stage_rss_ratio.items()
+        ),
+        {
+            "target": f"no-op dvc repro <= {NOOP_VS_STATUS}x dvc status",
+            "measured": ratios["noop_repro_vs_status"],
+            "limit": NOOP_VS_STATUS,
+            "unit": "x",
+        },
+        {
+            "target": f"visualize-only change <= {VISUALIZE_SECONDS} s",
+            "measured": median["visualize_change"],
+            "limit": VISUALIZE_SECONDS,
+            "unit": "s",
+        },
+        {
+            "target": f"float32 cold dvc repro <= {FLOAT32_VS_EXAMPLE}x example wall",
+            "measured": ratios["float32_cold"],
+            "limit": FLOAT32_VS_EXAMPLE,
+            "unit": "x",
+        },
+    ]
+    for target in targets:
+        target["verdict"] = "PASS" if target["measured"] <= target["limit"] else "FAIL"
+    return {
+        "median_seconds": median,
+        "median_max_rss_bytes": median_rss,
+        "ratio_to_example": {k: v for k, v in ratios.items() if k in SCENARIOS},
+        "noop_repro_vs_status": ratios["noop_repro_vs_status"],
+        "stage_rss_vs_example": stage_rss_ratio,
+        "targets": targets,
+    }
+
+
+def markdown(report: dict) -> str:
+    """The report as markdown: scenarios, stage memory, targets."""
+    results, summary, info = report["samples"], report["summary"], report["machine"]
+    mb = 1e6
+    lines = [
+        "# Benchmark: DVC pipeline vs scikit-learn's example",
+        "",
+        f"{report['date']}, commit `{report['git']['commit'][:12]}`, {report['repeats']} round(s)"
+        f" round-robin. {info['cpu_model']}, {info['nproc']} CPUs,"
+        f" {(info['memory_bytes'] or 0) / 2**30:.1f} GiB;"
+        + "".join(f" {k} {v}," for k, v in info["versions"].items()).rstrip(",")
+        + f". Load average before/after: {report['load_average']['before']}"
+        f" / {report['load_average']['after']}.",
+        "",
+        "| scenario | median wall (s) | samples (s) | x example | peak RSS (MB) |",
+        "|---|---:|---|---:|---:|",
+    ]
+    for key, label in SCENARIOS.items():
+        samples = results["seconds"][key]
+        rss = summary["median_max_rss_bytes"][key] / mb
+        rss_note = "" if key == "example" else " *"
+        lines.append(
+            f"| {label} | {summary['median_seconds'][key]:.2f} |"
+            f" {', '.join(f'{s:.2f}' for s in samples)} |"
+            f" {summary['ratio_to_example'][key]:.2f} | {rss:.0f}{rss_note} |"
+        )
+    lines += [
+        "",
+        f"No-op dvc repro / dvc status: {summary['noop_repro_vs_status']:.2f}x.",
+        "\\* for dvc commands: the largest process of the tree (dvc and the stages it ran).",
+        "",
+        "| stage (run directly, default params, round 1) | peak RSS (MB) | x example |",
+        "|---|---:|---:|",
+    ]
+    for stage, rss in results["stage_rss_bytes"].items():
+        lines.append(
+            f"| {stage} | {rss / mb:.0f} | {summary['stage_rss_vs_example'][stage]:.2f} |"
+        )
+    lines.append(
+        f"| example (median) | {summary['median_max_rss_bytes']['example'] / mb:.0f} | 1.00 |"
+    )
+    lines += ["", "| target | measured | verdict |", "|---|---:|---|"]
+    for target in summary["targets"]:
+        unit = "x" if target["unit"] == "x" else " s"
+        lines.append(
+            f"| {target['target']} | {target['measured']:.2f}{unit} | **{target['verdict']}** |"
+        )
+    if report["warnings"]:
+        lines += ["", "Warnings:", *(f"- {w}" for w in report["warnings"])]
+    if report["git"]["uncommitted_changes_not_measured"]:
+        lines += ["", "Uncommitted changes (not measured: the clones are of the commit above):"]
+        lines += [f"- `{c.strip()}`" for c in report["git"]["uncommitted_changes_not_measured"]]
+    return "\n".join(lines) + "\n"
+
+
+def load_average() -> list[float] | None:
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Time the DVC pipeline against scikit-learn's example (see module docstring)."
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="rounds of all scenarios (default: 3)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "benchmarks",
+        help="folder for results.json and results.md (default: benchmarks/)",
+    )
+    parser.add_argument(
+        "--tmpdir",
+        type=Path,
+        default=None,
+        help="where to make the temporary clones (needs about 1 GB free; default: system temp)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every command")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s"
+    )
+    mirror = Path(os.environ.get("MNIST_MIRROR") or DEFAULT_MIRROR).expanduser().resolve()
+    if not mirror.is_dir():
+        log.error(
+            "error: MNIST mirror %s is not a folder; set MNIST_MIRROR to the folder of the"
+            " four MNIST .gz files and run again",
+            mirror,
+        )
+        return 2
+
+    report = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "git": git_state(),
+        "repeats": args.repeats,
+        "mnist_mirror": str(mirror),
+        "python": sys.executable,
+        "dvc": shlex.join(dvc_command()),
+        "load_average": {"before": load_average()},
+    }
+    results = Results()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="mnist-mlp-bench-", dir=args.tmpdir) as tmp:
+        scratch = Path(tmp)
+        (scratch / "logs").mkdir()
+        runner = Runner(tool_environment(mirror, scratch), scratch / "logs")
+        bench = Benchmark(runner, scratch, results, report["git"]["commit"])
+        try:
+            for round_no in range(1, args.repeats + 1):
+                log.info("round %d of %d ...", round_no, args.repeats)
+                bench.round(round_no, measure_stages=round_no == 1)
+        except CommandFailed as exc:
+            log.error("error: %s; its output:\n%s", exc, exc.output[-4000:])
+            return 1
+        except ValueError as exc:  # a params edit that the repository no longer allows
+            log.error("error: %s", exc)
+            return 1
+    report["load_average"]["after"] = load_average()
+    report["total_seconds"] = time.perf_counter() - started
+    report["params_edits"] = bench.edits
+    report["samples"] = {
+        "seconds": results.seconds,
+        "max_rss_bytes": results.max_rss_bytes,
+        "load_average_1min_before": results.load_before,
+        "stage_rss_bytes": results.stage_rss_bytes,
+    }
+    report["summary"] = summarize(results)
+    report["warnings"] = results.warnings
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    text = markdown(report)
+    (args.out / "results.md").write_text(text, encoding="utf-8")
+    print(text)
+    for target in report["summary"]["targets"]:
+        print(f"{target['verdict']}: {target['target']} (measured {target['measured']:.2f})")
+    log.info(
+        "total %.0f s; wrote %s and %s",
+        report["total_seconds"],
+        args.out / "results.json",
+        args.out / "results.md",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
