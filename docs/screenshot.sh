@@ -11,13 +11,14 @@ trap 'rm -rf "$vendor"' EXIT
 for pkg in $(grep -o 'https://cdn.jsdelivr.net/npm/[a-z-]*@[0-9.]*' "$plots/index.html" | sort -u); do
   spec=${pkg#https://cdn.jsdelivr.net/npm/}
   name=${spec%@*}
-  (cd "$vendor" && npm pack --silent "$spec" >/dev/null && mkdir "$name" && tar xzf "$name"-*.tgz -C "$name")
+  tarball=$(cd "$vendor" && npm pack --silent "$spec")
+  mkdir "$vendor/$name" && tar xzf "$vendor/$tarball" -C "$vendor/$name"
   cp "$vendor/$name/package/build/$name.min.js" "$plots/"
   sed_args+=(-e "s#$pkg#$name.min.js#")
 done
 sed "${sed_args[@]}" "$plots/index.html" > "$plots/offline.html"
 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
   --disable-background-networking --disable-component-update --disable-sync \
-  --user-data-dir="$vendor/profile" --window-size=1200,2200 --virtual-time-budget=5000 \
+  --user-data-dir="$vendor/profile" --window-size=1400,2400 --virtual-time-budget=5000 \
   --screenshot="$out" "file://$plots/offline.html" 2>/dev/null
 echo "wrote $out"
