@@ -171,6 +171,10 @@ def _download_with_retries(url: str, dest: Path) -> None:
                 raise MirrorError(reason) from None
         except (urllib.error.URLError, OSError) as exc:
             inner = getattr(exc, "reason", exc)
+            if isinstance(inner, socket.gaierror):
+                # An unknown host (or no network at all) does not heal in seconds:
+                # waiting would only delay the next mirror.
+                raise MirrorError(f"cannot resolve the host ({inner.strerror})") from None
             if isinstance(inner, (socket.timeout, TimeoutError)):
                 reason = f"timed out after {TIMEOUT_SECONDS} s"
             else:

@@ -480,6 +480,18 @@ def test_connection_refused(mnist_env, refused_url, waits):
     assert waits == [1.0, 2.0, 4.0]
 
 
+def test_unknown_host_is_not_retried(mnist_env, waits, monkeypatch):
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)  # no lookup leaves the machine
+    url = "https://mirror.example.invalid/mnist/"
+    expected = rf"\n  {re.escape(url)}: cannot resolve the host \(Name or service not known\)\n"
+    with pytest.raises(UserError, match=expected):
+        load_idx(url)
+    assert waits == []
+
+
 @pytest.mark.network
 def test_timeout(mnist_env, server, waits, monkeypatch):
     monkeypatch.setattr(mnist, "TIMEOUT_SECONDS", 0.2)
