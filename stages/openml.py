@@ -26,6 +26,7 @@ N_TRAIN = 60000
 def load_openml(cache_dir: Path) -> tuple[mnist.Split, mnist.Split]:
     """The training and test splits of ``mnist_784``, as uint8 arrays in MNIST's order."""
     from sklearn.datasets import fetch_openml
+    from sklearn.externals._arff import ArffException
 
     # fetch_openml has no timeout argument, and without one a server that stops sending
     # hangs the stage for good: its sockets take the default timeout, set for the call.
@@ -40,8 +41,15 @@ def load_openml(cache_dir: Path) -> tuple[mnist.Split, mnist.Split]:
             data_home=cache_dir / "openml",
         )
     # Besides network and data errors, fetch_openml lets through an EOFError for a gzip
-    # cut short and an HTTPException for a reply that is not HTTP.
-    except (urllib.error.URLError, OSError, ValueError, EOFError, http.client.HTTPException) as exc:
+    # cut short, an HTTPException for a reply that is not HTTP and the ARFF parser's own.
+    except (
+        urllib.error.URLError,
+        OSError,
+        ValueError,
+        EOFError,
+        http.client.HTTPException,
+        ArffException,
+    ) as exc:
         raise UserError(
             f"could not fetch {DATASET} (version {VERSION}) from OpenML:"
             f" {type(exc).__name__}: {str(exc).strip()}."
@@ -54,7 +62,12 @@ def load_openml(cache_dir: Path) -> tuple[mnist.Split, mnist.Split]:
     if pixels.shape[1:] != (784,) or not np.array_equal(pixels, np.round(pixels)):
         raise UserError(f"OpenML {DATASET}: expected whole pixel values in 784 columns")
     images = pixels.astype(np.uint8).reshape(n_rows, *mnist.IMAGE_SHAPE)
-    labels = labels.astype(np.uint8)
+    try:
+        labels = labels.astype(np.uint8)
+    except ValueError:
+        raise UserError(
+            f"OpenML {DATASET}: expected digit labels, got {np.unique(labels)[:10]}"
+        ) from None
     train = mnist.Split(images=images[:N_TRAIN], labels=labels[:N_TRAIN])
     test = mnist.Split(images=images[N_TRAIN:], labels=labels[N_TRAIN:])
     checksums = mnist.checksums_from_env()

@@ -74,9 +74,8 @@ def evaluate(model: MLPClassifier, X_train, y_train, X_test, y_test, predicted) 
 
 def predictions_csv(first_index: int, actual: np.ndarray, predicted: np.ndarray) -> str:
     """``index,actual,predicted`` for each test digit; ``index`` is its row in images.npy."""
-    rows = [
-        f"{first_index + i},{a},{p}" for i, (a, p) in enumerate(zip(actual.tolist(), predicted.tolist()))
-    ]
+    pairs = zip(actual.tolist(), predicted.tolist())
+    rows = [f"{first_index + i},{a},{p}" for i, (a, p) in enumerate(pairs)]
     return "index,actual,predicted\n" + "\n".join(rows) + "\n"
 
 

@@ -93,10 +93,11 @@ def misclassified_grid(images: np.ndarray, predictions: np.ndarray, rows: int, c
     fig = Figure(figsize=(0.8 * cols, 0.9 * rows + 0.5))
     ax = fig.add_axes((0, 0, 1, 0.9 * rows / (0.9 * rows + 0.5)))
     for n, (index, actual, predicted) in enumerate(wrong):
-        top, left = divmod(n, cols)
-        top, left = top * cell + MOSAIC_GAP, left * cell + MOSAIC_GAP // 2
+        row, col = divmod(n, cols)
+        top, left = row * cell + MOSAIC_GAP, col * cell + MOSAIC_GAP // 2
         mosaic[top : top + side, left : left + side] = images[index].reshape(side, side)
-        ax.text(left + side / 2, top - 1, f"{actual} -> {predicted}", ha="center", va="bottom", fontsize=8)
+        label = f"{actual} -> {predicted}"
+        ax.text(left + side / 2, top - 1, label, ha="center", va="bottom", fontsize=8)
     ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     total_wrong = int(np.count_nonzero(predictions[:, 1] != predictions[:, 2]))
@@ -120,10 +121,10 @@ def main() -> None:
     save_png(loss_curve(*read_loss(paths.LOSS_CSV)), paths.LOSS_PNG)
     images = np.load(paths.IMAGES, mmap_mode="r")
     predictions = read_predictions(paths.PREDICTIONS)
-    save_png(
-        misclassified_grid(images, predictions, params.misclassified_rows, params.misclassified_cols),
-        paths.MISCLASSIFIED_PNG,
+    grid = misclassified_grid(
+        images, predictions, params.misclassified_rows, params.misclassified_cols
     )
+    save_png(grid, paths.MISCLASSIFIED_PNG)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@ import hashlib
 import os
 import re
 import shutil
+import socket
 import struct
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 
 from stages import paths
+from tests.local_http import LocalServer
 
 FILES = (
     "train-images-idx3-ubyte.gz",
@@ -155,3 +158,40 @@ def tiny_repo(tmp_path, tiny_mirror) -> Repo:
     repo.set_param("train_size", "60")
     repo.git("commit", "-qam", "tiny data")
     return repo
+
+
+# The local HTTP server and the offline guard of the download tests
+
+
+@pytest.fixture
+def server():
+    """A fresh ``LocalServer``; everything unrouted is a 404."""
+    local = LocalServer()
+    yield local
+    local.close()
+
+
+@pytest.fixture
+def refused_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No public mirror, no proxy for 127.0.0.1, and no MNIST_* variable from the shell."""
+    monkeypatch.setattr("stages.mnist.PUBLIC_MIRRORS", ())
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    for name in ("MNIST_MIRROR", "MNIST_CACHE", "MNIST_CHECKSUMS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def waits(monkeypatch) -> list[float]:
+    """The seconds each retry would have slept for; nothing sleeps."""
+    slept = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    return slept

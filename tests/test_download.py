@@ -6,7 +6,6 @@ here reaches the internet.
 """
 
 import gzip
-import http.server
 import io
 import logging
 import os
@@ -15,9 +14,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,112 +22,12 @@ import pytest
 from stages import mnist
 from stages.errors import UserError
 from tests.conftest import FILES, idx, write_mirror
+from tests.local_http import Reply
+
+pytestmark = pytest.mark.usefixtures("offline")
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS = FILES
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What the test server sends for one request."""
-
-    status: int = 200
-    body: bytes = b""
-    length: int | None = None  # the Content-Length to declare; the body's own by default
-    stall: bool = False  # send the headers, then nothing until the server closes
-    raw: bytes | None = None  # bytes to send instead of an HTTP response
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        server = self.server
-        server.requests.append(self.path)
-        replies = server.routes.get(self.path) or [Reply(status=404)]
-        # A list of replies is served in turn; its last reply answers every later request.
-        reply = replies.pop(0) if len(replies) > 1 else replies[0]
-        self.close_connection = True
-        if reply.raw is not None:
-            self.wfile.write(reply.raw)
-            return
-        self.send_response(reply.status)
-        length = len(reply.body) if reply.length is None else reply.length
-        self.send_header("Content-Length", str(length))
-        for key, value in reply.headers:
-            self.send_header(key, value)
-        self.end_headers()
-        if reply.stall:
-            self.wfile.flush()
-            server.release.wait(timeout=30)
-            return
-        self.wfile.write(reply.body)
-
-    def log_message(self, *args):
-        pass  # keep the test output free of access logs
-
-
-class LocalServer(http.server.ThreadingHTTPServer):
-    """An HTTP server on 127.0.0.1 that answers each path with the replies set in ``routes``."""
-
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.routes: dict[str, list[Reply]] = {}
-        self.requests: list[str] = []
-        self.release = threading.Event()
-        self._thread = threading.Thread(target=self.serve_forever, args=(0.01,), daemon=True)
-        self._thread.start()
-
-    def url(self, prefix: str) -> str:
-        return f"http://127.0.0.1:{self.server_port}/{prefix}/"
-
-    def serve(self, prefix: str, name: str, *replies: Reply) -> None:
-        self.routes[f"/{prefix}/{name}"] = list(replies)
-
-    def serve_folder(self, prefix: str, folder: Path) -> str:
-        """Serve every file of ``folder`` under ``/prefix/``; return the mirror URL."""
-        for path in folder.iterdir():
-            self.serve(prefix, path.name, Reply(body=path.read_bytes()))
-        return self.url(prefix)
-
-    def close(self) -> None:
-        self.release.set()
-        self.shutdown()
-        self.server_close()
-        self._thread.join()
-
-
-@pytest.fixture
-def server():
-    """A fresh ``LocalServer``; everything unrouted is a 404."""
-    local = LocalServer()
-    yield local
-    local.close()
-
-
-@pytest.fixture
-def refused_url() -> str:
-    """A URL on 127.0.0.1 where nothing listens."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/"
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    """No public mirror, no proxy for 127.0.0.1, and no MNIST_* variable from the shell."""
-    monkeypatch.setattr(mnist, "PUBLIC_MIRRORS", ())
-    monkeypatch.setenv("no_proxy", "127.0.0.1")
-    for name in ("MNIST_MIRROR", "MNIST_CACHE", "MNIST_CHECKSUMS"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def waits(monkeypatch) -> list[float]:
-    """The seconds each retry would have slept for; nothing sleeps."""
-    slept = []
-    monkeypatch.setattr(time, "sleep", slept.append)
-    return slept
 
 
 def load_idx(*mirrors: str) -> tuple[mnist.Split, mnist.Split]:

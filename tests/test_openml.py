@@ -18,20 +18,15 @@ from sklearn.datasets import _openml
 from stages import mnist, openml
 from stages.errors import UserError
 from tests.conftest import FILES, N_TRAIN
-# offline, refused_url, server and waits are fixtures, shared with the download tests.
-from tests.test_download import (  # noqa: F401
-    LocalServer,
-    Reply,
-    offline,
-    refused_url,
-    server,
-    waits,
-)
+from tests.local_http import LocalServer, Reply
 
 # scikit-learn warns as it retries; the tests assert what comes out in the end.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:A network error occurred:UserWarning", "ignore:Invalid cache:RuntimeWarning"
-)
+pytestmark = [
+    pytest.mark.usefixtures("offline"),
+    pytest.mark.filterwarnings(
+        "ignore:A network error occurred:UserWarning", "ignore:Invalid cache:RuntimeWarning"
+    ),
+]
 
 DATA_ID = 554
 SEARCH = "/api/v1/json/data/list/data_name/mnist_784/limit/2/data_version/1"
@@ -41,11 +36,11 @@ QUALITIES = f"/api/v1/json/data/qualities/{DATA_ID}"
 ARFF = "/data/v1/download/52667/mnist_784.arff"
 
 
-def arff_text(pixels: np.ndarray, labels: list[str]) -> bytes:
+def arff_text(pixels: np.ndarray, labels: list[str], classes: str = "0,1,2,3,4,5,6,7,8,9") -> bytes:
     """mnist_784's ARFF layout: 784 numeric pixel columns, then the nominal class."""
     header = ["@RELATION mnist_784", ""]
     header += [f"@ATTRIBUTE pixel{i} NUMERIC" for i in range(1, 785)]
-    header += ["@ATTRIBUTE class {0,1,2,3,4,5,6,7,8,9}", "", "@DATA"]
+    header += [f"@ATTRIBUTE class {{{classes}}}", "", "@DATA"]
     rows = [",".join([*map(str, row), label]) for row, label in zip(pixels.tolist(), labels)]
     return ("\n".join(header + rows) + "\n").encode()
 
@@ -106,10 +101,10 @@ def mnist_784(tiny) -> tuple[np.ndarray, list[str]]:
     return images.reshape(len(images), 784), [str(label) for label in labels]
 
 
-def publish(server: LocalServer, pixels: np.ndarray, labels: list[str]) -> None:
+def publish(server: LocalServer, pixels: np.ndarray, labels: list[str], **arff) -> None:
     """Serve ``pixels`` and ``labels`` as the fake OpenML's mnist_784."""
     base = f"http://127.0.0.1:{server.server_port}/"
-    for path, body in openml_routes(base, arff_text(pixels, labels), len(pixels)).items():
+    for path, body in openml_routes(base, arff_text(pixels, labels, **arff), len(pixels)).items():
         server.routes[path] = [Reply(body=body)]
 
 
@@ -125,7 +120,7 @@ def point_sklearn_at(monkeypatch, base: str) -> None:
 
 
 @pytest.fixture
-def fake_openml(server, mnist_env, monkeypatch):  # noqa: F811 - the imported fixture
+def fake_openml(server, mnist_env, monkeypatch):
     """A ``LocalServer`` serving the tiny mirror's digits as mnist_784 version 1."""
     point_sklearn_at(monkeypatch, f"http://127.0.0.1:{server.server_port}/")
     # The tiny data set splits after its 60 training digits, as MNIST does after 60000.
@@ -310,4 +305,21 @@ def test_openml_pixels_that_are_not_whole(fake_openml, mnist_env):
     publish(fake_openml, pixels, labels)
     expected = "^OpenML mnist_784: expected whole pixel values in 784 columns$"
     with pytest.raises(UserError, match=expected):
+        load_openml()
+
+
+@pytest.mark.network
+def test_openml_labels_that_are_not_digits(fake_openml, mnist_env):
+    pixels, labels = mnist_784(mnist_env)
+    publish(fake_openml, pixels, ["x", *labels[1:]])
+    # The ARFF header declares the classes 0-9, so the parser itself refuses the "x".
+    with pytest.raises(UserError, match=r"^could not fetch mnist_784 \(version 1\) from OpenML: BadNominalValue"):
+        load_openml()
+
+
+@pytest.mark.network
+def test_openml_classes_that_are_not_digits(fake_openml, mnist_env):
+    pixels, labels = mnist_784(mnist_env)
+    publish(fake_openml, pixels, ["x", *labels[1:]], classes="x,0,1,2,3,4,5,6,7,8,9")
+    with pytest.raises(UserError, match=r"^OpenML mnist_784: expected digit labels, got \['0' '1'"):
         load_openml()
