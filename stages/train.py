@@ -66,7 +66,7 @@ def evaluate(model: MLPClassifier, X_train, y_train, X_test, y_test, predicted) 
     return {
         "train_accuracy": float(model.score(X_train, y_train)),
         "test_accuracy": float(accuracy_score(y_test, predicted)),
-        "final_loss": float(model.loss_curve_[-1]),
+        "final_loss": float(model.loss_),
         "iterations": int(model.n_iter_),
         "test_per_class": per_class,
     }
@@ -79,9 +79,16 @@ def predictions_csv(first_index: int, actual: np.ndarray, predicted: np.ndarray)
     return "index,actual,predicted\n" + "\n".join(rows) + "\n"
 
 
-def loss_csv(loss_curve: list[float]) -> str:
-    """The loss curve as CSV, ``iteration,loss``, floats at full (round-trip) precision."""
-    rows = [f"{i},{loss!r}" for i, loss in enumerate(map(float, loss_curve), start=1)]
+def loss_history(model: MLPClassifier) -> list[tuple[int, float]]:
+    """(iteration, loss) pairs: every iteration's for sgd and adam; lbfgs keeps only its last."""
+    if hasattr(model, "loss_curve_"):
+        return list(enumerate(map(float, model.loss_curve_), start=1))
+    return [(int(model.n_iter_), float(model.loss_))]
+
+
+def loss_csv(history: list[tuple[int, float]]) -> str:
+    """The loss history as CSV, ``iteration,loss``, floats at full (round-trip) precision."""
+    rows = [f"{iteration},{loss!r}" for iteration, loss in history]
     return "iteration,loss\n" + "\n".join(rows) + "\n"
 
 
@@ -97,7 +104,7 @@ def main() -> None:
     with atomic_path(paths.MODEL) as tmp:
         joblib.dump(model, tmp)
     write_npz(paths.WEIGHTS, {"first_layer": model.coefs_[0]})
-    write_text(paths.LOSS_CSV, loss_csv(model.loss_curve_))
+    write_text(paths.LOSS_CSV, loss_csv(loss_history(model)))
     write_json(paths.METRICS, metrics)
     write_text(paths.PREDICTIONS, predictions_csv(len(X_train), y_test, predicted))
 

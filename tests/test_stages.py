@@ -122,7 +122,7 @@ def test_train_main_prints_losses_and_writes_outputs(scaled, capsys):
 def test_per_class_metrics_against_hand_counts():
     class Fitted:  # the two attributes evaluate reads besides score()
         classes_ = np.array([0, 1, 2])
-        loss_curve_ = [0.5]
+        loss_ = 0.5
         n_iter_ = 1
 
         def score(self, X, y):
@@ -145,7 +145,19 @@ def test_predictions_csv_indexes_rows_of_the_images():
 
 
 def test_loss_csv_keeps_full_precision():
-    assert train.loss_csv([0.1 + 0.2, 1 / 3]) == "iteration,loss\n1,0.30000000000000004\n2,0.3333333333333333\n"
+    history = [(1, 0.1 + 0.2), (2, 1 / 3)]
+    assert train.loss_csv(history) == "iteration,loss\n1,0.30000000000000004\n2,0.3333333333333333\n"
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_lbfgs_which_keeps_no_loss_curve_records_its_final_loss(scaled):
+    params = load_params(paths.PARAMS)
+    X_train, y_train, _, _ = train.load_split(params.data.train_size)
+    lbfgs = params.train.model_copy(update={"solver": "lbfgs", "max_iter": 3})
+    model = train.fit(X_train, y_train, lbfgs)
+    assert not hasattr(model, "loss_curve_")
+    assert train.loss_history(model) == [(model.n_iter_, model.loss_)]
+    assert train.loss_history(model)[0][0] == 3
 
 
 def test_train_size_that_leaves_no_test_rows_is_refused(scaled):
@@ -226,5 +238,5 @@ def test_misclassified_grid_shows_at_most_rows_x_cols():
 
 def test_read_loss_round_trips_train_csv(tmp_path):
     path = tmp_path / "loss.csv"
-    path.write_text(train.loss_csv([0.32009978, 0.15347534]))
+    path.write_text(train.loss_csv([(1, 0.32009978), (2, 0.15347534)]))
     assert visualize.read_loss(path) == ([1, 2], [0.32009978, 0.15347534])
