@@ -86,13 +86,13 @@ def misclassified_grid(images: np.ndarray, predictions: np.ndarray, rows: int, c
     (index, actual, predicted) rows of the test digits. The digits are tiled into one
     image on one set of axes: an Axes per digit would triple the stage's drawing time.
     """
-    wrong = predictions[predictions[:, 1] != predictions[:, 2]][: rows * cols]
+    wrong = predictions[predictions[:, 1] != predictions[:, 2]]
     side = math.isqrt(images.shape[1])
     cell = side + MOSAIC_GAP
     mosaic = np.zeros((rows * cell, cols * cell))
     fig = Figure(figsize=(0.8 * cols, 0.9 * rows + 0.5))
     ax = fig.add_axes((0, 0, 1, 0.9 * rows / (0.9 * rows + 0.5)))
-    for n, (index, actual, predicted) in enumerate(wrong):
+    for n, (index, actual, predicted) in enumerate(wrong[: rows * cols]):
         row, col = divmod(n, cols)
         top, left = row * cell + MOSAIC_GAP, col * cell + MOSAIC_GAP // 2
         mosaic[top : top + side, left : left + side] = images[index].reshape(side, side)
@@ -100,9 +100,8 @@ def misclassified_grid(images: np.ndarray, predictions: np.ndarray, rows: int, c
         ax.text(left + side / 2, top - 1, label, ha="center", va="bottom", fontsize=8)
     ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
-    total_wrong = int(np.count_nonzero(predictions[:, 1] != predictions[:, 2]))
     fig.suptitle(
-        f"{total_wrong} of {len(predictions)} test digits misclassified (true -> predicted)",
+        f"{len(wrong)} of {len(predictions)} test digits misclassified (true -> predicted)",
         fontsize=9,
     )
     return fig
