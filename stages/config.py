@@ -2,16 +2,18 @@
 
 Every problem is reported at once, one line each, naming the key and the value. An
 unknown key is an error with the nearest known key suggested, so a typo is never
-silently ignored. Numbers written in any YAML spelling are numbers: PyYAML reads
-``1e-4`` (and the ``1e-05`` that ``dvc exp run -S`` writes) as strings, and the float
-fields here parse them.
+silently ignored.
+
+The file is parsed exactly as DVC parses it (YAML 1.2, by ruamel.yaml's safe loader), so
+the values a stage uses are the values that dvc.lock, ``dvc params diff`` and ``dvc exp
+show`` record: ``max_iter: 012`` is 12 for both, and ``yes``, ``on`` or ``1:00`` are
+strings for both, which the typed fields then refuse.
 """
 
 import difflib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -22,14 +24,18 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from ruamel.yaml import YAML, YAMLError
 
 from stages.errors import UserError
 
 
-def _no_bool(value: Any) -> Any:
-    # pydantic's lax mode would read ``true`` as 1; a boolean is never a number here.
+def _number_only(value: Any) -> Any:
+    # pydantic's lax mode would read ``true`` as 1 and "12" as 12. DVC records both as what
+    # they are, a boolean and a string: a number here is a YAML number, nothing else.
     if isinstance(value, bool):
         raise ValueError("expected a number, not a boolean")
+    if isinstance(value, str):
+        raise ValueError("expected a number, not a string (remove the quotes)")
     return value
 
 
@@ -41,8 +47,8 @@ def _positive_int_or_auto(value: Any) -> int | str:
     raise ValueError("expected a positive integer or 'auto'")
 
 
-Float = Annotated[float, BeforeValidator(_no_bool), Field(allow_inf_nan=False)]
-Int = Annotated[int, BeforeValidator(_no_bool)]
+Float = Annotated[float, BeforeValidator(_number_only), Field(allow_inf_nan=False)]
+Int = Annotated[int, BeforeValidator(_number_only)]
 BatchSize = Annotated[int | str, PlainValidator(_positive_int_or_auto)]
 
 
@@ -161,12 +167,21 @@ def parse_params(raw: Any) -> Params:
         ) from None
 
 
-def load_params(path: Path) -> Params:
-    """Read and check params.yaml at ``path``."""
+def read_yaml(path: Path) -> Any:
+    """The content of the YAML file ``path``, parsed as DVC parses params files.
+
+    That is ``dvc.utils.serialize.parse_yaml``: ruamel.yaml's safe loader, YAML 1.2.
+    PyYAML (YAML 1.1) would read ``012`` as 10, ``yes`` as true and ``1:00`` as 60 where
+    DVC records 12, "yes" and "1:00".
+    """
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        return YAML(typ="safe").load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"{path} not found: the pipeline needs its params.yaml") from None
-    except yaml.YAMLError as exc:
+    except YAMLError as exc:
         raise UserError(f"{path} is not valid YAML: {exc}".replace("\n", " ")) from None
-    return parse_params(raw)
+
+
+def load_params(path: Path) -> Params:
+    """Read and check params.yaml at ``path``."""
+    return parse_params(read_yaml(path))

@@ -1,18 +1,19 @@
-"""params.yaml: every key checked, every problem named, numbers in any YAML spelling."""
+"""params.yaml: every key checked, every problem named, every value read as DVC reads it."""
 
 import copy
+import json
 
 import pytest
-import yaml
 
 from stages import paths
-from stages.config import load_params, parse_params
+from stages.config import load_params, parse_params, read_yaml
 from stages.errors import UserError
+from tests.conftest import Repo, repo_env
 
 
 @pytest.fixture
 def raw() -> dict:
-    return yaml.safe_load(paths.PARAMS.read_text())
+    return read_yaml(paths.PARAMS)
 
 
 def problems(raw: dict) -> list[str]:
@@ -47,23 +48,92 @@ def test_every_default_matches_mlpclassifier_defaults_but_the_examples():
     assert set(defaults) - set(kwargs) == {"verbose", "warm_start"}
 
 
-@pytest.mark.parametrize("spelling", ["1e-05", "1.0e-5", "0.00001", 1e-05])
-def test_numbers_in_any_yaml_spelling_are_floats(raw, spelling):
-    raw["train"]["alpha"] = spelling
-    assert parse_params(raw).train.alpha == 1e-05
+@pytest.mark.parametrize("spelling", ["1e-05", "1.0e-5", "0.00001", "1E-5", ".00001"])
+def test_numbers_in_any_yaml_spelling_are_floats(tmp_path, spelling):
+    path = tmp_path / "params.yaml"
+    path.write_text(paths.PARAMS.read_text().replace("alpha: 0.0001", f"alpha: {spelling}"))
+    assert load_params(path).train.alpha == 1e-05
 
 
-def test_hand_edit_1e_minus_4_reads_as_float():
-    # PyYAML reads 1e-4 (no dot) as a string: the float field must parse it.
-    raw = yaml.safe_load(paths.PARAMS.read_text().replace("alpha: 0.0001", "alpha: 1e-4"))
-    assert raw["train"]["alpha"] == "1e-4"
-    assert parse_params(raw).train.alpha == 1e-4
+def test_a_quoted_number_is_a_string_as_dvc_records_it(raw):
+    raw["train"]["max_iter"] = "12"
+    assert problems(raw) == [
+        "train.max_iter: expected a number, not a string (remove the quotes) (got '12')"
+    ]
+
+
+def test_hand_edit_1e_minus_4_reads_as_float(tmp_path):
+    # PyYAML (YAML 1.1) reads 1e-4, with no dot, as a string; DVC and the stages do not.
+    path = tmp_path / "params.yaml"
+    path.write_text(paths.PARAMS.read_text().replace("alpha: 0.0001", "alpha: 1e-4"))
+    assert read_yaml(path)["train"]["alpha"] == 1e-4
+    assert load_params(path).train.alpha == 1e-4
+
+
+def test_duplicate_keys_are_refused_not_silently_resolved(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(paths.PARAMS.read_text().replace("  max_iter: 10\n", "  max_iter: 10\n  max_iter: 20\n"))
+    with pytest.raises(UserError, match=r"params.yaml is not valid YAML: .*duplicate key"):
+        load_params(path)
+
+
+# Spellings whose YAML 1.1 reading (PyYAML's) and 1.2 reading (DVC's) differ, and some
+# that agree: a stage must use what dvc.lock and `dvc params diff` record, or refuse it.
+SPELLINGS = [
+    ("max_iter", "012"),  # 1.1: octal 10
+    ("max_iter", "0o14"),
+    ("max_iter", "0x0C"),
+    ("max_iter", "1_2"),
+    ("max_iter", "12.0"),
+    ("max_iter", "1:00"),  # 1.1: sexagesimal 60
+    ("max_iter", "'12'"),
+    ("batch_size", "0200"),
+    ("shuffle", "yes"),  # 1.1: true
+    ("shuffle", "on"),
+    ("shuffle", "off"),
+    ("shuffle", "False"),
+    ("alpha", "2e-4"),  # 1.1: a string
+    ("alpha", "2E-4"),
+    ("alpha", ".0002"),
+    ("alpha", "+2.0e-4"),
+    ("alpha", "'2e-4'"),
+    ("tol", "1e-3"),
+]
+
+
+@pytest.fixture(scope="module")
+def spelling_repo(tmp_path_factory):
+    return Repo(tmp_path_factory.mktemp("spellings") / "repo", repo_env())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("key", "spelling"), SPELLINGS)
+def test_a_stage_uses_the_value_dvc_records_or_refuses_it(spelling_repo, key, spelling):
+    repo = spelling_repo
+    repo.set_param(key, spelling)
+    try:
+        diff = json.loads(repo.dvc("params", "diff", "--json").stdout)
+        recorded = diff["params.yaml"][f"train.{key}"]["new"]
+        try:
+            used = getattr(load_params(repo.root / "params.yaml").train, key)
+        except UserError as exc:
+            # Refused: one problem, naming the key and the value DVC recorded.
+            assert str(exc).splitlines()[1:] == [f"  train.{key}: {exc_detail(exc)}"]
+            assert f"(got {recorded!r})" in str(exc)
+        else:
+            assert used == recorded and isinstance(used, bool) == isinstance(recorded, bool)
+    finally:
+        repo.git("checkout", "params.yaml")
+
+
+def exc_detail(exc: UserError) -> str:
+    return str(exc).splitlines()[1].split(": ", 1)[1]
 
 
 @pytest.mark.parametrize(
     ("section", "key", "value", "expected"),
     [
-        ("train", "alpha", "a lot", "train.alpha: Input should be a valid number"),
+        ("train", "alpha", "a lot", "train.alpha: expected a number, not a string"),
         ("train", "alpha", -1, "train.alpha: Input should be greater than or equal to 0 (got -1)"),
         ("train", "learning_rate_init", 0, "train.learning_rate_init: Input should be greater than 0"),
         ("train", "max_iter", 0, "train.max_iter: Input should be greater than or equal to 1 (got 0)"),
