@@ -1,7 +1,8 @@
 """Stage fetch_and_scale: the 70,000 MNIST digits, scaled to [0, 1].
 
-Reads params ``data``; gets the four LeCun files from ``MNIST_MIRROR`` or a public
-mirror (or, with ``data.source: openml``, from OpenML), verifies them, and writes
+Reads params ``data.source`` and ``data.pixel_dtype``; gets the four LeCun files from
+``MNIST_MIRROR`` or a public mirror (or, with ``data.source: openml``, from OpenML),
+verifies them against ``data/mnist.sha256`` (the data set's identity), and writes
 ``data/images.npy`` (70000 x 784, ``data.pixel_dtype``, pixels / 255) and
 ``data/labels.npy`` (uint8) in the original order, training images first, as .npy
 files that the next stage memory-maps.
@@ -64,14 +65,13 @@ def write_labels(target: Path, parts: list[np.ndarray]) -> None:
 
 def main() -> None:
     params = load_params(paths.PARAMS).data
+    checksums = mnist.read_checksums(paths.CHECKSUMS)
     if params.source == "openml":
         from stages import openml
 
-        train, test = openml.load_openml(mnist.default_cache_dir())
+        train, test = openml.load_openml(mnist.default_cache_dir(), checksums)
     else:
-        train, test = mnist.load_idx(
-            mnist.mirrors_from_env(), mnist.default_cache_dir(), mnist.checksums_from_env()
-        )
+        train, test = mnist.load_idx(mnist.mirrors_from_env(), mnist.default_cache_dir(), checksums)
     write_scaled(paths.IMAGES, [train.images, test.images], params.pixel_dtype)
     write_labels(paths.LABELS, [train.labels, test.labels])
     log.info(

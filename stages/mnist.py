@@ -35,13 +35,7 @@ TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
 TEST_IMAGES = "t10k-images-idx3-ubyte.gz"
 TEST_LABELS = "t10k-labels-idx1-ubyte.gz"
 
-# sha256 of each file's decompressed content (the IDX bytes).
-CHECKSUMS = {
-    TRAIN_IMAGES: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-    TRAIN_LABELS: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-    TEST_IMAGES: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-    TEST_LABELS: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-}
+FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
 
 PUBLIC_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -84,27 +78,29 @@ def default_cache_dir() -> Path:
     return Path(base) / "mnist-mlp"
 
 
-def checksums_from_env() -> dict[str, str]:
-    """The pinned checksums, or those in the file named by ``MNIST_CHECKSUMS``.
+def read_checksums(path: Path) -> dict[str, str]:
+    """The sha256 of each file's decompressed content, from a ``sha256sum``-style file.
 
-    The override serves data sets in MNIST's format and layout (Fashion-MNIST, or the
-    tiny synthetic mirrors of the tests); its format is that of ``sha256sum``.
+    That file (``data/mnist.sha256``) is the data set's identity: DVC tracks it, so a
+    switch of data set reruns fetch_and_scale instead of passing unseen.
     """
-    path = os.environ.get("MNIST_CHECKSUMS")
-    if not path:
-        return dict(CHECKSUMS)
+    if "MNIST_CHECKSUMS" in os.environ:
+        raise UserError(
+            f"MNIST_CHECKSUMS is no longer read: write the checksums into {path}"
+            " (which DVC tracks) instead, and unset MNIST_CHECKSUMS"
+        )
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise UserError(f"MNIST_CHECKSUMS={path}: cannot read it ({exc.strerror})") from None
+        raise UserError(f"{path}: cannot read the data set's checksums ({exc.strerror})") from None
     sums = {}
     for line in text.splitlines():
         fields = line.split()
         if len(fields) == 2 and not line.startswith("#"):
             sums[fields[1].lstrip("*")] = fields[0].lower()
-    missing = sorted(set(CHECKSUMS) - set(sums))
+    missing = [name for name in FILES if name not in sums]
     if missing:
-        raise UserError(f"MNIST_CHECKSUMS={path} has no checksum for {', '.join(missing)}")
+        raise UserError(f"{path} has no checksum for {', '.join(missing)}")
     return sums
 
 
@@ -275,7 +271,7 @@ def load_idx(mirrors: list[str], cache_dir: Path, checksums: dict[str, str]) -> 
     """The training and test splits, in the files' own order."""
     arrays = {
         name: parse_idx(fetch_file(name, checksums[name], mirrors, cache_dir), name)
-        for name in (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+        for name in FILES
     }
     train = to_split(arrays[TRAIN_IMAGES], arrays[TRAIN_LABELS], TRAIN_IMAGES, TRAIN_LABELS)
     test = to_split(arrays[TEST_IMAGES], arrays[TEST_LABELS], TEST_IMAGES, TEST_LABELS)

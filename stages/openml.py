@@ -1,6 +1,6 @@
 """MNIST from OpenML (``mnist_784``), the loader of scikit-learn's example.
 
-The result is checked against the same pinned checksums as the IDX files, so
+The result is checked against the same checksums as the IDX files (``data/mnist.sha256``), so
 ``data.source: openml`` gives byte-identical arrays and switching sources does not
 change what train sees.
 """
@@ -23,8 +23,9 @@ VERSION = 1
 N_TRAIN = 60000
 
 
-def load_openml(cache_dir: Path) -> tuple[mnist.Split, mnist.Split]:
-    """The training and test splits of ``mnist_784``, as uint8 arrays in MNIST's order."""
+def load_openml(cache_dir: Path, checksums: dict[str, str]) -> tuple[mnist.Split, mnist.Split]:
+    """The training and test splits of ``mnist_784``, as uint8 arrays in MNIST's order,
+    checked against ``checksums`` of the IDX files."""
     from sklearn.datasets import fetch_openml
     from sklearn.externals._arff import ArffException
 
@@ -70,7 +71,6 @@ def load_openml(cache_dir: Path) -> tuple[mnist.Split, mnist.Split]:
         ) from None
     train = mnist.Split(images=images[:N_TRAIN], labels=labels[:N_TRAIN])
     test = mnist.Split(images=images[N_TRAIN:], labels=labels[N_TRAIN:])
-    checksums = mnist.checksums_from_env()
     mnist.verify_arrays(train, mnist.TRAIN_IMAGES, mnist.TRAIN_LABELS, checksums)
     mnist.verify_arrays(test, mnist.TEST_IMAGES, mnist.TEST_LABELS, checksums)
     return train, test

@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PARAMS = ROOT / "params.yaml"
 
 DATA = ROOT / "data"
+CHECKSUMS = DATA / "mnist.sha256"  # committed: the data set's identity
 IMAGES = DATA / "images.npy"
 LABELS = DATA / "labels.npy"
 

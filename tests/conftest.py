@@ -80,13 +80,14 @@ def tiny_mirror(tmp_path) -> TinyMirror:
 
 @pytest.fixture
 def mnist_env(monkeypatch, tiny_mirror, tmp_path) -> TinyMirror:
-    """Point MNIST_MIRROR, MNIST_CHECKSUMS and MNIST_CACHE at a tiny mirror and a fresh cache.
+    """Point MNIST_MIRROR, MNIST_CACHE and the data set's checksums file at a tiny mirror.
 
     The public mirrors are emptied, so that a failing test never reaches the network.
     """
     monkeypatch.setattr("stages.mnist.PUBLIC_MIRRORS", ())
+    monkeypatch.setattr(paths, "CHECKSUMS", tiny_mirror.checksums)
     monkeypatch.setenv("MNIST_MIRROR", str(tiny_mirror.folder))
-    monkeypatch.setenv("MNIST_CHECKSUMS", str(tiny_mirror.checksums))
+    monkeypatch.delenv("MNIST_CHECKSUMS", raising=False)
     monkeypatch.setenv("MNIST_CACHE", str(tmp_path / "cache"))
     return tiny_mirror
 
@@ -111,8 +112,7 @@ class Repo:
         self.git("commit", "-qm", "project")
 
     def git(self, *args: str) -> str:
-        identity = ["-c", "user.name=test", "-c", "user.email=test@example.invalid"]
-        return self.run("git", *identity, *args).stdout
+        return self.run("git", *args).stdout
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run(args, cwd=self.root, env=self.env, capture_output=True, text=True)
@@ -134,6 +134,27 @@ class Repo:
         return re.findall(r"Running stage '(\w+)'", result.stdout + result.stderr)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def hermetic_home(tmp_path_factory):
+    """A HOME of the tests' own, with a git identity and nothing else.
+
+    The tests then pass on a newcomer's machine or a CI runner with an empty HOME (where
+    ``dvc exp run`` needs an identity to commit), and no setting of the machine's own
+    git config (a signing key, hooks, another default branch) reaches them.
+    """
+    home = tmp_path_factory.mktemp("home")
+    (home / ".gitconfig").write_text(
+        "[user]\n\tname = test\n\temail = test@example.invalid\n"
+        "[init]\n\tdefaultBranch = main\n"
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(home))
+        patch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+        for name in ("XDG_CONFIG_HOME", "GIT_CONFIG_GLOBAL", "GIT_DIR", "GIT_WORK_TREE"):
+            patch.delenv(name, raising=False)
+        yield home
+
+
 def repo_env(**extra: str) -> dict[str, str]:
     """The environment for commands in a ``Repo``: this Python first on PATH, no MNIST_*."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MNIST_", "DVC_"))}
@@ -142,20 +163,30 @@ def repo_env(**extra: str) -> dict[str, str]:
     return env | extra
 
 
+def real_mirror() -> str | None:
+    """MNIST_MIRROR as an absolute path (or URL), if set: the real MNIST files."""
+    mirror = os.environ.get("MNIST_MIRROR")
+    if not mirror or mirror.startswith(("http://", "https://")):
+        return mirror
+    return str(Path(mirror).resolve())
+
+
 def tiny_env(mirror: TinyMirror, cache: Path) -> dict[str, str]:
-    """``repo_env`` with a tiny mirror, its checksums and a download cache of its own."""
-    return repo_env(
-        MNIST_MIRROR=str(mirror.folder),
-        MNIST_CHECKSUMS=str(mirror.checksums),
-        MNIST_CACHE=str(cache),
-    )
+    """``repo_env`` with a tiny mirror and a download cache of its own."""
+    return repo_env(MNIST_MIRROR=str(mirror.folder), MNIST_CACHE=str(cache))
+
+
+def use_tiny_data(repo: "Repo", mirror: TinyMirror) -> None:
+    """Switch ``repo`` to the tiny data set: its checksums, and train_size 60."""
+    shutil.copyfile(mirror.checksums, repo.root / "data" / "mnist.sha256")
+    repo.set_param("train_size", str(N_TRAIN))
 
 
 @pytest.fixture
 def tiny_repo(tmp_path, tiny_mirror) -> Repo:
     """A project repository set up for the tiny mirror (train_size 60), committed."""
     repo = Repo(tmp_path / "repo", tiny_env(tiny_mirror, tmp_path / "cache"))
-    repo.set_param("train_size", "60")
+    use_tiny_data(repo, tiny_mirror)
     repo.git("commit", "-qam", "tiny data")
     return repo
 

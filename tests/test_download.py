@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages import mnist
+from stages import mnist, paths
 from stages.errors import UserError
 from tests.conftest import FILES, idx, write_mirror
 from tests.local_http import Reply
@@ -32,7 +32,8 @@ TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS = FILES
 
 def load_idx(*mirrors: str) -> tuple[mnist.Split, mnist.Split]:
     """``mnist.load_idx`` from ``mirrors``, with the cache and checksums of the environment."""
-    return mnist.load_idx(list(mirrors), mnist.default_cache_dir(), mnist.checksums_from_env())
+    checksums = mnist.read_checksums(paths.CHECKSUMS)
+    return mnist.load_idx(list(mirrors), mnist.default_cache_dir(), checksums)
 
 
 def assert_same_arrays(splits: tuple[mnist.Split, mnist.Split], tiny) -> None:
@@ -97,27 +98,37 @@ def test_cache_folder_comes_from_mnist_cache_else_the_user_cache(monkeypatch, tm
     assert mnist.default_cache_dir() == tmp_path / "mine"
 
 
-def test_checksums_file_in_sha256sum_format(monkeypatch, tmp_path):
+def test_checksums_file_in_sha256sum_format(tmp_path):
     sums = tmp_path / "SHA256SUMS"
     sums.write_text("# Fashion-MNIST\n" + "".join(f"{'AB' * 32} *{name}\n" for name in FILES))
-    monkeypatch.setenv("MNIST_CHECKSUMS", str(sums))
-    assert mnist.checksums_from_env() == {name: "ab" * 32 for name in FILES}
+    assert mnist.read_checksums(sums) == {name: "ab" * 32 for name in FILES}
 
 
-def test_checksums_file_that_misses_a_file(monkeypatch, tmp_path):
+def test_committed_checksums_are_the_shared_mirrors_published_ones():
+    published = ROOT.parent / "shared" / "mnist" / "SHA256SUMS-decompressed"
+    if not published.exists():
+        pytest.skip(f"no {published}")
+    assert mnist.read_checksums(paths.CHECKSUMS) == mnist.read_checksums(published)
+
+
+def test_checksums_file_that_misses_a_file(tmp_path):
     sums = tmp_path / "SHA256SUMS"
     sums.write_text(f"{'0' * 64}  {TRAIN_IMAGES}\n")
-    monkeypatch.setenv("MNIST_CHECKSUMS", str(sums))
-    missing = f"{TEST_IMAGES}, {TEST_LABELS}, {TRAIN_LABELS}"
+    missing = f"{TRAIN_LABELS}, {TEST_IMAGES}, {TEST_LABELS}"
     with pytest.raises(UserError) as caught:
-        mnist.checksums_from_env()
-    assert str(caught.value) == f"MNIST_CHECKSUMS={sums} has no checksum for {missing}"
+        mnist.read_checksums(sums)
+    assert str(caught.value) == f"{sums} has no checksum for {missing}"
 
 
-def test_checksums_file_that_does_not_exist(monkeypatch, tmp_path):
-    monkeypatch.setenv("MNIST_CHECKSUMS", str(tmp_path / "nowhere"))
-    with pytest.raises(UserError, match=r"nowhere: cannot read it \(No such file or directory\)$"):
-        mnist.checksums_from_env()
+def test_checksums_file_that_does_not_exist(tmp_path):
+    with pytest.raises(UserError, match=r"nowhere: cannot read the data set's checksums \(No such"):
+        mnist.read_checksums(tmp_path / "nowhere")
+
+
+def test_the_retired_checksums_variable_is_refused_not_ignored(monkeypatch, tmp_path):
+    monkeypatch.setenv("MNIST_CHECKSUMS", str(tmp_path / "SHA256SUMS"))
+    with pytest.raises(UserError, match=r"^MNIST_CHECKSUMS is no longer read: write the checksums"):
+        mnist.read_checksums(paths.CHECKSUMS)
 
 
 # --- a folder mirror -------------------------------------------------------------------
@@ -225,13 +236,13 @@ def _label_at(index: int, value: int):
     ],
 )
 def test_verified_files_that_are_not_mnist(tiny_mirror, monkeypatch, tmp_path, change, message):
-    # The checksums match the bad content, as with a mistaken MNIST_CHECKSUMS: the IDX checks
-    # are what stands between such files and the training stage.
+    # The checksums match the bad content, as with a mistaken data/mnist.sha256: the IDX
+    # checks are what stands between such files and the training stage.
     arrays = (tiny_mirror.train_images, tiny_mirror.train_labels, tiny_mirror.test_images,
               tiny_mirror.test_labels)
     contents = change({name: idx(array) for name, array in zip(FILES, arrays)})
     sums = write_mirror(tmp_path / "bad", contents)
-    monkeypatch.setenv("MNIST_CHECKSUMS", str(sums))
+    monkeypatch.setattr(paths, "CHECKSUMS", sums)
     monkeypatch.setenv("MNIST_CACHE", str(tmp_path / "cache"))
     with pytest.raises(UserError, match=message):
         load_idx(str(tmp_path / "bad"))
@@ -474,6 +485,8 @@ def test_command_line_reports_one_error_and_writes_nothing(server, tmp_path):
     ignore = shutil.ignore_patterns("__pycache__")
     shutil.copytree(ROOT / "stages", project / "stages", ignore=ignore)
     shutil.copy(ROOT / "params.yaml", project / "params.yaml")
+    (project / "data").mkdir()
+    shutil.copy(ROOT / "data" / "mnist.sha256", project / "data" / "mnist.sha256")
     # The public mirrors of the copy become one on 127.0.0.1, so the run stays offline.
     public = server.url("public")
     module = project / "stages" / "mnist.py"
@@ -501,6 +514,5 @@ def test_command_line_reports_one_error_and_writes_nothing(server, tmp_path):
     listing = f"\n  {missing}: no such folder\n  {public}: HTTP 404 Not Found\nSet MNIST_MIRROR"
     assert listing in result.stderr
     assert "Traceback" not in result.stderr
-    assert not (project / "data" / "images.npy").exists()
-    assert not (project / "data").exists() or list((project / "data").iterdir()) == []
+    assert [p.name for p in (project / "data").iterdir()] == ["mnist.sha256"]
     assert server.requests == [f"/public/{TRAIN_IMAGES}"]

@@ -22,8 +22,9 @@ def plain(entries) -> set[str]:
 
 
 def imported_stage_modules(module: str) -> set[str]:
-    """``stages/*.py`` files that ``module`` imports, transitively, wherever the import is."""
-    seen, todo = set(), [module]
+    """``stages/*.py`` files that ``module`` imports, transitively, wherever the import is,
+    with the package's ``__init__.py``, which Python runs before any of them."""
+    seen, todo = set(), ["__init__", module]
     while todo:
         name = todo.pop()
         if name in seen:
@@ -67,18 +68,25 @@ def test_outputs_match_the_paths_module():
 
 
 def test_each_stage_depends_on_the_outputs_it_reads():
+    data = {d for d in plain(STAGES["fetch_and_scale"]["deps"]) if not d.startswith("stages/")}
+    assert data == {rel(paths.CHECKSUMS)}
     data = {d for d in plain(STAGES["train"]["deps"]) if not d.startswith("stages/")}
     assert data == {rel(paths.IMAGES), rel(paths.LABELS)}
     data = {d for d in plain(STAGES["visualize"]["deps"]) if not d.startswith("stages/")}
     assert data == {rel(paths.WEIGHTS), rel(paths.LOSS_CSV), rel(paths.PREDICTIONS), rel(paths.IMAGES)}
 
 
-def test_params_are_whole_sections_where_a_stage_reads_a_section():
-    # A whole section is tracked, so a typo'd key changes the stage and reaches validation.
-    assert STAGES["fetch_and_scale"]["params"] == ["data"]
+def test_each_stage_tracks_exactly_the_params_it_reads():
+    # fetch_and_scale does not read train_size: changing it must not rewrite the arrays.
+    assert STAGES["fetch_and_scale"]["params"] == ["data.source", "data.pixel_dtype"]
+    # train passes every key of its section to MLPClassifier.
     assert STAGES["train"]["params"] == ["data.train_size", "train"]
-    # visualize tracks the whole file, so that a misspelt section is validated too
+    # visualize tracks the whole file, so that a misspelt key or section is validated too
     assert STAGES["visualize"]["params"] == [{"params.yaml": None}]
+
+
+def test_the_data_sets_identity_is_a_dependency_of_the_stage_that_checks_it():
+    assert rel(paths.CHECKSUMS) in plain(STAGES["fetch_and_scale"]["deps"])
 
 
 def test_metrics_are_cached_and_plots_declared():

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import _openml
 
-from stages import mnist, openml
+from stages import mnist, openml, paths
 from stages.errors import UserError
 from tests.conftest import FILES, N_TRAIN
 from tests.local_http import LocalServer, Reply
@@ -130,13 +130,13 @@ def fake_openml(server, mnist_env, monkeypatch):
 
 
 def load_openml():
-    return openml.load_openml(mnist.default_cache_dir())
+    return openml.load_openml(mnist.default_cache_dir(), mnist.read_checksums(paths.CHECKSUMS))
 
 
 @pytest.mark.network
 def test_openml_gives_the_bytes_of_the_idx_files(fake_openml, mnist_env):
     from_openml = load_openml()
-    checksums = mnist.checksums_from_env()
+    checksums = mnist.read_checksums(paths.CHECKSUMS)
     from_idx = mnist.load_idx([str(mnist_env.folder)], mnist.default_cache_dir(), checksums)
     for openml_split, idx_split in zip(from_openml, from_idx):
         for ours, theirs in (
@@ -288,7 +288,7 @@ def _swap_labels(pixels, labels):
 )
 def test_openml_data_that_differs_from_the_idx_files(fake_openml, mnist_env, change, differing):
     publish(fake_openml, *change(*mnist_784(mnist_env)))
-    expected = mnist.checksums_from_env()[differing]
+    expected = mnist.read_checksums(paths.CHECKSUMS)[differing]
     with pytest.raises(
         UserError,
         match=f"^the data differs from {differing}: expected sha256 {expected}"

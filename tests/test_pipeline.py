@@ -1,18 +1,32 @@
 """End to end: `dvc repro` in a temporary git repository, on tiny data and on the real data."""
 
-import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from stages import paths
-from tests.conftest import Repo, repo_env, tiny_env
+from tests.conftest import (
+    FILES,
+    N_TEST,
+    N_TRAIN,
+    Repo,
+    idx,
+    real_mirror,
+    repo_env,
+    tiny_env,
+    use_tiny_data,
+    write_mirror,
+)
+from tests.machines import PINNABLE, assert_every_machine_reproduces_the_lock, md5
 
 pytestmark = pytest.mark.slow
 
@@ -24,10 +38,6 @@ TRAIN_OUTPUTS = (
     "outputs/model.joblib", "outputs/weights.npz", "outputs/loss.csv", "outputs/metrics.json",
     "outputs/predictions.csv",
 )
-
-
-def md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
 
 
 def test_repro_reruns_exactly_what_a_change_touches(tiny_repo):
@@ -54,8 +64,52 @@ def test_repro_reruns_exactly_what_a_change_touches(tiny_repo):
     metrics = repo.dvc("metrics", "diff", "--json").stdout
     assert json.loads(metrics)["outputs/metrics.json"]["iterations"] == {"old": 10, "new": 5, "diff": -5}
 
+    # train_size is train's alone: the arrays are not written again.
+    repo.set_param("train_size", "50")
+    assert repo.ran_stages(repo.dvc("repro")) == ["train", "visualize"]
+
     repo.set_param("pixel_dtype", "float32")
     assert repo.ran_stages(repo.dvc("repro")) == ["fetch_and_scale", "train", "visualize"]
+
+
+def test_switching_the_data_set_shows_in_dvc_status_and_reruns_fetch(tiny_repo, tmp_path):
+    repo = tiny_repo
+    repo.dvc("repro")
+    first_images = (repo.root / "data/images.npy").read_bytes()
+    repo.git("add", "-A")
+    repo.git("commit", "-qm", "first run")
+
+    # Another data set in MNIST's layout: the same tiny shapes, other digits.
+    rng = np.random.default_rng(1)
+    other = {
+        name: idx(array)
+        for name, array in zip(
+            FILES,
+            (
+                rng.integers(0, 256, (N_TRAIN, 28, 28), dtype=np.uint8),
+                (np.arange(N_TRAIN) % 10).astype(np.uint8),
+                rng.integers(0, 256, (N_TEST, 28, 28), dtype=np.uint8),
+                (np.arange(N_TEST) % 10).astype(np.uint8),
+            ),
+            strict=True,
+        )
+    }
+    sums = write_mirror(tmp_path / "other", other)
+    repo.env = repo.env | {"MNIST_MIRROR": str(tmp_path / "other")}
+    shutil.copyfile(sums, repo.root / "data" / "mnist.sha256")
+
+    status = repo.dvc("status").stdout
+    assert re.search(r"fetch_and_scale:\s+changed deps:\s+modified:\s+data/mnist.sha256", status), status
+    assert repo.ran_stages(repo.dvc("repro")) == ["fetch_and_scale", "train", "visualize"]
+    other_images = (repo.root / "data/images.npy").read_bytes()
+    assert other_images != first_images
+
+    # Back to the first data set: DVC's run cache gives back the first arrays, not the
+    # other's (the data set's identity is in its key), and trains on nothing new.
+    repo.git("checkout", "data/mnist.sha256")
+    repo.dvc("repro")
+    assert (repo.root / "data/images.npy").read_bytes() == first_images
+    assert "Data and pipelines are up to date." in repo.dvc("status").stdout
 
 
 def test_a_clean_rerun_reproduces_dvc_lock_byte_for_byte(tiny_repo):
@@ -127,11 +181,11 @@ def test_sweep_value_written_by_exp_run_is_read_as_a_number(tiny_repo):
 def test_killed_training_leaves_nothing_and_rerun_gives_the_same_numbers(tmp_path, tiny_mirror, signum):
     env = tiny_env(tiny_mirror, tmp_path / "cache")
     reference = Repo(tmp_path / "reference", env)
-    reference.set_param("train_size", "60")
+    use_tiny_data(reference, tiny_mirror)
     reference.dvc("repro")
 
     repo = Repo(tmp_path / "repo", env)
-    repo.set_param("train_size", "60")
+    use_tiny_data(repo, tiny_mirror)
     # Train for (practically) ever, so that the stage is surely stopped mid-fit.
     repo.set_param("max_iter", "1000000")
     repo.set_param("n_iter_no_change", "1000000")
@@ -167,14 +221,6 @@ def test_killed_training_leaves_nothing_and_rerun_gives_the_same_numbers(tmp_pat
         assert (repo.root / name).read_bytes() == (reference.root / name).read_bytes(), name
 
 
-def real_mirror() -> str | None:
-    """MNIST_MIRROR as an absolute path (or URL), if set."""
-    mirror = os.environ.get("MNIST_MIRROR")
-    if not mirror or mirror.startswith(("http://", "https://")):
-        return mirror
-    return str(Path(mirror).resolve())
-
-
 @pytest.mark.real_data
 @pytest.mark.skipif(not real_mirror(), reason="set MNIST_MIRROR to a mirror of the real MNIST files")
 def test_real_data_gives_the_examples_numbers_and_the_committed_lock(tmp_path):
@@ -188,5 +234,12 @@ def test_real_data_gives_the_examples_numbers_and_the_committed_lock(tmp_path):
     metrics = json.loads((repo.root / "outputs/metrics.json").read_text())
     assert metrics["train_accuracy"] == 0.9868 and metrics["test_accuracy"] == 0.97
     assert metrics["iterations"] == 10 and f"{metrics['final_loss']:.8f}" == EXPECTED_LOSSES[-1]
-    assert (repo.root / "dvc.lock").read_bytes() == (paths.ROOT / "dvc.lock").read_bytes()
+    committed = (paths.ROOT / "dvc.lock").read_bytes()
+    assert (repo.root / "dvc.lock").read_bytes() == committed
     assert repo.ran_stages(repo.dvc("repro")) == []
+    verified = repo.run(sys.executable, "-m", "stages.verify", "--strict")
+    assert "verdict: every output is dvc.lock's bytes" in verified.stderr
+
+    # Other machines: the same bytes again, whatever their cores, kernels and numpy.
+    if PINNABLE:
+        assert_every_machine_reproduces_the_lock(repo, committed)

@@ -92,7 +92,7 @@ def test_queued_experiments_run_in_temporary_clones_with_the_callers_data_and_en
     sweep = queue(repo, "-S", "train.learning_rate_init=0.05,0.1,0.2")
     assert len(sweep) == 3, sweep
     # One more, that has to fetch the data again in its temporary clone, from the tiny
-    # mirror that only MNIST_MIRROR and MNIST_CHECKSUMS point to.
+    # mirror that only MNIST_MIRROR and the committed data/mnist.sha256 point to.
     [refetch] = queue(repo, "-S", "data.pixel_dtype=float32")
     statuses = run_queue(repo, jobs=2)
     logs = queue_logs(repo, [*sweep, refetch])
