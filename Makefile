@@ -7,7 +7,7 @@ BIN := $(abspath $(VENV))/bin
 # The stages' commands run `python`: make it the virtual environment's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro test bench lock clean
+.PHONY: setup repro test verify bench lock clean
 
 setup: $(VENV)/.installed
 
@@ -22,6 +22,10 @@ repro: setup
 
 test: setup
 	python -m pytest
+
+# The outputs against dvc.lock, the DVC cache against its hashes, the published numbers.
+verify: setup
+	python -m stages.verify
 
 bench: setup
 	python benchmarks/run.py
