@@ -1,14 +1,16 @@
-"""Write artifacts atomically and reproducibly.
+"""Write artifacts all or none, and reproducibly.
 
-Every output is written under a temporary name in its own folder and renamed into
-place only when complete, so a crash, Ctrl-C or SIGTERM never leaves a file that looks
-like a result. Writers here produce the same bytes for the same content (no dates),
-because dvc.lock records the hash of every output.
+A stage writes each of its outputs under a temporary name in the output's own folder
+(``StagedOutputs.temp``) and renames them all into place only when every one is complete
+(``all_or_none``), so that a crash, a full disk, Ctrl-C or SIGTERM never leaves a file
+that looks like a result, nor a mix of new and missing ones. Writers here produce the
+same bytes for the same content (no dates), because dvc.lock records every output's hash.
 """
 
 import contextlib
 import json
 import os
+import signal
 import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -16,9 +18,28 @@ from pathlib import Path
 
 import numpy as np
 
+from stages import errors
+
 # A fixed timestamp for the members of .npz files: numpy's own savez stamps the
 # current time, which would change the file's hash on every run.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def temp_beside(target: Path) -> Path:
+    """A new, empty temporary file in ``target``'s folder (created if need be).
+
+    Its mode follows the umask, like any file the user creates: ``mkstemp`` would leave
+    it readable by its owner alone, which a shared cache or output folder cannot use.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+    finally:
+        os.close(fd)
+    return Path(name)
 
 
 @contextlib.contextmanager
@@ -28,11 +49,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     On any exception, ``KeyboardInterrupt`` included, the temporary file is removed
     and ``target`` is left as it was.
     """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = temp_beside(Path(target))
     try:
         yield tmp
         os.replace(tmp, target)
@@ -41,20 +58,71 @@ def atomic_path(target: Path) -> Iterator[Path]:
         raise
 
 
-def write_text(target: Path, text: str) -> None:
-    """Write ``text`` to ``target`` atomically."""
-    with atomic_path(target) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+class StagedOutputs:
+    """A stage's outputs, written under temporary names until ``commit`` renames them."""
+
+    def __init__(self) -> None:
+        self._staged: list[tuple[Path, Path]] = []
+        self._placed: list[Path] = []
+
+    def temp(self, target: Path) -> Path:
+        """Where to write ``target``: a temporary file that becomes it on commit."""
+        tmp = temp_beside(Path(target))
+        self._staged.append((tmp, Path(target)))
+        return tmp
+
+    def commit(self) -> None:
+        """Rename every output into place, with SIGINT and SIGTERM held off meanwhile.
+
+        A stop that a finalizer swallowed earlier stops the commit before it starts; one
+        that arrives during it is delivered when it ends, and is ignored from then on
+        (``errors.outputs_complete``): the stage's work is done once its outputs are in
+        place. So no stop leaves some outputs renamed and others not, and none makes a
+        stage that finished report that it wrote nothing.
+        """
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            errors.raise_if_stopped()
+            for tmp, target in self._staged:
+                os.replace(tmp, target)
+                self._placed.append(target)
+            errors.outputs_complete()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+    def discard(self) -> None:
+        """Remove every temporary file, and every output already renamed into place."""
+        for tmp, target in self._staged:
+            tmp.unlink(missing_ok=True)
+            if target in self._placed:
+                target.unlink(missing_ok=True)
 
 
-def write_json(target: Path, data: Mapping) -> None:
-    """Write ``data`` as indented JSON with sorted keys, atomically."""
-    write_text(target, json.dumps(data, indent=2, sort_keys=True) + "\n")
+@contextlib.contextmanager
+def all_or_none() -> Iterator[StagedOutputs]:
+    """Yield a ``StagedOutputs``; commit it if the block completes, else discard it."""
+    outputs = StagedOutputs()
+    try:
+        yield outputs
+        outputs.commit()
+    except BaseException:
+        outputs.discard()
+        raise
 
 
-def write_npz(target: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write ``arrays`` as an uncompressed, pickle-free .npz, atomically and reproducibly."""
-    with atomic_path(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` as UTF-8."""
+    Path(path).write_text(text, encoding="utf-8")
+
+
+def write_json(path: Path, data: Mapping) -> None:
+    """Write ``data`` as indented JSON with sorted keys."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write ``arrays`` as an uncompressed, pickle-free .npz whose bytes depend on nothing else."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
         for name, array in arrays.items():
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
             with archive.open(info, "w", force_zip64=True) as member:

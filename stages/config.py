@@ -96,14 +96,18 @@ class TrainParams(_Section):
         return kwargs
 
 
+# The largest grids a figure is drawn for: 1000 x 1000 digits would need tens of GB.
+MAX_GRID_SIDE = 40
+
+
 class VisualizeParams(_Section):
     """The weight grid (its shape and gray scale) and the grid of misclassified digits."""
 
-    rows: Annotated[Int, Field(ge=1)]
-    cols: Annotated[Int, Field(ge=1)]
+    rows: Annotated[Int, Field(ge=1, le=MAX_GRID_SIDE)]
+    cols: Annotated[Int, Field(ge=1, le=MAX_GRID_SIDE)]
     range_factor: Annotated[Float, Field(gt=0)]
-    misclassified_rows: Annotated[Int, Field(ge=1)]
-    misclassified_cols: Annotated[Int, Field(ge=1)]
+    misclassified_rows: Annotated[Int, Field(ge=1, le=MAX_GRID_SIDE)]
+    misclassified_cols: Annotated[Int, Field(ge=1, le=MAX_GRID_SIDE)]
 
 
 class Params(_Section):

@@ -5,7 +5,7 @@ Reads params ``data.source`` and ``data.pixel_dtype``; gets the four LeCun files
 verifies them against ``data/mnist.sha256`` (the data set's identity), and writes
 ``data/images.npy`` (70000 x 784, ``data.pixel_dtype``, pixels / 255) and
 ``data/labels.npy`` (uint8) in the original order, training images first, as .npy
-files that the next stage memory-maps.
+files that the next stage memory-maps, both or neither.
 """
 
 import logging
@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from stages import mnist, paths
-from stages.artifacts import atomic_path
+from stages.artifacts import all_or_none
 from stages.config import load_params
 from stages.errors import run_stage
+from stages.paths import Layout
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,10 @@ def scale_pixels(pixels: np.ndarray, dtype: str) -> np.ndarray:
     return scaled
 
 
-def write_scaled(target: Path, parts: list[np.ndarray], dtype: str) -> None:
+def write_scaled(path: Path, parts: list[np.ndarray], dtype: str) -> None:
     """Write the concatenated, flattened, scaled ``parts`` as one .npy, chunk by chunk.
 
-    The bytes are those of ``np.save(target, scale_pixels(np.concatenate(parts)))``
+    The bytes are those of ``np.save(path, scale_pixels(np.concatenate(parts)))``
     without ever holding the whole float array in memory.
     """
     rows = sum(len(part) for part in parts)
@@ -49,7 +50,7 @@ def write_scaled(target: Path, parts: list[np.ndarray], dtype: str) -> None:
         "fortran_order": False,
         "shape": (rows, features),
     }
-    with atomic_path(target) as tmp, tmp.open("wb") as out:
+    with path.open("wb") as out:
         np.lib.format.write_array_header_1_0(out, header)
         for part in parts:
             flat = part.reshape(len(part), features)
@@ -57,29 +58,35 @@ def write_scaled(target: Path, parts: list[np.ndarray], dtype: str) -> None:
                 out.write(scale_pixels(flat[start : start + ROWS_PER_CHUNK], dtype).data)
 
 
-def write_labels(target: Path, parts: list[np.ndarray]) -> None:
+def write_labels(path: Path, parts: list[np.ndarray]) -> None:
     """Write the concatenated labels as one uint8 .npy."""
-    with atomic_path(target) as tmp, tmp.open("wb") as out:
+    with path.open("wb") as out:
         np.save(out, np.concatenate(parts).astype(np.uint8))
 
 
-def main() -> None:
-    params = load_params(paths.PARAMS).data
-    checksums = mnist.read_checksums(paths.CHECKSUMS)
+def run(files: Layout) -> None:
+    """Get, verify and scale the digits; write the arrays under ``files``."""
+    params = load_params(files.params).data
+    checksums = mnist.read_checksums(files.checksums)
     if params.source == "openml":
         from stages import openml
 
         train, test = openml.load_openml(mnist.default_cache_dir(), checksums)
     else:
         train, test = mnist.load_idx(mnist.mirrors_from_env(), mnist.default_cache_dir(), checksums)
-    write_scaled(paths.IMAGES, [train.images, test.images], params.pixel_dtype)
-    write_labels(paths.LABELS, [train.labels, test.labels])
+    with all_or_none() as out:
+        write_scaled(out.temp(files.images), [train.images, test.images], params.pixel_dtype)
+        write_labels(out.temp(files.labels), [train.labels, test.labels])
     log.info(
         "wrote %d images (%s) and labels to %s",
         len(train.labels) + len(test.labels),
         params.pixel_dtype,
-        paths.DATA.relative_to(paths.ROOT),
+        files.images.parent,
     )
+
+
+def main() -> None:
+    run(paths.PROJECT)
 
 
 if __name__ == "__main__":

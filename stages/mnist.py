@@ -1,23 +1,24 @@
-"""Get the four LeCun MNIST files from a mirror, verify them, and parse IDX.
+"""The four LeCun MNIST files: where they come from, how they are verified, and IDX.
 
-A mirror is a local folder or an http(s) URL that serves the four files under their
-usual names. ``MNIST_MIRROR`` names one that is tried before the public mirrors.
-Each file is checked against the pinned SHA-256 of its *decompressed* content (mirrors
-recompress, so the gzip bytes differ from mirror to mirror while the content must not).
-Files fetched over the network are kept in a local cache and only verified next time.
+A mirror is a local folder (or a ``file://`` URL) or an http(s) URL that serves the four
+files under their usual names. ``MNIST_MIRROR`` names one that is tried before the
+public mirrors, which ``MNIST_PUBLIC_MIRRORS=off`` switches off. Each file is checked
+against the SHA-256 of its *decompressed* content in ``data/mnist.sha256`` (mirrors
+recompress, so the gzip bytes differ from mirror to mirror while the content must not),
+and decompression stops at the size an MNIST file has, so a gzip bomb costs nothing.
+Files fetched over the network go through ``download.py`` into a local cache, and are
+only verified next time.
 """
 
+import errno
 import gzip
 import hashlib
-import http.client
 import logging
 import math
 import os
-import socket
 import struct
-import sys
 import time
-import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.artifacts import atomic_path
+from stages.download import DiskError, DownloadError, download, redact
 from stages.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -34,22 +36,27 @@ TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
 TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
 TEST_IMAGES = "t10k-images-idx3-ubyte.gz"
 TEST_LABELS = "t10k-labels-idx1-ubyte.gz"
-
 FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
-
-PUBLIC_MIRRORS = (
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-)
 
 IMAGE_SHAPE = (28, 28)
 N_CLASSES = 10
 IDX_UBYTE = 0x08
 
-TIMEOUT_SECONDS = 30
-RETRIES = 3
-BACKOFF_SECONDS = 1.0
-CHUNK_BYTES = 1 << 16
+# The decompressed size of each file: an IDX header, then 60,000 or 10,000 digits.
+# Data sets in MNIST's layout (Fashion-MNIST) have the same; nothing larger is read.
+MAX_CONTENT_BYTES = {
+    TRAIN_IMAGES: 16 + 60000 * 28 * 28,
+    TRAIN_LABELS: 8 + 60000,
+    TEST_IMAGES: 16 + 10000 * 28 * 28,
+    TEST_LABELS: 8 + 10000,
+}
+
+PUBLIC_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+OFF = {"0", "off", "no", "false"}
+DOWNLOAD_SECONDS = 600  # one file's download, retries included; MNIST_DOWNLOAD_SECONDS
 
 
 class MirrorError(Exception):
@@ -65,9 +72,25 @@ class Split:
 
 
 def mirrors_from_env() -> list[str]:
-    """The mirrors to try in order: ``MNIST_MIRROR`` if set, then the public ones."""
+    """The mirrors to try in order: ``MNIST_MIRROR`` if set, then the public ones unless
+    ``MNIST_PUBLIC_MIRRORS`` is ``off``."""
     first = os.environ.get("MNIST_MIRROR", "").strip()
-    return ([first] if first else []) + list(PUBLIC_MIRRORS)
+    public = os.environ.get("MNIST_PUBLIC_MIRRORS", "on").strip().lower() not in OFF
+    return ([first] if first else []) + (list(PUBLIC_MIRRORS) if public else [])
+
+
+def download_seconds() -> float:
+    """The time one file's download may take, retries included: ``MNIST_DOWNLOAD_SECONDS``."""
+    text = os.environ.get("MNIST_DOWNLOAD_SECONDS", "").strip()
+    if not text:
+        return DOWNLOAD_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not seconds > 0:  # nan included
+        raise UserError(f"MNIST_DOWNLOAD_SECONDS={text}: expected a positive number of seconds")
+    return seconds
 
 
 def default_cache_dir() -> Path:
@@ -104,10 +127,14 @@ def read_checksums(path: Path) -> dict[str, str]:
     return sums
 
 
-def decompress_verified(path: Path, sha256: str) -> bytes:
-    """Return the decompressed content of the gzip file ``path`` if its hash is ``sha256``."""
+def decompress_verified(path: Path, sha256: str, max_bytes: int) -> bytes:
+    """The decompressed content of the gzip file ``path``, if its hash is ``sha256``.
+
+    Decompression stops past ``max_bytes``: a file that holds more is not the file.
+    """
     try:
-        content = gzip.decompress(path.read_bytes())
+        with gzip.open(path, "rb") as f:
+            content = f.read(max_bytes + 1)
     except FileNotFoundError:
         raise MirrorError("file not found") from None
     except EOFError:
@@ -116,6 +143,8 @@ def decompress_verified(path: Path, sha256: str) -> bytes:
         raise MirrorError(f"not a valid gzip file ({exc})") from None
     except OSError as exc:
         raise MirrorError(f"cannot read it ({exc.strerror or exc})") from None
+    if len(content) > max_bytes:
+        raise MirrorError(f"decompresses to more than the {max_bytes} bytes this file has")
     actual = hashlib.sha256(content).hexdigest()
     if actual != sha256:
         raise MirrorError(
@@ -124,107 +153,99 @@ def decompress_verified(path: Path, sha256: str) -> bytes:
     return content
 
 
-def _is_url(mirror: str) -> bool:
-    return mirror.startswith(("http://", "https://"))
+def mirror_url(mirror: str, name: str) -> str | None:
+    """The URL of ``name`` on an http(s) mirror, or None if ``mirror`` is a folder.
+
+    The file name goes at the end of the path, before any query string; the scheme is
+    matched whatever its case.
+    """
+    parts = urllib.parse.urlsplit(mirror)
+    if parts.scheme.lower() not in ("http", "https"):
+        return None
+    path = parts.path.rstrip("/") + "/" + urllib.parse.quote(name)
+    return urllib.parse.urlunsplit(parts._replace(scheme=parts.scheme.lower(), path=path))
 
 
-def _stream_to(url: str, dest: Path) -> None:
-    """Download ``url`` into ``dest``, with a progress bar on a terminal."""
-    with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response, dest.open("wb") as out:
-        total = int(response.headers.get("Content-Length") or 0) or None
-        if sys.stderr.isatty():
-            from tqdm import tqdm
+def mirror_folder(mirror: str) -> Path:
+    """The folder of a local mirror: a path, or a ``file://`` URL."""
+    if mirror.lower().startswith("file:"):
+        return Path(urllib.request.url2pathname(urllib.parse.urlsplit(mirror).path))
+    return Path(mirror).expanduser()
 
-            # Named after the file, not ``dest``: that is the temporary file's random name.
-            name = url.rsplit("/", 1)[-1]
-            bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=name)
-        else:
-            log.info("downloading %s (%s bytes)", url, total or "unknown")
-            bar = None
+
+def remove_stale_temporaries(cache_dir: Path, name: str, older_than: float) -> None:
+    """Remove what killed downloads of ``name`` left, once no live one can own it."""
+    now = time.time()
+    for tmp in cache_dir.glob(f".{name}.*.tmp"):
         try:
-            while chunk := response.read(CHUNK_BYTES):
-                out.write(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
-        finally:
-            if bar is not None:
-                bar.close()
-        if total is not None and out.tell() != total:
-            # http.client ends a short body without an error; a dropped connection is a
-            # network error like any other, so it is retried.
-            raise ConnectionError(f"connection closed after {out.tell()} of {total} bytes")
+            if now - tmp.stat().st_mtime > older_than:
+                tmp.unlink()
+                log.info("removed %s, left by an interrupted download", tmp)
+        except OSError:
+            pass  # gone already, or not ours to remove: a later run tries again
 
 
-def _download_with_retries(url: str, dest: Path) -> None:
-    """``_stream_to`` with bounded retries and backoff on network errors and HTTP 5xx."""
-    for attempt in range(RETRIES + 1):
-        try:
-            _stream_to(url, dest)
-            return
-        except urllib.error.HTTPError as exc:
-            reason = f"HTTP {exc.code} {exc.reason}"
-            if exc.code < 500:
-                raise MirrorError(reason) from None
-        except (urllib.error.URLError, OSError) as exc:
-            inner = getattr(exc, "reason", exc)
-            if isinstance(inner, socket.gaierror):
-                # An unknown host (or no network at all) does not heal in seconds:
-                # waiting would only delay the next mirror.
-                raise MirrorError(f"cannot resolve the host ({inner.strerror})") from None
-            if isinstance(inner, (socket.timeout, TimeoutError)):
-                reason = f"timed out after {TIMEOUT_SECONDS} s"
-            else:
-                reason = str(getattr(inner, "strerror", None) or inner)
-        except http.client.HTTPException as exc:
-            # Not HTTP, or a reply that breaks off (a wrong port, a proxy in the way).
-            reason = f"invalid HTTP response ({type(exc).__name__}: {str(exc).strip()})"
-        if attempt == RETRIES:
-            raise MirrorError(f"{reason} (after {RETRIES + 1} attempts)")
-        wait = BACKOFF_SECONDS * 2**attempt
-        log.warning("%s: %s; retrying in %.0f s", url, reason, wait)
-        time.sleep(wait)
-
-
-def _fetch_url(url: str, cached: Path, sha256: str) -> bytes:
+def _fetch_url(url: str, cached: Path, sha256: str, max_bytes: int) -> bytes:
     """Download ``url`` to ``cached`` (temporary file, verify, rename); return the content."""
+    # A gzip of incompressible bytes is a little larger than they are.
+    max_download = max_bytes + max_bytes // 100 + 4096
     try:
         with atomic_path(cached) as tmp:
-            _download_with_retries(url, tmp)
-            return decompress_verified(tmp, sha256)
-    except OSError as exc:
-        # The download's own errors are MirrorErrors by now: this one is the cache folder's.
+            download(url, tmp, max_bytes=max_download, seconds=download_seconds())
+            return decompress_verified(tmp, sha256, max_bytes)
+    except DownloadError as exc:
+        raise MirrorError(str(exc)) from None
+    except (DiskError, OSError) as exc:
+        error = exc.error if isinstance(exc, DiskError) else exc
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise UserError(
+                f"the disk is full: cannot write the download cache {cached.parent}"
+                f" ({error.strerror}); free some space, or set MNIST_CACHE to a folder on"
+                " another disk"
+            ) from None
         raise UserError(
-            f"cannot write to the download cache {cached.parent} ({exc.strerror or exc});"
+            f"cannot write to the download cache {cached.parent} ({error.strerror or error});"
             " set MNIST_CACHE to a writable folder"
         ) from None
 
 
 def fetch_file(name: str, sha256: str, mirrors: list[str], cache_dir: Path) -> bytes:
     """The verified, decompressed content of ``name``, from the cache or the first good mirror."""
+    max_bytes = MAX_CONTENT_BYTES[name]
     cached = cache_dir / name
+    if cached.is_dir():
+        raise UserError(f"the download cache holds a folder {cached} where a file belongs: remove it")
     if cached.exists():
         try:
-            return decompress_verified(cached, sha256)
+            return decompress_verified(cached, sha256, max_bytes)
         except MirrorError as exc:
             log.warning("cached %s is unusable (%s); fetching it again", cached, exc)
             cached.unlink()
+    if cache_dir.is_dir():
+        remove_stale_temporaries(cache_dir, name, older_than=download_seconds() + 60)
     failures = []
     for mirror in mirrors:
+        shown = redact(mirror)
         try:
-            if _is_url(mirror):
-                return _fetch_url(mirror.rstrip("/") + "/" + name, cached, sha256)
-            folder = Path(mirror).expanduser()
+            url = mirror_url(mirror, name)
+            if url is not None:
+                return _fetch_url(url, cached, sha256, max_bytes)
+            folder = mirror_folder(mirror)
             if not folder.is_dir():
                 raise MirrorError("no such folder")
-            return decompress_verified(folder / name, sha256)
+            return decompress_verified(folder / name, sha256, max_bytes)
         except MirrorError as exc:
-            log.warning("%s from %s: %s", name, mirror, exc)
-            failures.append(f"  {mirror}: {exc}")
+            log.warning("%s from %s: %s", name, shown, exc)
+            failures.append(f"  {shown}: {exc}")
+    if not failures:
+        raise UserError(
+            f"no mirror to get {name} from: MNIST_PUBLIC_MIRRORS is off and MNIST_MIRROR"
+            " is not set. Set MNIST_MIRROR to a folder or URL that serves the four MNIST files."
+        )
     raise UserError(
         f"could not get a verified {name} from any mirror:\n"
         + "\n".join(failures)
-        + "\nSet MNIST_MIRROR to a folder or URL that serves the four MNIST files"
-        " (for example MNIST_MIRROR=../shared/mnist) and run again."
+        + "\nSet MNIST_MIRROR to a folder or URL that serves the four MNIST files and run again."
     )
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages import mnist
+from stages import download, mnist
 from stages.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def load_openml(cache_dir: Path, checksums: dict[str, str]) -> tuple[mnist.Split
     # fetch_openml has no timeout argument, and without one a server that stops sending
     # hangs the stage for good: its sockets take the default timeout, set for the call.
     default_timeout = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(mnist.TIMEOUT_SECONDS)
+    socket.setdefaulttimeout(download.TIMEOUT_SECONDS)
     try:
         bunch = fetch_openml(
             DATASET,

@@ -20,7 +20,6 @@ for a corrupt cache object.
 
 import argparse
 import hashlib
-import json
 import logging
 import math
 import time
@@ -29,9 +28,10 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from stages import paths
+from stages import formats, paths
 from stages.config import Params, load_params
 from stages.errors import UserError, run_stage
+from stages.paths import Layout
 
 log = logging.getLogger(__name__)
 
@@ -166,13 +166,6 @@ def check_numbers(losses: list[float], metrics: dict) -> list[Check]:
     return checks
 
 
-def read_losses(path: Path) -> list[float]:
-    """The losses of train's loss.csv."""
-    from stages.visualize import read_loss
-
-    return read_loss(path)[1]
-
-
 def report(title: str, checks: list[Check]) -> bool:
     log.info("%s", title)
     for check in checks:
@@ -180,8 +173,9 @@ def report(title: str, checks: list[Check]) -> bool:
     return all(check.ok for check in checks)
 
 
-def verify(root: Path, lock_path: Path, cache: Path, *, strict: bool) -> bool:
-    """Run every check under ``root`` and report it; True if the reproduction holds."""
+def verify(files: Layout, lock_path: Path, cache: Path, *, strict: bool) -> bool:
+    """Run every check on the project ``files`` and report it; True if the reproduction holds."""
+    root = files.root
     try:
         lock = YAML(typ="safe").load(lock_path.read_text(encoding="utf-8")) or {}
     except OSError as exc:
@@ -192,13 +186,13 @@ def verify(root: Path, lock_path: Path, cache: Path, *, strict: bool) -> bool:
     if identical:
         log.info("verdict: every output is dvc.lock's bytes")
         return cache_ok
-    params = load_params(root / "params.yaml")
+    params = load_params(files.params)
     if not is_example(params):
         log.info("verdict: outputs differ from dvc.lock, and no numbers are published for these params")
         return False
     try:
-        losses = read_losses(root / "outputs" / "loss.csv")
-        metrics = json.loads((root / "outputs" / "metrics.json").read_text(encoding="utf-8"))
+        losses = formats.read_loss(files.loss_csv)[1]
+        metrics = formats.read_metrics(files.metrics)
     except (OSError, ValueError, KeyError) as exc:
         raise UserError(f"cannot read the outputs' numbers: {exc}") from None
     numbers = report("the example's published numbers:", check_numbers(losses, metrics))
@@ -225,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lock", type=Path, default=paths.ROOT / "dvc.lock", help="the dvc.lock to compare with (default: the workspace's)")
     parser.add_argument("--strict", action="store_true", help="fail unless every output is dvc.lock's bytes")
     args = parser.parse_args(argv)
-    if not verify(paths.ROOT, args.lock, dvc_cache_dir(paths.ROOT), strict=args.strict):
+    if not verify(paths.PROJECT, args.lock, dvc_cache_dir(paths.ROOT), strict=args.strict):
         raise SystemExit(1)
 
 

@@ -3,21 +3,21 @@
 Reads params ``visualize``, ``outputs/weights.npz`` (pickle-free: nothing here is ever
 unpickled), ``outputs/loss.csv``, ``outputs/predictions.csv`` and the test images of
 ``data/images.npy`` (memory-mapped); writes ``outputs/weights.png``, ``outputs/loss.png``
-and ``outputs/misclassified.png``. A rerun writes the same bytes: the PNGs carry no date
-or version.
+and ``outputs/misclassified.png``, all or none. A rerun writes the same bytes: the PNGs
+carry no date or version.
 """
 
-import csv
 import math
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from stages import paths
-from stages.artifacts import atomic_path, read_npz
+from stages import formats, paths
+from stages.artifacts import all_or_none
 from stages.config import VisualizeParams, load_params
 from stages.errors import UserError, run_stage
+from stages.paths import Layout
 
 # Written into every PNG by default; dropped so that reruns give identical bytes.
 _PNG_METADATA = {"Software": None}
@@ -29,21 +29,18 @@ def weight_grid(weights: np.ndarray, params: VisualizeParams) -> Figure:
     """Draw the input weights of the first rows x cols hidden units, one image each.
 
     All images share one gray scale, ``range_factor`` times the global minimum and
-    maximum of ``weights`` (n_features, n_units), as in scikit-learn's example.
+    maximum of ``weights`` (n_features, n_units), as in scikit-learn's example. The grid
+    fits the layer: ``config.Params`` checks it against ``train.hidden_layer_sizes``.
     """
-    n_features, n_units = weights.shape
+    n_features = weights.shape[0]
     side = math.isqrt(n_features)
     if side * side != n_features:
         raise UserError(f"first-layer weights have {n_features} inputs, not a square image")
-    if params.rows * params.cols > n_units:
-        raise UserError(
-            f"visualize.rows x visualize.cols = {params.rows * params.cols},"
-            f" but the first layer has {n_units} units"
-        )
     vmin, vmax = weights.min(), weights.max()
     fig = Figure(figsize=(6.4, 6.4 * params.rows / params.cols))
     axes = fig.subplots(params.rows, params.cols, squeeze=False)
-    for coef, ax in zip(weights.T, axes.ravel()):
+    # zip stops at the grid's last cell: the layer may have more units than cells.
+    for coef, ax in zip(weights.T, axes.ravel(), strict=False):
         ax.matshow(
             coef.reshape(side, side),
             cmap="gray",
@@ -53,13 +50,6 @@ def weight_grid(weights: np.ndarray, params: VisualizeParams) -> Figure:
         ax.set_xticks(())
         ax.set_yticks(())
     return fig
-
-
-def read_loss(path: Path) -> tuple[list[int], list[float]]:
-    """The iterations and losses of a loss.csv written by train."""
-    with path.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    return [int(row["iteration"]) for row in rows], [float(row["loss"]) for row in rows]
 
 
 def loss_curve(iterations: list[int], losses: list[float]) -> Figure:
@@ -72,11 +62,6 @@ def loss_curve(iterations: list[int], losses: list[float]) -> Figure:
     ax.set_title("MLPClassifier loss curve")
     ax.grid(True, alpha=0.3)
     return fig
-
-
-def read_predictions(path: Path) -> np.ndarray:
-    """The (index, actual, predicted) rows of a predictions.csv written by train."""
-    return np.loadtxt(path, dtype=np.int64, delimiter=",", skiprows=1, ndmin=2)
 
 
 def misclassified_grid(images: np.ndarray, predictions: np.ndarray, rows: int, cols: int) -> Figure:
@@ -107,23 +92,29 @@ def misclassified_grid(images: np.ndarray, predictions: np.ndarray, rows: int, c
     return fig
 
 
-def save_png(fig: Figure, target: Path) -> None:
-    """Save ``fig`` as a reproducible PNG, atomically."""
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png", metadata=_PNG_METADATA)
+def save_png(fig: Figure, path: Path) -> None:
+    """Save ``fig`` as a PNG whose bytes depend on nothing but the figure."""
+    fig.savefig(path, format="png", metadata=_PNG_METADATA)
+
+
+def run(files: Layout) -> None:
+    """Draw the figures from train's outputs under ``files``."""
+    params = load_params(files.params).visualize
+    weights = formats.read_weights(files.weights)
+    losses = formats.read_loss(files.loss_csv)
+    images = formats.read_array(files.images, mmap_mode="r")
+    predictions = formats.read_predictions(files.predictions)
+    with all_or_none() as out:
+        save_png(weight_grid(weights, params), out.temp(files.weights_png))
+        save_png(loss_curve(*losses), out.temp(files.loss_png))
+        grid = misclassified_grid(
+            images, predictions, params.misclassified_rows, params.misclassified_cols
+        )
+        save_png(grid, out.temp(files.misclassified_png))
 
 
 def main() -> None:
-    params = load_params(paths.PARAMS).visualize
-    weights = read_npz(paths.WEIGHTS)["first_layer"]
-    save_png(weight_grid(weights, params), paths.WEIGHTS_PNG)
-    save_png(loss_curve(*read_loss(paths.LOSS_CSV)), paths.LOSS_PNG)
-    images = np.load(paths.IMAGES, mmap_mode="r")
-    predictions = read_predictions(paths.PREDICTIONS)
-    grid = misclassified_grid(
-        images, predictions, params.misclassified_rows, params.misclassified_cols
-    )
-    save_png(grid, paths.MISCLASSIFIED_PNG)
+    run(paths.PROJECT)
 
 
 if __name__ == "__main__":

@@ -80,12 +80,11 @@ def tiny_mirror(tmp_path) -> TinyMirror:
 
 @pytest.fixture
 def mnist_env(monkeypatch, tiny_mirror, tmp_path) -> TinyMirror:
-    """Point MNIST_MIRROR, MNIST_CACHE and the data set's checksums file at a tiny mirror.
+    """Point MNIST_MIRROR and MNIST_CACHE at a tiny mirror and a fresh cache.
 
-    The public mirrors are emptied, so that a failing test never reaches the network.
+    The public mirrors are off, so that a failing test never reaches the network.
     """
-    monkeypatch.setattr("stages.mnist.PUBLIC_MIRRORS", ())
-    monkeypatch.setattr(paths, "CHECKSUMS", tiny_mirror.checksums)
+    monkeypatch.setenv("MNIST_PUBLIC_MIRRORS", "off")
     monkeypatch.setenv("MNIST_MIRROR", str(tiny_mirror.folder))
     monkeypatch.delenv("MNIST_CHECKSUMS", raising=False)
     monkeypatch.setenv("MNIST_CACHE", str(tmp_path / "cache"))
@@ -213,11 +212,11 @@ def refused_url() -> str:
 
 @pytest.fixture
 def offline(monkeypatch):
-    """No public mirror, no proxy for 127.0.0.1, and no MNIST_* variable from the shell."""
-    monkeypatch.setattr("stages.mnist.PUBLIC_MIRRORS", ())
+    """No public mirror, no proxy for 127.0.0.1, and no other MNIST_* variable from the shell."""
+    for name in [name for name in os.environ if name.startswith("MNIST_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("MNIST_PUBLIC_MIRRORS", "off")
     monkeypatch.setenv("no_proxy", "127.0.0.1")
-    for name in ("MNIST_MIRROR", "MNIST_CACHE", "MNIST_CHECKSUMS"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

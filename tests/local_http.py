@@ -14,7 +14,9 @@ class Reply:
     status: int = 200
     body: bytes = b""
     length: int | None = None  # the Content-Length to declare; the body's own by default
+    no_length: bool = False  # declare none: the body ends when the connection closes
     stall: bool = False  # send the headers, then nothing until the server closes
+    trickle: float = 0.0  # seconds between bytes of the body, one byte at a time
     raw: bytes | None = None  # bytes to send instead of an HTTP response
     headers: tuple[tuple[str, str], ...] = ()
 
@@ -32,13 +34,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         self.send_response(reply.status)
         length = len(reply.body) if reply.length is None else reply.length
-        self.send_header("Content-Length", str(length))
+        if not reply.no_length:
+            self.send_header("Content-Length", str(length))
         for key, value in reply.headers:
             self.send_header(key, value)
         self.end_headers()
         if reply.stall:
             self.wfile.flush()
             server.release.wait(timeout=30)
+            return
+        if reply.trickle:
+            for byte in reply.body:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                if server.release.wait(timeout=reply.trickle):
+                    return
             return
         self.wfile.write(reply.body)
 

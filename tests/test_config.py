@@ -13,7 +13,7 @@ from tests.conftest import Repo, repo_env
 
 @pytest.fixture
 def raw() -> dict:
-    return read_yaml(paths.PARAMS)
+    return read_yaml(paths.PROJECT.params)
 
 
 def problems(raw: dict) -> list[str]:
@@ -25,7 +25,7 @@ def problems(raw: dict) -> list[str]:
 
 
 def test_defaults_are_the_examples_settings():
-    params = load_params(paths.PARAMS)
+    params = load_params(paths.PROJECT.params)
     assert params.data.pixel_dtype == "float64"
     assert params.data.train_size == 60000
     assert params.data.source == "idx"
@@ -42,7 +42,7 @@ def test_every_default_matches_mlpclassifier_defaults_but_the_examples():
     from sklearn.neural_network import MLPClassifier
 
     defaults = MLPClassifier().get_params()
-    kwargs = load_params(paths.PARAMS).train.estimator_kwargs()
+    kwargs = load_params(paths.PROJECT.params).train.estimator_kwargs()
     changed = {k for k, v in kwargs.items() if defaults[k] != v}
     assert changed == {"hidden_layer_sizes", "max_iter", "solver", "learning_rate_init", "random_state"}
     assert set(defaults) - set(kwargs) == {"verbose", "warm_start"}
@@ -51,7 +51,7 @@ def test_every_default_matches_mlpclassifier_defaults_but_the_examples():
 @pytest.mark.parametrize("spelling", ["1e-05", "1.0e-5", "0.00001", "1E-5", ".00001"])
 def test_numbers_in_any_yaml_spelling_are_floats(tmp_path, spelling):
     path = tmp_path / "params.yaml"
-    path.write_text(paths.PARAMS.read_text().replace("alpha: 0.0001", f"alpha: {spelling}"))
+    path.write_text(paths.PROJECT.params.read_text().replace("alpha: 0.0001", f"alpha: {spelling}"))
     assert load_params(path).train.alpha == 1e-05
 
 
@@ -65,14 +65,14 @@ def test_a_quoted_number_is_a_string_as_dvc_records_it(raw):
 def test_hand_edit_1e_minus_4_reads_as_float(tmp_path):
     # PyYAML (YAML 1.1) reads 1e-4, with no dot, as a string; DVC and the stages do not.
     path = tmp_path / "params.yaml"
-    path.write_text(paths.PARAMS.read_text().replace("alpha: 0.0001", "alpha: 1e-4"))
+    path.write_text(paths.PROJECT.params.read_text().replace("alpha: 0.0001", "alpha: 1e-4"))
     assert read_yaml(path)["train"]["alpha"] == 1e-4
     assert load_params(path).train.alpha == 1e-4
 
 
 def test_duplicate_keys_are_refused_not_silently_resolved(tmp_path):
     path = tmp_path / "params.yaml"
-    path.write_text(paths.PARAMS.read_text().replace("  max_iter: 10\n", "  max_iter: 10\n  max_iter: 20\n"))
+    path.write_text(paths.PROJECT.params.read_text().replace("  max_iter: 10\n", "  max_iter: 10\n  max_iter: 20\n"))
     with pytest.raises(UserError, match=r"params.yaml is not valid YAML: .*duplicate key"):
         load_params(path)
 
@@ -195,7 +195,7 @@ def test_grid_larger_than_first_layer_is_refused(raw):
 
 
 def test_params_are_frozen():
-    params = load_params(paths.PARAMS)
+    params = load_params(paths.PROJECT.params)
     with pytest.raises(Exception, match="frozen"):
         params.train.alpha = 1.0
 

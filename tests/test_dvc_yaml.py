@@ -10,6 +10,7 @@ from stages import paths
 
 DVC_YAML = yaml.safe_load((paths.ROOT / "dvc.yaml").read_text())
 STAGES = DVC_YAML["stages"]
+FILES = paths.PROJECT
 
 
 def rel(path: Path) -> str:
@@ -58,12 +59,12 @@ def test_outputs_match_the_paths_module():
         for stage, spec in STAGES.items()
     }
     assert outs == {
-        "fetch_and_scale": {rel(paths.IMAGES), rel(paths.LABELS)},
+        "fetch_and_scale": {rel(FILES.images), rel(FILES.labels)},
         "train": {
-            rel(paths.MODEL), rel(paths.WEIGHTS), rel(paths.METRICS), rel(paths.LOSS_CSV),
-            rel(paths.PREDICTIONS),
+            rel(FILES.model), rel(FILES.weights), rel(FILES.metrics), rel(FILES.loss_csv),
+            rel(FILES.predictions), rel(FILES.per_class),
         },
-        "visualize": {rel(paths.WEIGHTS_PNG), rel(paths.LOSS_PNG), rel(paths.MISCLASSIFIED_PNG)},
+        "visualize": {rel(FILES.weights_png), rel(FILES.loss_png), rel(FILES.misclassified_png)},
     }
 
 
@@ -79,10 +80,10 @@ def test_stage_depends_on_the_versions_its_interpreter_is_checked_against(stage)
 
 
 def test_each_stage_depends_on_the_outputs_it_reads():
-    assert data_deps("fetch_and_scale") - {"requirements.txt"} == {rel(paths.CHECKSUMS)}
-    assert data_deps("train") - {"requirements.txt"} == {rel(paths.IMAGES), rel(paths.LABELS)}
+    assert data_deps("fetch_and_scale") - {"requirements.txt"} == {rel(FILES.checksums)}
+    assert data_deps("train") - {"requirements.txt"} == {rel(FILES.images), rel(FILES.labels)}
     assert data_deps("visualize") - {"requirements.txt"} == {
-        rel(paths.WEIGHTS), rel(paths.LOSS_CSV), rel(paths.PREDICTIONS), rel(paths.IMAGES)
+        rel(FILES.weights), rel(FILES.loss_csv), rel(FILES.predictions), rel(FILES.images)
     }
 
 
@@ -96,13 +97,15 @@ def test_each_stage_tracks_exactly_the_params_it_reads():
 
 
 def test_the_data_sets_identity_is_a_dependency_of_the_stage_that_checks_it():
-    assert rel(paths.CHECKSUMS) in plain(STAGES["fetch_and_scale"]["deps"])
+    assert rel(FILES.checksums) in plain(STAGES["fetch_and_scale"]["deps"])
 
 
 def test_metrics_are_cached_and_plots_declared():
     # Cached like every output, so that `dvc checkout` can bring back a failed run's metrics.
     assert STAGES["train"]["metrics"] == ["outputs/metrics.json"]
-    loss, confusion = STAGES["train"]["plots"]
+    loss, per_class, confusion = STAGES["train"]["plots"]
+    spec = per_class["outputs/per_class.csv"]
+    assert (spec["template"], spec["x"], spec["y"]) == ("bar_horizontal", "f1", "digit")
     assert loss["outputs/loss.csv"]["x"] == "iteration" and loss["outputs/loss.csv"]["y"] == "loss"
     spec = confusion["outputs/predictions.csv"]
     assert (spec["template"], spec["x"], spec["y"]) == ("confusion", "actual", "predicted")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import _openml
 
-from stages import mnist, openml, paths
+from stages import download, mnist, openml
 from stages.errors import UserError
 from tests.conftest import FILES, N_TRAIN
 from tests.local_http import LocalServer, Reply
@@ -126,17 +126,18 @@ def fake_openml(server, mnist_env, monkeypatch):
     # The tiny data set splits after its 60 training digits, as MNIST does after 60000.
     monkeypatch.setattr(openml, "N_TRAIN", N_TRAIN)
     publish(server, *mnist_784(mnist_env))
+    server.checksums = mnist.read_checksums(mnist_env.checksums)  # the tiny data set's
     return server
 
 
-def load_openml():
-    return openml.load_openml(mnist.default_cache_dir(), mnist.read_checksums(paths.CHECKSUMS))
+def load_openml(fake: LocalServer):
+    return openml.load_openml(mnist.default_cache_dir(), fake.checksums)
 
 
 @pytest.mark.network
 def test_openml_gives_the_bytes_of_the_idx_files(fake_openml, mnist_env):
-    from_openml = load_openml()
-    checksums = mnist.read_checksums(paths.CHECKSUMS)
+    from_openml = load_openml(fake_openml)
+    checksums = mnist.read_checksums(mnist_env.checksums)
     from_idx = mnist.load_idx([str(mnist_env.folder)], mnist.default_cache_dir(), checksums)
     for openml_split, idx_split in zip(from_openml, from_idx):
         for ours, theirs in (
@@ -152,10 +153,10 @@ def test_openml_gives_the_bytes_of_the_idx_files(fake_openml, mnist_env):
 
 @pytest.mark.network
 def test_rerun_reads_scikit_learns_cache(fake_openml, mnist_env):
-    first = load_openml()
+    first = load_openml(fake_openml)
     fake_openml.routes.clear()
     fake_openml.requests.clear()
-    second = load_openml()
+    second = load_openml(fake_openml)
     assert fake_openml.requests == []
     for before, after in zip(first, second):
         np.testing.assert_array_equal(after.images, before.images)
@@ -239,10 +240,10 @@ def test_openml_failures(fake_openml, waits, path, replies, reason, expected_wai
     fake_openml.routes[SEARCH + "/status/deactivated"] = fake_openml.routes[SEARCH]
     message = f"^could not fetch mnist_784 \\(version 1\\) from OpenML: {reason}.*{OFFLINE_HINT}"
     with pytest.raises(UserError, match=message):
-        load_openml()
+        load_openml(fake_openml)
     # A second run meets whatever the first left in scikit-learn's cache, and says the same.
     with pytest.raises(UserError, match=message):
-        load_openml()
+        load_openml(fake_openml)
     assert waits == expected_waits * 2
     assert socket.getdefaulttimeout() is None
 
@@ -252,16 +253,16 @@ def test_openml_connection_refused(fake_openml, refused_url, waits, monkeypatch)
     point_sklearn_at(monkeypatch, refused_url)
     reason = r"URLError: <urlopen error \[Errno 111\] Connection refused>"
     with pytest.raises(UserError, match=f"from OpenML: {reason}{OFFLINE_HINT}"):
-        load_openml()
+        load_openml(fake_openml)
     assert waits == [1.0, 1.0, 1.0]
 
 
 @pytest.mark.network
 def test_openml_timeout(fake_openml, waits, monkeypatch):
-    monkeypatch.setattr(mnist, "TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(download, "TIMEOUT_SECONDS", 0.2)
     fake_openml.routes[ARFF] = [Reply(body=b"x" * 100, stall=True)]
     with pytest.raises(UserError, match=f"from OpenML: TimeoutError: timed out{OFFLINE_HINT}"):
-        load_openml()
+        load_openml(fake_openml)
     assert waits == []  # scikit-learn retries a stalled body once, without waiting
     assert socket.getdefaulttimeout() is None
 
@@ -288,13 +289,13 @@ def _swap_labels(pixels, labels):
 )
 def test_openml_data_that_differs_from_the_idx_files(fake_openml, mnist_env, change, differing):
     publish(fake_openml, *change(*mnist_784(mnist_env)))
-    expected = mnist.read_checksums(paths.CHECKSUMS)[differing]
+    expected = mnist.read_checksums(mnist_env.checksums)[differing]
     with pytest.raises(
         UserError,
         match=f"^the data differs from {differing}: expected sha256 {expected}"
         " of its IDX content, got [0-9a-f]{64}$",
     ):
-        load_openml()
+        load_openml(fake_openml)
 
 
 @pytest.mark.network
@@ -305,7 +306,7 @@ def test_openml_pixels_that_are_not_whole(fake_openml, mnist_env):
     publish(fake_openml, pixels, labels)
     expected = "^OpenML mnist_784: expected whole pixel values in 784 columns$"
     with pytest.raises(UserError, match=expected):
-        load_openml()
+        load_openml(fake_openml)
 
 
 @pytest.mark.network
@@ -314,7 +315,7 @@ def test_openml_labels_that_are_not_digits(fake_openml, mnist_env):
     publish(fake_openml, pixels, ["x", *labels[1:]])
     # The ARFF header declares the classes 0-9, so the parser itself refuses the "x".
     with pytest.raises(UserError, match=r"^could not fetch mnist_784 \(version 1\) from OpenML: BadNominalValue"):
-        load_openml()
+        load_openml(fake_openml)
 
 
 @pytest.mark.network
@@ -322,4 +323,4 @@ def test_openml_classes_that_are_not_digits(fake_openml, mnist_env):
     pixels, labels = mnist_784(mnist_env)
     publish(fake_openml, pixels, ["x", *labels[1:]], classes="x,0,1,2,3,4,5,6,7,8,9")
     with pytest.raises(UserError, match=r"^OpenML mnist_784: expected digit labels, got \['0' '1'"):
-        load_openml()
+        load_openml(fake_openml)

@@ -8,28 +8,23 @@ import pytest
 import yaml
 from sklearn.neural_network import MLPClassifier
 
-from stages import fetch_and_scale, paths, train, visualize
-from stages.artifacts import read_npz, write_npz
-from stages.config import VisualizeParams, load_params
+from stages import fetch_and_scale, formats, paths, train, visualize
+from stages.config import VisualizeParams, load_params, read_yaml
 from stages.errors import UserError
+from stages.paths import Layout
 from tests.conftest import N_TEST, N_TRAIN
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch, mnist_env):
-    """Redirect every path of ``stages.paths`` into tmp_path, with params for the tiny data."""
-    raw = yaml.safe_load(paths.PARAMS.read_text())
+def project(tmp_path, mnist_env) -> Layout:
+    """The pipeline's files under tmp_path: params and checksums for the tiny data."""
+    files = Layout.under(tmp_path)
+    raw = read_yaml(paths.PROJECT.params)
     raw["data"]["train_size"] = N_TRAIN
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(raw))
-    monkeypatch.setattr(paths, "PARAMS", params)
-    for name in (
-        "IMAGES", "LABELS", "MODEL", "WEIGHTS", "LOSS_CSV", "METRICS", "PREDICTIONS",
-        "WEIGHTS_PNG", "LOSS_PNG", "MISCLASSIFIED_PNG",
-    ):
-        original = getattr(paths, name)
-        monkeypatch.setattr(paths, name, tmp_path / original.relative_to(paths.ROOT))
-    return tmp_path
+    files.params.write_text(yaml.safe_dump(raw))
+    files.checksums.parent.mkdir()
+    files.checksums.write_bytes(mnist_env.checksums.read_bytes())
+    return files
 
 
 # fetch_and_scale
@@ -58,10 +53,10 @@ def test_write_scaled_gives_np_save_bytes(tmp_path, monkeypatch, dtype):
     assert (tmp_path / "chunked.npy").read_bytes() == (tmp_path / "whole.npy").read_bytes()
 
 
-def test_fetch_and_scale_main_writes_scaled_arrays_in_order(project, mnist_env):
-    fetch_and_scale.main()
-    images = np.load(paths.IMAGES, mmap_mode="r")
-    labels = np.load(paths.LABELS)
+def test_fetch_and_scale_writes_scaled_arrays_in_order(project, mnist_env):
+    fetch_and_scale.run(project)
+    images = np.load(project.images, mmap_mode="r")
+    labels = np.load(project.labels)
     assert images.shape == (N_TRAIN + N_TEST, 784) and images.dtype == np.float64
     raw = np.concatenate([mnist_env.train_images, mnist_env.test_images]).reshape(-1, 784)
     np.testing.assert_array_equal(images, raw / 255.0)
@@ -73,15 +68,15 @@ def test_fetch_and_scale_main_writes_scaled_arrays_in_order(project, mnist_env):
 
 
 @pytest.fixture
-def scaled(project):
-    fetch_and_scale.main()
+def scaled(project) -> Layout:
+    fetch_and_scale.run(project)
     return project
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_train_matches_a_direct_mlpclassifier_fit(scaled):
-    params = load_params(paths.PARAMS)
-    X_train, y_train, X_test, y_test = train.load_split(params.data.train_size)
+    params = load_params(scaled.params)
+    X_train, y_train, X_test, y_test = train.load_split(scaled, params.data.train_size)
     assert (len(X_train), len(X_test)) == (N_TRAIN, N_TEST)
     model = train.fit(X_train, y_train, params.train)
     reference = MLPClassifier(
@@ -92,36 +87,40 @@ def test_train_matches_a_direct_mlpclassifier_fit(scaled):
     np.testing.assert_array_equal(model.coefs_[0], reference.coefs_[0])
 
 
-def test_train_main_prints_losses_and_writes_outputs(scaled, capsys):
-    train.main()
+def test_train_prints_losses_and_writes_outputs(scaled, capsys):
+    returned = train.run(scaled)
     out = capsys.readouterr().out.splitlines()
     assert [line.split(",")[0] for line in out[:10]] == [f"Iteration {i}" for i in range(1, 11)]
     assert out[10].startswith("Training set score: ") and out[11].startswith("Test set score: ")
 
-    model = joblib.load(paths.MODEL)
-    metrics = json.loads(paths.METRICS.read_text())
-    assert set(metrics) == {"train_accuracy", "test_accuracy", "final_loss", "iterations", "test_per_class"}
+    model = joblib.load(scaled.model)
+    metrics = json.loads(scaled.metrics.read_text())
+    assert metrics == returned
+    assert set(metrics) == {"train_accuracy", "test_accuracy", "final_loss", "iterations"}
     assert out[10] == f"Training set score: {metrics['train_accuracy']:f}"
     assert out[11] == f"Test set score: {metrics['test_accuracy']:f}"
     assert metrics["final_loss"] == model.loss_curve_[-1]
     assert metrics["iterations"] == model.n_iter_ == 10
 
-    lines = paths.LOSS_CSV.read_text().splitlines()
+    lines = scaled.loss_csv.read_text().splitlines()
     assert lines[0] == "iteration,loss"
     assert [float(line.split(",")[1]) for line in lines[1:]] == model.loss_curve_
-    np.testing.assert_array_equal(read_npz(paths.WEIGHTS)["first_layer"], model.coefs_[0])
+    np.testing.assert_array_equal(formats.read_weights(scaled.weights), model.coefs_[0])
 
-    predictions = visualize.read_predictions(paths.PREDICTIONS)
-    X_test = np.load(paths.IMAGES)[N_TRAIN:]
+    predictions = formats.read_predictions(scaled.predictions)
+    X_test = np.load(scaled.images)[N_TRAIN:]
     np.testing.assert_array_equal(predictions[:, 0], np.arange(N_TRAIN, N_TRAIN + N_TEST))
-    np.testing.assert_array_equal(predictions[:, 1], np.load(paths.LABELS)[N_TRAIN:])
+    np.testing.assert_array_equal(predictions[:, 1], np.load(scaled.labels)[N_TRAIN:])
     np.testing.assert_array_equal(predictions[:, 2], model.predict(X_test))
     assert metrics["test_accuracy"] == model.score(X_test, predictions[:, 1])
+    per_class = scaled.per_class.read_text().splitlines()
+    assert per_class[0] == "digit,precision,recall,f1,support"
+    assert [line.split(",")[0] for line in per_class[1:]] == [str(d) for d in range(10)]
+    assert sum(int(line.split(",")[4]) for line in per_class[1:]) == N_TEST
 
 
-def test_per_class_metrics_against_hand_counts():
-    class Fitted:  # the two attributes evaluate reads besides score()
-        classes_ = np.array([0, 1, 2])
+def test_metrics_and_per_class_scores_against_hand_counts():
+    class Fitted:  # the attributes evaluate reads besides score()
         loss_ = 0.5
         n_iter_ = 1
 
@@ -131,28 +130,33 @@ def test_per_class_metrics_against_hand_counts():
     actual = np.array([0, 0, 1, 1, 2, 2])
     predicted = np.array([0, 1, 1, 1, 0, 2])
     metrics = train.evaluate(Fitted(), None, None, None, actual, predicted)
-    assert metrics["test_accuracy"] == 4 / 6
-    assert metrics["train_accuracy"] == 0.75
+    assert metrics == {"train_accuracy": 0.75, "test_accuracy": 4 / 6, "final_loss": 0.5, "iterations": 1}
     # class 0: predicted twice, right once; 2 true, found once
-    assert metrics["test_per_class"]["0"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
-    assert metrics["test_per_class"]["1"] == {"precision": 2 / 3, "recall": 1.0, "f1": 0.8, "support": 2}
-    assert metrics["test_per_class"]["2"] == {"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 2}
+    assert train.per_class(np.array([0, 1, 2]), actual, predicted) == [
+        (0, 0.5, 0.5, 0.5, 2),
+        (1, 2 / 3, 1.0, 0.8, 2),
+        (2, 1.0, 0.5, 2 / 3, 2),
+    ]
 
 
-def test_predictions_csv_indexes_rows_of_the_images():
-    text = train.predictions_csv(60, np.array([3, 4]), np.array([3, 9]))
-    assert text == "index,actual,predicted\n60,3,3\n61,4,9\n"
+def test_predictions_csv_indexes_rows_of_the_images(tmp_path):
+    path = tmp_path / "predictions.csv"
+    formats.write_predictions(path, 60, np.array([3, 4]), np.array([3, 9]))
+    assert path.read_text() == "index,actual,predicted\n60,3,3\n61,4,9\n"
+    np.testing.assert_array_equal(formats.read_predictions(path), [[60, 3, 3], [61, 4, 9]])
 
 
-def test_loss_csv_keeps_full_precision():
-    history = [(1, 0.1 + 0.2), (2, 1 / 3)]
-    assert train.loss_csv(history) == "iteration,loss\n1,0.30000000000000004\n2,0.3333333333333333\n"
+def test_loss_csv_keeps_full_precision(tmp_path):
+    path = tmp_path / "loss.csv"
+    formats.write_loss(path, [(1, 0.1 + 0.2), (2, 1 / 3)])
+    assert path.read_text() == "iteration,loss\n1,0.30000000000000004\n2,0.3333333333333333\n"
+    assert formats.read_loss(path) == ([1, 2], [0.1 + 0.2, 1 / 3])
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_lbfgs_which_keeps_no_loss_curve_records_its_final_loss(scaled):
-    params = load_params(paths.PARAMS)
-    X_train, y_train, _, _ = train.load_split(params.data.train_size)
+    params = load_params(scaled.params)
+    X_train, y_train, _, _ = train.load_split(scaled, params.data.train_size)
     lbfgs = params.train.model_copy(update={"solver": "lbfgs", "max_iter": 3})
     model = train.fit(X_train, y_train, lbfgs)
     assert not hasattr(model, "loss_curve_")
@@ -162,12 +166,25 @@ def test_lbfgs_which_keeps_no_loss_curve_records_its_final_loss(scaled):
 
 def test_train_size_that_leaves_no_test_rows_is_refused(scaled):
     with pytest.raises(UserError, match=rf"data.train_size = {N_TRAIN + N_TEST} leaves no test rows: the data has {N_TRAIN + N_TEST} images"):
-        train.load_split(N_TRAIN + N_TEST)
+        train.load_split(scaled, N_TRAIN + N_TEST)
 
 
 def test_train_without_data_says_how_to_make_it(project):
     with pytest.raises(UserError, match=r"images.npy not found: run `dvc repro` to make it"):
-        train.load_split(N_TRAIN)
+        train.load_split(project, N_TRAIN)
+
+
+def test_an_array_that_would_need_unpickling_is_refused_in_one_line(scaled):
+    np.save(scaled.labels, np.array([{"label": 1}] * (N_TRAIN + N_TEST), dtype=object))
+    with pytest.raises(UserError, match=r"labels.npy is not an array that fetch_and_scale wrote \(Object arrays"):
+        train.load_split(scaled, N_TRAIN)
+
+
+def test_diverging_training_is_one_message_naming_the_learning_rate(scaled):
+    params = load_params(scaled.params).train.model_copy(update={"learning_rate_init": 1e308})
+    X_train, y_train, _, _ = train.load_split(scaled, N_TRAIN)
+    with pytest.raises(UserError, match=r"^training diverged: .* train.learning_rate_init = 1e\+308 is likely too large"):
+        train.fit(X_train, y_train, params)
 
 
 # visualize
@@ -191,21 +208,22 @@ def test_weight_grid_draws_first_units_on_one_scale():
         assert list(ax.get_xticks()) == [] and list(ax.get_yticks()) == []
 
 
-def test_weight_grid_larger_than_layer_is_refused():
-    with pytest.raises(UserError, match="visualize.rows x visualize.cols = 16, but the first layer has 10 units"):
-        visualize.weight_grid(np.zeros((784, 10)), grid_params())
+def drawable(files: Layout) -> Layout:
+    """Train's outputs, made up, for visualize to draw."""
+    files.weights.parent.mkdir()
+    formats.write_weights(files.weights, np.random.default_rng(3).normal(size=(784, 16)))
+    files.loss_csv.write_text("iteration,loss\n1,0.5\n2,0.25\n")
+    np.save(files.images, np.random.default_rng(5).random((4, 784)))
+    files.predictions.write_text("index,actual,predicted\n2,1,1\n3,4,9\n")
+    return files
 
 
-def test_visualize_main_is_byte_identical_on_rerun(project):
-    write_npz(paths.WEIGHTS, {"first_layer": np.random.default_rng(3).normal(size=(784, 16))})
-    paths.LOSS_CSV.write_text("iteration,loss\n1,0.5\n2,0.25\n")
-    paths.IMAGES.parent.mkdir(parents=True)
-    np.save(paths.IMAGES, np.random.default_rng(5).random((4, 784)))
-    paths.PREDICTIONS.write_text("index,actual,predicted\n2,1,1\n3,4,9\n")
-    pngs = (paths.WEIGHTS_PNG, paths.LOSS_PNG, paths.MISCLASSIFIED_PNG)
-    visualize.main()
+def test_visualize_is_byte_identical_on_rerun(project):
+    files = drawable(project)
+    pngs = (files.weights_png, files.loss_png, files.misclassified_png)
+    visualize.run(files)
     first = tuple(png.read_bytes() for png in pngs)
-    visualize.main()
+    visualize.run(files)
     assert tuple(png.read_bytes() for png in pngs) == first
     for png in first:
         assert png.startswith(b"\x89PNG") and b"matplotlib" not in png and b"Software" not in png
@@ -236,7 +254,4 @@ def test_misclassified_grid_shows_at_most_rows_x_cols():
     assert fig._suptitle.get_text() == "40 of 40 test digits misclassified (true -> predicted)"
 
 
-def test_read_loss_round_trips_train_csv(tmp_path):
-    path = tmp_path / "loss.csv"
-    path.write_text(train.loss_csv([(1, 0.32009978), (2, 0.15347534)]))
-    assert visualize.read_loss(path) == ([1, 2], [0.32009978, 0.15347534])
+

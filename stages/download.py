@@ -1,0 +1,155 @@
+"""HTTP downloads: streamed to a file, bounded in size and in time, retried with backoff.
+
+Nothing here knows MNIST: ``mnist.py`` says which URL, how large the file may be and
+where it goes. A server can fail in every way a network can (a status, a dropped or
+stalled connection, bytes that are not HTTP), and can also be hostile: a body larger than
+the file can be is cut off at ``max_bytes``, and one that trickles in is given up after
+the file's deadline, so that the next mirror is tried.
+"""
+
+import http.client
+import logging
+import socket
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_SECONDS = 30  # for each read of the socket
+RETRIES = 3
+BACKOFF_SECONDS = 1.0
+CHUNK_BYTES = 1 << 16
+
+
+class DownloadError(Exception):
+    """This URL could not deliver the file; another mirror may."""
+
+
+class DiskError(Exception):
+    """Writing the downloaded bytes failed: the local disk's fault, not the server's."""
+
+    def __init__(self, path: Path, error: OSError):
+        super().__init__(f"{path}: {error.strerror or error}")
+        self.path = path
+        self.error = error
+
+
+def redact(url: str) -> str:
+    """``url`` without the password of its user part, fit for a log or a message."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def _open(url: str, timeout: float):
+    """Open ``url``, sending the user part of the URL as HTTP basic credentials."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None:
+        return urllib.request.urlopen(url, timeout=timeout)
+    bare = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    passwords = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+    passwords.add_password(
+        None,
+        bare,
+        urllib.parse.unquote(parts.username),
+        urllib.parse.unquote(parts.password or ""),
+    )
+    opener = urllib.request.build_opener(urllib.request.HTTPBasicAuthHandler(passwords))
+    return opener.open(bare, timeout=timeout)
+
+
+def _stream_to(url: str, dest: Path, *, max_bytes: int, deadline: float) -> None:
+    """Download ``url`` into ``dest``, with a progress bar on a terminal."""
+    name = url.rsplit("/", 1)[-1].split("?")[0]
+    with _open(url, TIMEOUT_SECONDS) as response:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        if total is not None and total > max_bytes:
+            raise DownloadError(
+                f"the server announces {total} bytes, more than the {max_bytes} this file can be"
+            )
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=name)
+        else:
+            log.info("downloading %s (%s bytes)", redact(url), total or "unknown")
+            bar = None
+        try:
+            out = dest.open("wb", buffering=0)  # a full disk fails the write, not a later flush
+        except OSError as exc:
+            raise DiskError(dest, exc) from None
+        received = 0
+        try:
+            with out:
+                # read1 returns what one read of the socket brings, so that a server that
+                # trickles a byte at a time still meets the deadline check.
+                while chunk := response.read1(CHUNK_BYTES):
+                    received += len(chunk)
+                    if received > max_bytes:
+                        raise DownloadError(f"more than the {max_bytes} bytes this file can be")
+                    if time.monotonic() > deadline:
+                        raise DownloadError(
+                            f"gave up after {received} bytes: the download's time limit"
+                            " (MNIST_DOWNLOAD_SECONDS) ran out"
+                        )
+                    try:
+                        out.write(chunk)
+                    except OSError as exc:
+                        raise DiskError(dest, exc) from None
+                    if bar is not None:
+                        bar.update(len(chunk))
+        finally:
+            if bar is not None:
+                bar.close()
+        if total is not None and received != total:
+            # http.client ends a short body without an error; a dropped connection is a
+            # network error like any other, so it is retried.
+            raise ConnectionError(f"connection closed after {received} of {total} bytes")
+
+
+def download(url: str, dest: Path, *, max_bytes: int, seconds: float) -> None:
+    """Download ``url`` into ``dest``: at most ``max_bytes``, in at most ``seconds`` in all.
+
+    Network errors and HTTP 5xx are retried with backoff; everything else, and running
+    out of time, raises ``DownloadError`` at once. A ``DiskError`` is never retried.
+    """
+    deadline = time.monotonic() + seconds
+    for attempt in range(RETRIES + 1):
+        try:
+            _stream_to(url, dest, max_bytes=max_bytes, deadline=deadline)
+            return
+        except urllib.error.HTTPError as exc:
+            reason = f"HTTP {exc.code} {exc.reason}"
+            if exc.code < 500:
+                raise DownloadError(reason) from None
+        except (urllib.error.URLError, OSError) as exc:
+            inner = getattr(exc, "reason", exc)
+            if isinstance(inner, socket.gaierror):
+                # An unknown host (or no network at all) does not heal in seconds:
+                # waiting would only delay the next mirror.
+                raise DownloadError(f"cannot resolve the host ({inner.strerror})") from None
+            if isinstance(inner, (socket.timeout, TimeoutError)):
+                reason = f"timed out after {TIMEOUT_SECONDS} s"
+            else:
+                reason = str(getattr(inner, "strerror", None) or inner)
+        except http.client.HTTPException as exc:
+            # Not HTTP, or a reply that breaks off (a wrong port, a proxy in the way).
+            reason = f"invalid HTTP response ({type(exc).__name__}: {str(exc).strip()})"
+        if attempt == RETRIES:
+            raise DownloadError(f"{reason} (after {RETRIES + 1} attempts)")
+        wait = BACKOFF_SECONDS * 2**attempt
+        if time.monotonic() + wait > deadline:
+            raise DownloadError(
+                f"{reason}; the download's time limit (MNIST_DOWNLOAD_SECONDS, {seconds:g} s)"
+                " leaves no time to retry"
+            )
+        log.warning("%s: %s; retrying in %.0f s", redact(url), reason, wait)
+        time.sleep(wait)

@@ -1,0 +1,89 @@
+"""The files passed between stages: each format's writer, its reader and its field names
+side by side, so that a change of format is one edit.
+
+- ``images.npy`` and ``labels.npy``: written by ``fetch_and_scale.write_scaled`` and
+  ``write_labels`` (streamed, so they stay there), read here by ``read_array``;
+- ``weights.npz``: the first layer's weights (784 x units) under ``FIRST_LAYER``;
+- ``loss.csv``: ``iteration,loss``, at full precision;
+- ``predictions.csv``: ``index,actual,predicted`` for each test digit, ``index`` its
+  row in ``images.npy``;
+- ``metrics.json``: the headline metrics, what ``dvc metrics`` and ``dvc exp show`` show;
+- ``per_class.csv``: precision, recall, F1 and support of each digit on the test set,
+  a plot a reader opens on purpose rather than forty more columns in ``dvc exp show``.
+"""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from stages.artifacts import read_npz, write_json, write_npz, write_text
+from stages.errors import UserError
+
+FIRST_LAYER = "first_layer"
+LOSS_FIELDS = ("iteration", "loss")
+PREDICTION_FIELDS = ("index", "actual", "predicted")
+PER_CLASS_FIELDS = ("digit", "precision", "recall", "f1", "support")
+HEADLINE_METRICS = ("train_accuracy", "test_accuracy", "final_loss", "iterations")
+
+
+def read_array(path: Path, **kwargs) -> np.ndarray:
+    """An array that fetch_and_scale wrote, never unpickled; one message if it is not one."""
+    try:
+        return np.load(path, allow_pickle=False, **kwargs)
+    except FileNotFoundError:
+        raise UserError(f"{path} not found: run `dvc repro` to make it") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise UserError(
+            f"{path} is not an array that fetch_and_scale wrote ({exc}):"
+            " run `dvc repro --force fetch_and_scale`"
+        ) from None
+
+
+def write_weights(path: Path, first_layer: np.ndarray) -> None:
+    write_npz(path, {FIRST_LAYER: first_layer})
+
+
+def read_weights(path: Path) -> np.ndarray:
+    return read_npz(path)[FIRST_LAYER]
+
+
+def write_loss(path: Path, history: list[tuple[int, float]]) -> None:
+    """(iteration, loss) pairs as CSV, floats at full (round-trip) precision."""
+    rows = [f"{iteration},{loss!r}" for iteration, loss in history]
+    write_text(path, ",".join(LOSS_FIELDS) + "\n" + "\n".join(rows) + "\n")
+
+
+def read_loss(path: Path) -> tuple[list[int], list[float]]:
+    """The iterations and the losses of a loss.csv."""
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    iteration, loss = LOSS_FIELDS
+    return [int(row[iteration]) for row in rows], [float(row[loss]) for row in rows]
+
+
+def write_predictions(path: Path, first_index: int, actual: np.ndarray, predicted: np.ndarray) -> None:
+    """A row per test digit; ``first_index`` is the first test digit's row in images.npy."""
+    pairs = zip(actual.tolist(), predicted.tolist(), strict=True)
+    rows = [f"{first_index + i},{a},{p}" for i, (a, p) in enumerate(pairs)]
+    write_text(path, ",".join(PREDICTION_FIELDS) + "\n" + "\n".join(rows) + "\n")
+
+
+def read_predictions(path: Path) -> np.ndarray:
+    """The (index, actual, predicted) rows of a predictions.csv, as an (n, 3) array."""
+    return np.loadtxt(path, dtype=np.int64, delimiter=",", skiprows=1, ndmin=2)
+
+
+def write_metrics(path: Path, metrics: dict) -> None:
+    write_json(path, {key: metrics[key] for key in HEADLINE_METRICS})
+
+
+def read_metrics(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_per_class(path: Path, rows: list[tuple[int, float, float, float, int]]) -> None:
+    """(digit, precision, recall, f1, support) rows, floats at full precision."""
+    lines = [",".join(map(repr, row)) for row in rows]
+    write_text(path, ",".join(PER_CLASS_FIELDS) + "\n" + "\n".join(lines) + "\n")

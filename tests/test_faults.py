@@ -1,0 +1,191 @@
+"""Faults: a stop at the worst moment, a full disk, a corrupt or hand-edited cache, the
+wrong interpreter. Each leaves nothing that looks like a result, or says what is wrong."""
+
+import os
+import random
+import re
+import subprocess
+import sys
+import textwrap
+import venv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stages import fetch_and_scale, paths
+from stages.paths import Layout
+from stages.config import read_yaml
+from tests.conftest import N_TRAIN, Repo
+from tests.machines import md5
+
+TRAIN_OUTPUTS = ("model", "weights", "loss_csv", "metrics", "per_class", "predictions")
+
+
+# --- a stage stopped or failing while it writes its outputs --------------------------------
+
+
+@pytest.fixture
+def scaled(tmp_path, mnist_env) -> Layout:
+    """Tiny arrays and params under tmp_path, ready for train."""
+    files = Layout.under(tmp_path)
+    files.params.write_text(paths.PROJECT.params.read_text().replace("60000", str(N_TRAIN)))
+    files.checksums.parent.mkdir()
+    files.checksums.write_bytes(mnist_env.checksums.read_bytes())
+    fetch_and_scale.run(files)
+    return files
+
+
+def run_train(files: Layout, setup: str) -> subprocess.CompletedProcess:
+    """Run the train stage on ``files`` in a fresh interpreter, after ``setup`` (Python
+    that plants a fault: ``train``, ``formats``, ``artifacts``, ``errors``, ``os`` and
+    ``signal`` are imported for it)."""
+    code = textwrap.dedent(
+        f"""
+        import os, signal
+        from pathlib import Path
+        from stages import artifacts, errors, formats, train
+        from stages.paths import Layout
+        files = Layout.under(Path({str(files.root)!r}))
+        """
+    ) + textwrap.dedent(setup) + "\nerrors.run_stage(lambda: train.run(files))\n"
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=paths.ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+def outputs_left(files: Layout) -> list[str]:
+    folder = files.model.parent
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+KILL_AFTER_METRICS = """
+write_metrics = formats.write_metrics
+def killed_after(*args):
+    write_metrics(*args)
+    os.kill(os.getpid(), signal.SIGTERM)
+formats.write_metrics = killed_after
+"""
+
+# As when SIGTERM's exception is raised inside a finalizer (ZipFile.__del__, say), which
+# Python prints and forgets: the stop is recorded, but nothing unwinds.
+SWALLOWED_STOP = """
+write_weights = formats.write_weights
+def swallowed(*args):
+    write_weights(*args)
+    errors._State.stopped_by = signal.SIGTERM
+formats.write_weights = swallowed
+"""
+
+
+@pytest.mark.parametrize("fault", [KILL_AFTER_METRICS, SWALLOWED_STOP], ids=["sigterm", "swallowed"])
+def test_a_stop_while_outputs_are_written_leaves_none_and_says_so(scaled, fault):
+    result = run_train(scaled, fault)
+    assert result.returncode == 128 + 15, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "stopped by SIGTERM: this stage wrote no output"
+    assert "Traceback" not in result.stderr
+    assert outputs_left(scaled) == []
+
+
+KILL_DURING_COMMIT = """
+replace = os.replace
+def replace_then_stop(src, dst):
+    replace(src, dst)
+    os.kill(os.getpid(), signal.SIGTERM)
+os.replace = replace_then_stop
+"""
+
+
+def test_a_stop_during_the_renames_waits_for_them_and_the_stage_finishes(scaled):
+    result = run_train(scaled, KILL_DURING_COMMIT)
+    assert result.returncode == 0, result.stderr
+    assert "stopped" not in result.stderr
+    expected = sorted(getattr(scaled, name).name for name in TRAIN_OUTPUTS)
+    assert outputs_left(scaled) == expected
+
+
+def test_a_full_disk_in_a_stage_is_one_line_and_leaves_nothing(scaled, tmp_path):
+    full = tmp_path / "full.tmp"
+    full.symlink_to("/dev/full")  # every write fails with ENOSPC, as on a full disk
+    setup = f"artifacts.temp_beside = lambda target: Path({str(full)!r})\n"
+    result = run_train(scaled, setup)
+    assert result.returncode == 1
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert line.startswith("error: the disk is full")
+    assert line.endswith("then run again; this stage wrote no output")
+    assert "Traceback" not in result.stderr
+    assert outputs_left(scaled) == []
+
+
+# --- the DVC cache ------------------------------------------------------------------------
+
+
+def cache_object(repo: Repo, md5sum: str) -> Path:
+    return repo.root / ".dvc" / "cache" / "files" / "md5" / md5sum[:2] / md5sum[2:]
+
+
+def locked_md5(repo: Repo, output: str) -> str:
+    lock = read_yaml(repo.root / "dvc.lock")
+    return next(
+        out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", []) if out["path"] == output
+    )
+
+
+@pytest.mark.slow
+def test_an_output_edited_in_place_leaves_the_cache_intact(tiny_repo):
+    repo = tiny_repo
+    repo.dvc("repro")
+    metrics = repo.root / "outputs" / "metrics.json"
+    good = metrics.read_text()
+    # What any editor or script may do, and the read-only bit does not stop root.
+    with metrics.open("r+") as f:
+        f.write(good.replace("0.", "9.", 1))
+    assert md5(cache_object(repo, locked_md5(repo, "outputs/metrics.json"))) == locked_md5(repo, "outputs/metrics.json")
+    assert "modified:" in repo.dvc("status").stdout
+    repo.dvc("checkout", "--force")
+    assert metrics.read_text() == good
+    assert "Data and pipelines are up to date." in repo.dvc("status").stdout
+
+
+@pytest.mark.slow
+def test_a_corrupt_cache_object_is_found_moved_aside_and_rebuilt(tiny_repo):
+    repo = tiny_repo
+    repo.dvc("repro")
+    labels = repo.root / "data" / "labels.npy"
+    good = labels.read_bytes()
+    obj = cache_object(repo, locked_md5(repo, "data/labels.npy"))
+    shuffled = np.load(labels)
+    random.Random(0).shuffle(shuffled)
+    obj.chmod(0o644)
+    np.save(obj.open("wb"), shuffled)  # the cache now lies about the labels
+    labels.unlink()  # as in a fresh checkout: the next one would come from the cache
+
+    verified = repo.run(sys.executable, "-m", "stages.verify", check=False)
+    assert verified.returncode == 1
+    assert re.search(
+        r"FAIL corrupt    cache object of data/labels.npy \(.*\) holds md5 [0-9a-f]{32}: moved to"
+        r" .*\.dvc/tmp/corrupt/[0-9a-f]{32}\.\d{8}T\d{6}; `dvc repro` rebuilds it",
+        verified.stderr,
+    ), verified.stderr
+    assert not obj.exists()
+
+    assert repo.ran_stages(repo.dvc("repro")) == ["fetch_and_scale"]
+    assert labels.read_bytes() == good
+    assert repo.run(sys.executable, "-m", "stages.verify", "--strict").returncode == 0
+
+
+# --- the wrong interpreter -----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_an_unactivated_shell_is_one_line_not_a_traceback(tiny_repo, tmp_path):
+    bare = tmp_path / "bare"
+    venv.create(bare, with_pip=False)  # a Python without the project's packages
+    repo = tiny_repo
+    repo.env = repo.env | {"PATH": f"{bare / 'bin'}{os.pathsep}{repo.env['PATH']}"}
+    failed = repo.dvc("repro", check=False)
+    assert failed.returncode != 0
+    assert f"error: this Python ({bare / 'bin' / 'python'}) is not the project's environment: numpy is missing;" in failed.stderr
+    assert "activate the environment (`. .venv/bin/activate`) or run `make repro`" in failed.stderr
+    assert "Traceback" not in failed.stdout + failed.stderr
+    assert not (repo.root / "data" / "images.npy").exists()
