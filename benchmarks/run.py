@@ -17,12 +17,18 @@ Wall times are reported as medians. Peak resident memory is ``ru_maxrss`` from
 ``os.wait4``: of the example in every round, and of each stage once (round 1), by
 running the stage's command from dvc.yaml directly in the reproduced clone. ``dvc
 repro`` runs the stages as grandchildren, so its own figure is only the largest over
-its whole process tree. Results go to ``results.json`` and ``results.md``.
+its whole process tree.
+
+The report, ``results.md`` and ``results.json``, and every command's log go to
+``benchmarks/out/``, which git ignores; ``--publish`` also copies the report over the
+committed ``benchmarks/results.{md,json}``. The report and stdout give each target's
+verdict, PASS or FAIL with the measured value and the limit, and a one-line summary.
 
 The exit code is 0 whether targets pass or fail: this is a report. It is non-zero only
-when a command fails; the command's output is then printed.
+when a command fails; the tail of the command's output is then printed.
 
-Usage: ``python benchmarks/run.py [--repeats N] [--out DIR]`` (``make bench``).
+Usage: ``python benchmarks/run.py [--repeats N] [--out DIR] [--publish]`` (``make bench``,
+``make bench-publish``).
 """
 
 import argparse
@@ -51,6 +57,10 @@ log = logging.getLogger("benchmark")
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "benchmarks" / "example.py"
+# Where the committed report lives, and where every run writes (git ignores it).
+PUBLISHED = ROOT / "benchmarks"
+DEFAULT_OUT = PUBLISHED / "out"
+REPORT_FILES = ("results.md", "results.json")
 DEFAULT_MIRROR = ROOT.parent / "shared" / "mnist"
 
 # Scenario keys, in round-robin order, and how the report names them.
@@ -92,8 +102,9 @@ RUNNING_STAGE = re.compile(r"^Running stage '([^']+)'", re.MULTILINE)
 class CommandFailed(Exception):
     """A benchmarked command exited non-zero."""
 
-    def __init__(self, cmd: list[str], returncode: int, output: str):
-        super().__init__(f"`{shlex.join(cmd)}` exited with {returncode}")
+    def __init__(self, cmd: list[str], returncode: int, output: str, log_path: Path | None = None):
+        where = f" (log: {log_path})" if log_path else ""
+        super().__init__(f"`{shlex.join(cmd)}` exited with {returncode}{where}")
         self.output = output
 
 
@@ -151,7 +162,7 @@ class Runner:
             out.seek(0)
             output = out.read().decode(errors="replace")
         if proc.returncode != 0:
-            raise CommandFailed(cmd, proc.returncode, output)
+            raise CommandFailed(cmd, proc.returncode, output, log_path)
         # ru_maxrss is in kilobytes on Linux, in bytes on macOS.
         rss = usage.ru_maxrss if sys.platform == "darwin" else usage.ru_maxrss * 1024
         log.debug("%s: %.2f s, %.0f MB", name, seconds, rss / 1e6)
@@ -407,6 +418,34 @@ def git_state() -> dict:
     return {"commit": head, "uncommitted_changes_not_measured": [d for d in dirty if d]}
 
 
+def target(name: str, measured: float, limit: float, unit: str) -> dict:
+    """A target met when ``measured`` is at most ``limit``; ``unit`` is "x" or "s"."""
+    return {
+        "target": name,
+        "measured": measured,
+        "limit": limit,
+        "unit": unit,
+        "verdict": "PASS" if measured <= limit else "FAIL",
+    }
+
+
+def with_unit(value: float, unit: str) -> str:
+    return f"{value:.2f}x" if unit == "x" else f"{value:.2f} s"
+
+
+def verdict_line(result: dict) -> str:
+    """``PASS  name: measured (target <= limit)``."""
+    return (
+        f"{result['verdict']}  {result['target']}: {with_unit(result['measured'], result['unit'])}"
+        f" (target <= {with_unit(result['limit'], result['unit'])})"
+    )
+
+
+def verdict_summary(targets: list[dict]) -> str:
+    passed = sum(t["verdict"] == "PASS" for t in targets)
+    return f"Targets: {passed} passed, {len(targets) - passed} failed."
+
+
 def summarize(results: Results) -> dict:
     """Medians, ratios and target verdicts."""
     median = {k: statistics.median(v) for k, v in results.seconds.items() if v}
@@ -417,42 +456,30 @@ def summarize(results: Results) -> dict:
     stage_rss_ratio = {k: v / example_rss for k, v in results.stage_rss_bytes.items()}
 
     targets = [
-        {
-            "target": f"cold dvc repro <= {COLD_VS_EXAMPLE}x example wall",
-            "measured": ratios["cold_repro"],
-            "limit": COLD_VS_EXAMPLE,
-            "unit": "x",
-        },
+        target("cold dvc repro / example, wall", ratios["cold_repro"], COLD_VS_EXAMPLE, "x"),
         *(
-            {
-                "target": f"stage {stage} peak RSS <= {STAGE_RSS_VS_EXAMPLE}x example's",
-                "measured": ratio,
-                "limit": STAGE_RSS_VS_EXAMPLE,
-                "unit": "x",
-            }
+            target(f"stage {stage} / example, peak RSS", ratio, STAGE_RSS_VS_EXAMPLE, "x")
             for stage, ratio in stage_rss_ratio.items()
         ),
-        {
-            "target": f"no-op dvc repro <= {NOOP_VS_STATUS}x dvc status",
-            "measured": ratios["noop_repro_vs_status"],
-            "limit": NOOP_VS_STATUS,
-            "unit": "x",
-        },
-        {
-            "target": f"visualize-only change <= {VISUALIZE_SECONDS} s",
-            "measured": median["visualize_change"],
-            "limit": VISUALIZE_SECONDS,
-            "unit": "s",
-        },
-        {
-            "target": f"float32 cold dvc repro <= {FLOAT32_VS_EXAMPLE}x example wall",
-            "measured": ratios["float32_cold"],
-            "limit": FLOAT32_VS_EXAMPLE,
-            "unit": "x",
-        },
+        target(
+            "no-op dvc repro / dvc status, wall",
+            ratios["noop_repro_vs_status"],
+            NOOP_VS_STATUS,
+            "x",
+        ),
+        target(
+            "visualize-only change + dvc repro, wall",
+            median["visualize_change"],
+            VISUALIZE_SECONDS,
+            "s",
+        ),
+        target(
+            "float32 cold dvc repro / example, wall",
+            ratios["float32_cold"],
+            FLOAT32_VS_EXAMPLE,
+            "x",
+        ),
     ]
-    for target in targets:
-        target["verdict"] = "PASS" if target["measured"] <= target["limit"] else "FAIL"
     return {
         "median_seconds": median,
         "median_max_rss_bytes": median_rss,
@@ -464,18 +491,22 @@ def summarize(results: Results) -> dict:
 
 
 def markdown(report: dict) -> str:
-    """The report as markdown: scenarios, stage memory, targets."""
+    """The report as markdown: when and where, scenarios, stage memory, targets."""
     results, summary, info = report["samples"], report["summary"], report["machine"]
+    load = {
+        when: ", ".join(f"{x:.2f}" for x in values) if values else "unknown"
+        for when, values in report["load_average"].items()
+    }
     mb = 1e6
     lines = [
         "# Benchmark: DVC pipeline vs scikit-learn's example",
         "",
-        f"{report['date']}, commit `{report['git']['commit'][:12]}`, {report['repeats']} round(s)"
-        f" round-robin. {info['cpu_model']}, {info['nproc']} CPUs,"
-        f" {(info['memory_bytes'] or 0) / 2**30:.1f} GiB;"
-        + "".join(f" {k} {v}," for k, v in info["versions"].items()).rstrip(",")
-        + f". Load average before/after: {report['load_average']['before']}"
-        f" / {report['load_average']['after']}.",
+        f"Measured on {report['date'][:10]} at {report['date'][11:16]} UTC, commit"
+        f" `{report['git']['commit'][:12]}`, {report['repeats']} round(s) round-robin.",
+        f"Machine: {info['cpu_model']}, {info['nproc']} cores ({info['cpus_usable']} usable),"
+        f" {(info['memory_bytes'] or 0) / 2**30:.1f} GiB; load average (1, 5, 15 min)"
+        f" {load['before']} before, {load['after']} after.",
+        "Software: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()) + ".",
         "",
         "| scenario | median wall (s) | samples (s) | x example | peak RSS (MB) |",
         "|---|---:|---|---:|---:|",
@@ -504,12 +535,13 @@ def markdown(report: dict) -> str:
     lines.append(
         f"| example (median) | {summary['median_max_rss_bytes']['example'] / mb:.0f} | 1.00 |"
     )
-    lines += ["", "| target | measured | verdict |", "|---|---:|---|"]
-    for target in summary["targets"]:
-        unit = "x" if target["unit"] == "x" else " s"
+    lines += ["", "| target | limit | measured | verdict |", "|---|---:|---:|---|"]
+    for result in summary["targets"]:
         lines.append(
-            f"| {target['target']} | {target['measured']:.2f}{unit} | **{target['verdict']}** |"
+            f"| {result['target']} | <= {with_unit(result['limit'], result['unit'])}"
+            f" | {with_unit(result['measured'], result['unit'])} | **{result['verdict']}** |"
         )
+    lines += ["", verdict_summary(summary["targets"])]
     if report["warnings"]:
         lines += ["", "Warnings:", *(f"- {w}" for w in report["warnings"])]
     if report["git"]["uncommitted_changes_not_measured"]:
@@ -535,8 +567,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--out",
         type=Path,
-        default=ROOT / "benchmarks",
-        help="folder for results.json and results.md (default: benchmarks/)",
+        default=DEFAULT_OUT,
+        help="folder for results.json, results.md and logs/ (default: benchmarks/out/,"
+        " which git ignores)",
+    )
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="also copy the report over the committed benchmarks/results.{md,json}",
     )
     parser.add_argument(
         "--tmpdir",
@@ -564,6 +602,12 @@ def main(argv: list[str] | None = None) -> int:
             mirror,
         )
         return 2
+    # A failed run must not leave an earlier run's report or logs looking like its own.
+    log_dir = args.out / "logs"
+    shutil.rmtree(log_dir, ignore_errors=True)
+    log_dir.mkdir(parents=True)
+    for name in REPORT_FILES:
+        (args.out / name).unlink(missing_ok=True)
 
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -579,15 +623,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mnist-mlp-bench-", dir=args.tmpdir) as tmp:
         scratch = Path(tmp)
-        (scratch / "logs").mkdir()
-        runner = Runner(tool_environment(mirror, scratch), scratch / "logs")
+        runner = Runner(tool_environment(mirror, scratch), log_dir)
         bench = Benchmark(runner, scratch, results, report["git"]["commit"])
         try:
             for round_no in range(1, args.repeats + 1):
                 log.info("round %d of %d ...", round_no, args.repeats)
                 bench.round(round_no, measure_stages=round_no == 1)
         except CommandFailed as exc:
-            log.error("error: %s; its output:\n%s", exc, exc.output[-4000:])
+            log.error("error: %s; the end of its output:\n%s", exc, exc.output[-4000:])
             return 1
         except ValueError as exc:  # a params edit that the repository no longer allows
             log.error("error: %s", exc)
@@ -604,18 +647,23 @@ def main(argv: list[str] | None = None) -> int:
     report["summary"] = summarize(results)
     report["warnings"] = results.warnings
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     text = markdown(report)
+    (args.out / "results.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (args.out / "results.md").write_text(text, encoding="utf-8")
+    written = [args.out / name for name in REPORT_FILES]
+    if args.publish:
+        for name in REPORT_FILES:
+            shutil.copyfile(args.out / name, PUBLISHED / name)
+        written += [PUBLISHED / name for name in REPORT_FILES]
     print(text)
-    for target in report["summary"]["targets"]:
-        print(f"{target['verdict']}: {target['target']} (measured {target['measured']:.2f})")
+    for result in report["summary"]["targets"]:
+        print(verdict_line(result))
+    print(verdict_summary(report["summary"]["targets"]))
     log.info(
-        "total %.0f s; wrote %s and %s",
+        "total %.0f s; wrote %s; command logs in %s",
         report["total_seconds"],
-        args.out / "results.json",
-        args.out / "results.md",
+        ", ".join(str(path) for path in written),
+        log_dir,
     )
     return 0
 
