@@ -1,14 +1,22 @@
 """Benchmark the DVC pipeline against scikit-learn's example run as one script.
 
-Scenarios, run round-robin (a1 b1 c1 ... f1, a2 b2 ...) so that a slow spell of the
-machine hits all of them alike:
+Scenarios, run round-robin (each once in round 1, then each again in round 2 ...) so
+that a slow spell of the machine hits all of them alike:
 
   a  example         ``benchmarks/example.py``: the example on the same local data
+     pinned example  the same, under the code paths the stages pin (``stages/cpu.py``)
   b  cold repro      ``dvc repro`` in a fresh clone, with no DVC cache and no outputs
   c  no-op repro     ``dvc repro`` again, nothing changed; then ``dvc status``
   d  visualize-only  ``visualize.rows`` changed, then ``dvc repro``
   e  train-only      ``train.max_iter`` changed, then ``dvc repro``
   f  float32 cold    ``data.pixel_dtype: float32``, cold ``dvc repro``
+  g  train alone     in b's clone after e: the train stage's command run directly
+                     (pinned, as every stage is), then the same stage with numpy loaded
+                     first, too late for the pin to apply
+
+The example script does not import the stages package, so it runs on whatever code paths
+numpy and OpenBLAS pick for this CPU; the pinned example and g measure what the pin costs.
+Where the CPU cannot run the pinned paths, both are skipped and the report says why.
 
 Every DVC scenario runs in a temporary ``git clone`` of this repository at the commit
 that was HEAD when the benchmark started: uncommitted changes are not measured.
@@ -35,6 +43,7 @@ import argparse
 import contextlib
 import datetime
 import importlib.metadata
+import importlib.util
 import json
 import logging
 import os
@@ -47,6 +56,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,13 +76,40 @@ DEFAULT_MIRROR = ROOT.parent / "shared" / "mnist"
 # Scenario keys, in round-robin order, and how the report names them.
 SCENARIOS = {
     "example": "a. example script",
+    "example_pinned": "a. example script, pinned code paths",
     "cold_repro": "b. cold dvc repro",
     "noop_repro": "c. no-op dvc repro",
     "status": "c. dvc status",
     "visualize_change": "d. visualize-only change + dvc repro",
     "train_change": "e. train-only change + dvc repro",
     "float32_cold": "f. float32 cold dvc repro",
+    "train_pinned": "g. train stage alone, pinned",
+    "train_unpinned": "g. train stage alone, unpinned",
 }
+# The scenarios that need the CPU to run the pinned code paths.
+PIN_COST = ("example_pinned", "train_pinned", "train_unpinned")
+
+# Ratios of two scenarios' median wall times: (numerator, denominator, what it tells).
+RATIOS = {
+    "noop_repro_vs_status": ("noop_repro", "status", "no-op dvc repro / dvc status"),
+    "example_pinned_vs_example": (
+        "example_pinned",
+        "example",
+        "the pin's cost: example script pinned / unpinned",
+    ),
+    "train_pinned_vs_unpinned": (
+        "train_pinned",
+        "train_unpinned",
+        "the pin's cost: train stage pinned / unpinned",
+    ),
+}
+
+# The train stage with numpy imported before the stages package: numpy and OpenBLAS
+# have then read their variables already, so the pin cannot apply (the stage says so on
+# stderr) and the stage runs on the code paths this CPU picks, like the example script.
+TRAIN_UNPINNED = (
+    "import numpy, runpy; runpy.run_module('stages.train', run_name='__main__', alter_sys=True)"
+)
 
 # The params edits of scenarios d, e and f: (key, new value).
 VISUALIZE_CHANGE = ("visualize.rows", 2)
@@ -127,6 +164,8 @@ class Results:
     # The 1-minute load average as each sample started: other work inflates timings.
     load_before: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in SCENARIOS})
     stage_rss_bytes: dict[str, int] = field(default_factory=dict)
+    # Scenarios not run, with the reason.
+    skipped: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     def add(self, key: str, run: Run) -> None:
@@ -139,14 +178,16 @@ class Results:
 
 
 class Runner:
-    """Runs commands with one environment, logging each one's output to a file."""
+    """Runs commands, by default with one environment, logging each one's output to a file."""
 
     def __init__(self, env: dict[str, str], log_dir: Path):
         self.env = env
         self.log_dir = log_dir
         self.count = 0
 
-    def run(self, cmd: list[str], *, cwd: Path, name: str) -> Run:
+    def run(
+        self, cmd: list[str], *, cwd: Path, name: str, env: dict[str, str] | None = None
+    ) -> Run:
         """Run ``cmd`` to completion; its wall time and ``ru_maxrss`` (via ``os.wait4``)."""
         self.count += 1
         log_path = self.log_dir / f"{self.count:03d}-{name}.log"
@@ -154,7 +195,12 @@ class Runner:
         with log_path.open("w+b") as out:
             start = time.perf_counter()
             proc = subprocess.Popen(
-                cmd, cwd=cwd, env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
+                cmd,
+                cwd=cwd,
+                env=self.env if env is None else env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
             )
             _, status, usage = os.wait4(proc.pid, 0)
             seconds = time.perf_counter() - start
@@ -187,6 +233,23 @@ def tool_environment(mirror: Path, scratch: Path) -> dict[str, str]:
     env["MPLBACKEND"] = "Agg"
     env.pop("MNIST_CHECKSUMS", None)
     return env
+
+
+def load_cpu_module() -> types.ModuleType:
+    """``stages/cpu.py``, loaded as a file of its own.
+
+    Not ``import stages.cpu``: importing the stages package pins this process's
+    environment, and with it every command's, the unpinned example's included.
+    """
+    spec = importlib.util.spec_from_file_location("stages_cpu", ROOT / "stages" / "cpu.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pinned_environment(env: dict[str, str], cpu: types.ModuleType) -> dict[str, str]:
+    """``env`` with the variables ``stages/cpu.py`` sets before numpy loads, as it sets them."""
+    return {k: v for k, v in env.items() if k not in cpu.CLEARED} | cpu.PINNED
 
 
 def dvc_command() -> list[str]:
@@ -286,11 +349,21 @@ def set_param(params_yaml: Path, key: str, value: object) -> object:
 class Benchmark:
     """The scenarios of one round, and the stage memory measurements."""
 
-    def __init__(self, runner: Runner, scratch: Path, results: Results, commit: str):
+    def __init__(
+        self,
+        runner: Runner,
+        scratch: Path,
+        results: Results,
+        commit: str,
+        *,
+        pinned_env: dict[str, str] | None,
+    ):
         self.runner = runner
         self.commit = commit
         self.scratch = scratch
         self.results = results
+        # None where the CPU cannot run the pinned code paths: no pin-cost scenarios.
+        self.pinned_env = pinned_env
         self.dvc = dvc_command()
         self.edits: dict[str, str] = {}
 
@@ -324,14 +397,14 @@ class Benchmark:
         self.edits[key] = f"{old!r} -> {value!r}"
 
     def round(self, round_no: int, *, measure_stages: bool) -> None:
-        """Scenarios a to f once; with ``measure_stages``, each stage's peak RSS too."""
-        png = self.scratch / "example.png"
-        run = self.runner.run(
-            [sys.executable, str(EXAMPLE), "--png", str(png)],
-            cwd=ROOT,
-            name=f"example-{round_no}",
-        )
-        self.results.add("example", run)
+        """Scenarios a to g once; with ``measure_stages``, each stage's peak RSS too."""
+        example = [sys.executable, str(EXAMPLE), "--png", str(self.scratch / "example.png")]
+        self.results.add("example", self.runner.run(example, cwd=ROOT, name=f"example-{round_no}"))
+        if self.pinned_env is not None:
+            run = self.runner.run(
+                example, cwd=ROOT, name=f"example_pinned-{round_no}", env=self.pinned_env
+            )
+            self.results.add("example_pinned", run)
 
         with self.clone(f"round{round_no}") as repo:
             make_cold(repo)
@@ -344,14 +417,25 @@ class Benchmark:
             self.repro(repo, "visualize_change", round_no)
             self.edit(repo, *TRAIN_CHANGE)
             self.repro(repo, "train_change", round_no)
+            self.runner.check(["git", "checkout", "--", "params.yaml"], cwd=repo)
+            if self.pinned_env is not None:
+                self.train_alone(repo, round_no)
             if measure_stages:
-                self.runner.check(["git", "checkout", "--", "params.yaml"], cwd=repo)
                 self.results.stage_rss_bytes = self.stage_rss(repo)
 
         with self.clone(f"round{round_no}-float32") as repo:
             self.edit(repo, *FLOAT32)
             make_cold(repo)
             self.repro(repo, "float32_cold", round_no)
+
+    def train_alone(self, repo: Path, round_no: int) -> None:
+        """Time the train stage's command in the reproduced ``repo``, then the stage unpinned."""
+        commands = {
+            "train_pinned": stage_commands(repo / "dvc.yaml")["train"],
+            "train_unpinned": ["python", "-c", TRAIN_UNPINNED],
+        }
+        for key, cmd in commands.items():
+            self.results.add(key, self.runner.run(cmd, cwd=repo, name=f"{key}-{round_no}"))
 
     def stage_rss(self, repo: Path) -> dict[str, int]:
         """Run each stage's command directly in the reproduced ``repo``; its peak RSS."""
@@ -452,7 +536,11 @@ def summarize(results: Results) -> dict:
     median_rss = {k: int(statistics.median(v)) for k, v in results.max_rss_bytes.items() if v}
     example, example_rss = median["example"], median_rss["example"]
     ratios = {k: v / example for k, v in median.items()}
-    ratios["noop_repro_vs_status"] = median["noop_repro"] / median["status"]
+    pairs = {
+        name: median[top] / median[bottom]
+        for name, (top, bottom, _) in RATIOS.items()
+        if top in median and bottom in median
+    }
     stage_rss_ratio = {k: v / example_rss for k, v in results.stage_rss_bytes.items()}
 
     targets = [
@@ -463,7 +551,7 @@ def summarize(results: Results) -> dict:
         ),
         target(
             "no-op dvc repro / dvc status, wall",
-            ratios["noop_repro_vs_status"],
+            pairs["noop_repro_vs_status"],
             NOOP_VS_STATUS,
             "x",
         ),
@@ -483,8 +571,8 @@ def summarize(results: Results) -> dict:
     return {
         "median_seconds": median,
         "median_max_rss_bytes": median_rss,
-        "ratio_to_example": {k: v for k, v in ratios.items() if k in SCENARIOS},
-        "noop_repro_vs_status": ratios["noop_repro_vs_status"],
+        "ratio_to_example": ratios,
+        "ratios": pairs,
         "stage_rss_vs_example": stage_rss_ratio,
         "targets": targets,
     }
@@ -512,9 +600,12 @@ def markdown(report: dict) -> str:
         "|---|---:|---|---:|---:|",
     ]
     for key, label in SCENARIOS.items():
+        if key in report["skipped"]:
+            lines.append(f"| {label} | skipped: {report['skipped'][key]} | | | |")
+            continue
         samples = results["seconds"][key]
         rss = summary["median_max_rss_bytes"][key] / mb
-        rss_note = "" if key == "example" else " *"
+        rss_note = " *" if key == "status" or key in EXPECTED_STAGES else ""
         lines.append(
             f"| {label} | {summary['median_seconds'][key]:.2f} |"
             f" {', '.join(f'{s:.2f}' for s in samples)} |"
@@ -522,8 +613,17 @@ def markdown(report: dict) -> str:
         )
     lines += [
         "",
-        f"No-op dvc repro / dvc status: {summary['noop_repro_vs_status']:.2f}x.",
         "\\* for dvc commands: the largest process of the tree (dvc and the stages it ran).",
+        "",
+        "Ratios of median wall times:",
+        "",
+    ]
+    for name, (top, _, meaning) in RATIOS.items():
+        if name in summary["ratios"]:
+            lines.append(f"- {meaning}: {summary['ratios'][name]:.2f}x")
+        else:
+            lines.append(f"- {meaning}: skipped, {report['skipped'].get(top, 'not measured')}")
+    lines += [
         "",
         "| stage (run directly, default params, round 1) | peak RSS (MB) | x example |",
         "|---|---:|---:|",
@@ -623,8 +723,26 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mnist-mlp-bench-", dir=args.tmpdir) as tmp:
         scratch = Path(tmp)
-        runner = Runner(tool_environment(mirror, scratch), log_dir)
-        bench = Benchmark(runner, scratch, results, report["git"]["commit"])
+        env = tool_environment(mirror, scratch)
+        cpu = load_cpu_module()
+        reason = cpu.why_not_pinnable(platform.machine(), cpu.cpu_flags())
+        if reason:
+            why = f"{reason}, so it cannot run the pinned code paths"
+            log.info("skipping the pin's cost: %s", why)
+            results.skipped = dict.fromkeys(PIN_COST, why)
+        preset = [f"{k}={env[k]}" for k in (*cpu.PINNED, *cpu.CLEARED) if k in env]
+        if preset:
+            results.warnings.append(
+                f"the environment sets {', '.join(preset)}: the unpinned runs ran with it"
+            )
+        runner = Runner(env, log_dir)
+        bench = Benchmark(
+            runner,
+            scratch,
+            results,
+            report["git"]["commit"],
+            pinned_env=None if reason else pinned_environment(env, cpu),
+        )
         try:
             for round_no in range(1, args.repeats + 1):
                 log.info("round %d of %d ...", round_no, args.repeats)
@@ -645,6 +763,7 @@ def main(argv: list[str] | None = None) -> int:
         "stage_rss_bytes": results.stage_rss_bytes,
     }
     report["summary"] = summarize(results)
+    report["skipped"] = results.skipped
     report["warnings"] = results.warnings
 
     text = markdown(report)
