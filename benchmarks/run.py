@@ -5,7 +5,10 @@ that a slow spell of the machine hits all of them alike:
 
   a  example         ``benchmarks/example.py``: the example on the same local data
      pinned example  the same, under the code paths the stages pin (``stages/cpu.py``)
-  b  cold repro      ``dvc repro`` in a fresh clone, with no DVC cache and no outputs
+  b  cold repro      ``dvc repro`` in a fresh clone, with no DVC cache and no outputs,
+                     linking them from the cache as .dvc/config's ``cache.type`` says
+     hardlinked      the same, run just before it in a clone of its own with ``dvc
+                     config --local cache.type hardlink``: what a safe link type costs
   c  no-op repro     ``dvc repro`` again, nothing changed; then ``dvc status``
   d  visualize-only  ``visualize.rows`` changed, then ``dvc repro``
   e  train-only      ``train.max_iter`` changed, then ``dvc repro``
@@ -78,6 +81,7 @@ SCENARIOS = {
     "example": "a. example script",
     "example_pinned": "a. example script, pinned code paths",
     "cold_repro": "b. cold dvc repro",
+    "cold_hardlink": "b. cold dvc repro, cache.type hardlink",
     "noop_repro": "c. no-op dvc repro",
     "status": "c. dvc status",
     "visualize_change": "d. visualize-only change + dvc repro",
@@ -92,6 +96,11 @@ PIN_COST = ("example_pinned", "train_pinned", "train_unpinned")
 # Ratios of two scenarios' median wall times: (numerator, denominator, what it tells).
 RATIOS = {
     "noop_repro_vs_status": ("noop_repro", "status", "no-op dvc repro / dvc status"),
+    "cold_repro_vs_hardlink": (
+        "cold_repro",
+        "cold_hardlink",
+        "the cache's link type: cold dvc repro with .dvc/config's cache.type / with hardlinks",
+    ),
     "example_pinned_vs_example": (
         "example_pinned",
         "example",
@@ -120,6 +129,7 @@ FLOAT32 = ("data.pixel_dtype", "float32")
 # because the timing would then measure a different scenario.
 EXPECTED_STAGES = {
     "cold_repro": ["fetch_and_scale", "train", "visualize"],
+    "cold_hardlink": ["fetch_and_scale", "train", "visualize"],
     "noop_repro": [],
     "visualize_change": ["visualize"],
     "train_change": ["train", "visualize"],
@@ -294,6 +304,11 @@ def make_cold(repo: Path) -> None:
             path.unlink(missing_ok=True)
 
 
+def outputs_hardlinked(repo: Path) -> bool:
+    """Whether every output that ``repo``'s dvc.yaml declares is a hardlink (to the cache)."""
+    return all((repo / out).stat().st_nlink > 1 for out in declared_outputs(repo / "dvc.yaml"))
+
+
 def declared_outputs(dvc_yaml: Path) -> list[str]:
     """The paths of every stage's outs, metrics and plots in ``dvc_yaml``."""
     stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
@@ -366,6 +381,8 @@ class Benchmark:
         self.pinned_env = pinned_env
         self.dvc = dvc_command()
         self.edits: dict[str, str] = {}
+        # Per cold repro scenario: the clone's cache.type, and whether outputs were hardlinked.
+        self.cache_links: dict[str, dict] = {}
 
     def repro(self, repo: Path, key: str, round_no: int) -> None:
         """Time ``dvc repro`` in ``repo`` as scenario ``key``; warn if it ran unexpected stages."""
@@ -391,6 +408,23 @@ class Benchmark:
                 " (it is stale; commit the one `dvc repro` writes)"
             )
 
+    def record_cache_links(self, repo: Path, key: str, round_no: int) -> None:
+        """Record the clone's cache.type and whether the cold repro ``key`` hardlinked its outputs.
+
+        Warns when hardlinks were asked for but not made (a filesystem may refuse them):
+        the ratio of the cold repros would then not measure what it says.
+        """
+        cache_type = self.runner.check([*self.dvc, "config", "cache.type"], cwd=repo).strip()
+        hardlinked = outputs_hardlinked(repo)
+        self.cache_links[key] = {
+            "cache.type": cache_type or "unset (DVC's default)",
+            "outputs_hardlinked": hardlinked,
+        }
+        if cache_type == "hardlink" and not hardlinked:
+            self.results.warnings.append(
+                f"round {round_no}, {SCENARIOS[key]}: the outputs are not hardlinks to the cache"
+            )
+
     def edit(self, repo: Path, key: str, value: object) -> None:
         """Set ``key`` in the clone's params.yaml, recording the change for the report."""
         old = set_param(repo / "params.yaml", key, value)
@@ -406,9 +440,16 @@ class Benchmark:
             )
             self.results.add("example_pinned", run)
 
+        with self.clone(f"round{round_no}-hardlink") as repo:
+            self.runner.check([*self.dvc, "config", "--local", "cache.type", "hardlink"], cwd=repo)
+            make_cold(repo)
+            self.repro(repo, "cold_hardlink", round_no)
+            self.record_cache_links(repo, "cold_hardlink", round_no)
+
         with self.clone(f"round{round_no}") as repo:
             make_cold(repo)
             self.repro(repo, "cold_repro", round_no)
+            self.record_cache_links(repo, "cold_repro", round_no)
             self.check_lock_unchanged(repo, round_no)
             self.repro(repo, "noop_repro", round_no)
             status = self.runner.run([*self.dvc, "status"], cwd=repo, name=f"status-{round_no}")
@@ -623,6 +664,13 @@ def markdown(report: dict) -> str:
             lines.append(f"- {meaning}: {summary['ratios'][name]:.2f}x")
         else:
             lines.append(f"- {meaning}: skipped, {report['skipped'].get(top, 'not measured')}")
+    lines += ["", "Cache links of the cold dvc repros (last round):", ""]
+    for key in (k for k in SCENARIOS if k in report["cache_links"]):
+        links = report["cache_links"][key]
+        lines.append(
+            f"- {SCENARIOS[key]}: cache.type `{links['cache.type']}`, outputs hardlinked to"
+            f" the cache: {'yes' if links['outputs_hardlinked'] else 'no'}"
+        )
     lines += [
         "",
         "| stage (run directly, default params, round 1) | peak RSS (MB) | x example |",
@@ -756,6 +804,7 @@ def main(argv: list[str] | None = None) -> int:
     report["load_average"]["after"] = load_average()
     report["total_seconds"] = time.perf_counter() - started
     report["params_edits"] = bench.edits
+    report["cache_links"] = bench.cache_links
     report["samples"] = {
         "seconds": results.seconds,
         "max_rss_bytes": results.max_rss_bytes,
