@@ -8,7 +8,8 @@ that a slow spell of the machine hits all of them alike:
   b  cold repro      ``dvc repro`` in a fresh clone, with no DVC cache and no outputs,
                      linking them from the cache as .dvc/config's ``cache.type`` says
      hardlinked      the same, run just before it in a clone of its own with ``dvc
-                     config --local cache.type hardlink``: what a safe link type costs
+                     config --local cache.type hardlink``; b over this one is what
+                     .dvc/config's link type costs against hardlinks
   c  no-op repro     ``dvc repro`` again, nothing changed; then ``dvc status``
   d  visualize-only  ``visualize.rows`` changed, then ``dvc repro``
   e  train-only      ``train.max_iter`` changed, then ``dvc repro``
@@ -76,7 +77,7 @@ DEFAULT_OUT = PUBLISHED / "out"
 REPORT_FILES = ("results.md", "results.json")
 DEFAULT_MIRROR = ROOT.parent / "shared" / "mnist"
 
-# Scenario keys, in round-robin order, and how the report names them.
+# Scenario keys, in the report's order, and how the report names them.
 SCENARIOS = {
     "example": "a. example script",
     "example_pinned": "a. example script, pinned code paths",
