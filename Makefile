@@ -7,7 +7,7 @@ BIN := $(abspath $(VENV))/bin
 # The stages' commands run `python`: make it the virtual environment's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro test verify bench lock clean
+.PHONY: setup repro test verify bench bench-publish lock clean
 
 setup: $(VENV)/.installed
 
@@ -27,8 +27,13 @@ test: setup
 verify: setup
 	python -m stages.verify
 
+# The benchmark's report and logs go to benchmarks/out/ (ignored by git); bench-publish
+# also overwrites the committed benchmarks/results.{md,json}.
 bench: setup
 	python benchmarks/run.py
+
+bench-publish: setup
+	python benchmarks/run.py --publish
 
 clean:
 	rm -rf $(VENV)

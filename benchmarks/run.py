@@ -1,14 +1,26 @@
 """Benchmark the DVC pipeline against scikit-learn's example run as one script.
 
-Scenarios, run round-robin (a1 b1 c1 ... f1, a2 b2 ...) so that a slow spell of the
-machine hits all of them alike:
+Scenarios, run round-robin (each once in round 1, then each again in round 2 ...) so
+that a slow spell of the machine hits all of them alike:
 
   a  example         ``benchmarks/example.py``: the example on the same local data
-  b  cold repro      ``dvc repro`` in a fresh clone, with no DVC cache and no outputs
+     pinned example  the same, under the code paths the stages pin (``stages/cpu.py``)
+  b  cold repro      ``dvc repro`` in a fresh clone, with no DVC cache and no outputs,
+                     linking them from the cache as .dvc/config's ``cache.type`` says
+     hardlinked      the same, run just before it in a clone of its own with ``dvc
+                     config --local cache.type hardlink``; b over this one is what
+                     .dvc/config's link type costs against hardlinks
   c  no-op repro     ``dvc repro`` again, nothing changed; then ``dvc status``
   d  visualize-only  ``visualize.rows`` changed, then ``dvc repro``
   e  train-only      ``train.max_iter`` changed, then ``dvc repro``
   f  float32 cold    ``data.pixel_dtype: float32``, cold ``dvc repro``
+  g  train alone     in b's clone after e: the train stage's command run directly
+                     (pinned, as every stage is), then the same stage with numpy loaded
+                     first, too late for the pin to apply
+
+The example script does not import the stages package, so it runs on whatever code paths
+numpy and OpenBLAS pick for this CPU; the pinned example and g measure what the pin costs.
+Where the CPU cannot run the pinned paths, both are skipped and the report says why.
 
 Every DVC scenario runs in a temporary ``git clone`` of this repository at the commit
 that was HEAD when the benchmark started: uncommitted changes are not measured.
@@ -17,18 +29,25 @@ Wall times are reported as medians. Peak resident memory is ``ru_maxrss`` from
 ``os.wait4``: of the example in every round, and of each stage once (round 1), by
 running the stage's command from dvc.yaml directly in the reproduced clone. ``dvc
 repro`` runs the stages as grandchildren, so its own figure is only the largest over
-its whole process tree. Results go to ``results.json`` and ``results.md``.
+its whole process tree.
+
+The report, ``results.md`` and ``results.json``, and every command's log go to
+``benchmarks/out/``, which git ignores; ``--publish`` also copies the report over the
+committed ``benchmarks/results.{md,json}``. The report and stdout give each target's
+verdict, PASS or FAIL with the measured value and the limit, and a one-line summary.
 
 The exit code is 0 whether targets pass or fail: this is a report. It is non-zero only
-when a command fails; the command's output is then printed.
+when a command fails; the tail of the command's output is then printed.
 
-Usage: ``python benchmarks/run.py [--repeats N] [--out DIR]`` (``make bench``).
+Usage: ``python benchmarks/run.py [--repeats N] [--out DIR] [--publish]`` (``make bench``,
+``make bench-publish``).
 """
 
 import argparse
 import contextlib
 import datetime
 import importlib.metadata
+import importlib.util
 import json
 import logging
 import os
@@ -41,6 +60,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,18 +71,55 @@ log = logging.getLogger("benchmark")
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "benchmarks" / "example.py"
+# Where the committed report lives, and where every run writes (git ignores it).
+PUBLISHED = ROOT / "benchmarks"
+DEFAULT_OUT = PUBLISHED / "out"
+REPORT_FILES = ("results.md", "results.json")
 DEFAULT_MIRROR = ROOT.parent / "shared" / "mnist"
 
-# Scenario keys, in round-robin order, and how the report names them.
+# Scenario keys, in the report's order, and how the report names them.
 SCENARIOS = {
     "example": "a. example script",
+    "example_pinned": "a. example script, pinned code paths",
     "cold_repro": "b. cold dvc repro",
+    "cold_hardlink": "b. cold dvc repro, cache.type hardlink",
     "noop_repro": "c. no-op dvc repro",
     "status": "c. dvc status",
     "visualize_change": "d. visualize-only change + dvc repro",
     "train_change": "e. train-only change + dvc repro",
     "float32_cold": "f. float32 cold dvc repro",
+    "train_pinned": "g. train stage alone, pinned",
+    "train_unpinned": "g. train stage alone, unpinned",
 }
+# The scenarios that need the CPU to run the pinned code paths.
+PIN_COST = ("example_pinned", "train_pinned", "train_unpinned")
+
+# Ratios of two scenarios' median wall times: (numerator, denominator, what it tells).
+RATIOS = {
+    "noop_repro_vs_status": ("noop_repro", "status", "no-op dvc repro / dvc status"),
+    "cold_repro_vs_hardlink": (
+        "cold_repro",
+        "cold_hardlink",
+        "the cache's link type: cold dvc repro with .dvc/config's cache.type / with hardlinks",
+    ),
+    "example_pinned_vs_example": (
+        "example_pinned",
+        "example",
+        "the pin's cost: example script pinned / unpinned",
+    ),
+    "train_pinned_vs_unpinned": (
+        "train_pinned",
+        "train_unpinned",
+        "the pin's cost: train stage pinned / unpinned",
+    ),
+}
+
+# The train stage with numpy imported before the stages package: numpy and OpenBLAS
+# have then read their variables already, so the pin cannot apply (the stage says so on
+# stderr) and the stage runs on the code paths this CPU picks, like the example script.
+TRAIN_UNPINNED = (
+    "import numpy, runpy; runpy.run_module('stages.train', run_name='__main__', alter_sys=True)"
+)
 
 # The params edits of scenarios d, e and f: (key, new value).
 VISUALIZE_CHANGE = ("visualize.rows", 2)
@@ -73,6 +130,7 @@ FLOAT32 = ("data.pixel_dtype", "float32")
 # because the timing would then measure a different scenario.
 EXPECTED_STAGES = {
     "cold_repro": ["fetch_and_scale", "train", "visualize"],
+    "cold_hardlink": ["fetch_and_scale", "train", "visualize"],
     "noop_repro": [],
     "visualize_change": ["visualize"],
     "train_change": ["train", "visualize"],
@@ -92,8 +150,9 @@ RUNNING_STAGE = re.compile(r"^Running stage '([^']+)'", re.MULTILINE)
 class CommandFailed(Exception):
     """A benchmarked command exited non-zero."""
 
-    def __init__(self, cmd: list[str], returncode: int, output: str):
-        super().__init__(f"`{shlex.join(cmd)}` exited with {returncode}")
+    def __init__(self, cmd: list[str], returncode: int, output: str, log_path: Path | None = None):
+        where = f" (log: {log_path})" if log_path else ""
+        super().__init__(f"`{shlex.join(cmd)}` exited with {returncode}{where}")
         self.output = output
 
 
@@ -116,6 +175,8 @@ class Results:
     # The 1-minute load average as each sample started: other work inflates timings.
     load_before: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in SCENARIOS})
     stage_rss_bytes: dict[str, int] = field(default_factory=dict)
+    # Scenarios not run, with the reason.
+    skipped: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     def add(self, key: str, run: Run) -> None:
@@ -128,14 +189,16 @@ class Results:
 
 
 class Runner:
-    """Runs commands with one environment, logging each one's output to a file."""
+    """Runs commands, by default with one environment, logging each one's output to a file."""
 
     def __init__(self, env: dict[str, str], log_dir: Path):
         self.env = env
         self.log_dir = log_dir
         self.count = 0
 
-    def run(self, cmd: list[str], *, cwd: Path, name: str) -> Run:
+    def run(
+        self, cmd: list[str], *, cwd: Path, name: str, env: dict[str, str] | None = None
+    ) -> Run:
         """Run ``cmd`` to completion; its wall time and ``ru_maxrss`` (via ``os.wait4``)."""
         self.count += 1
         log_path = self.log_dir / f"{self.count:03d}-{name}.log"
@@ -143,7 +206,12 @@ class Runner:
         with log_path.open("w+b") as out:
             start = time.perf_counter()
             proc = subprocess.Popen(
-                cmd, cwd=cwd, env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
+                cmd,
+                cwd=cwd,
+                env=self.env if env is None else env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
             )
             _, status, usage = os.wait4(proc.pid, 0)
             seconds = time.perf_counter() - start
@@ -151,7 +219,7 @@ class Runner:
             out.seek(0)
             output = out.read().decode(errors="replace")
         if proc.returncode != 0:
-            raise CommandFailed(cmd, proc.returncode, output)
+            raise CommandFailed(cmd, proc.returncode, output, log_path)
         # ru_maxrss is in kilobytes on Linux, in bytes on macOS.
         rss = usage.ru_maxrss if sys.platform == "darwin" else usage.ru_maxrss * 1024
         log.debug("%s: %.2f s, %.0f MB", name, seconds, rss / 1e6)
@@ -176,6 +244,23 @@ def tool_environment(mirror: Path, scratch: Path) -> dict[str, str]:
     env["MPLBACKEND"] = "Agg"
     env.pop("MNIST_CHECKSUMS", None)
     return env
+
+
+def load_cpu_module() -> types.ModuleType:
+    """``stages/cpu.py``, loaded as a file of its own.
+
+    Not ``import stages.cpu``: importing the stages package pins this process's
+    environment, and with it every command's, the unpinned example's included.
+    """
+    spec = importlib.util.spec_from_file_location("stages_cpu", ROOT / "stages" / "cpu.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pinned_environment(env: dict[str, str], cpu: types.ModuleType) -> dict[str, str]:
+    """``env`` with the variables ``stages/cpu.py`` sets before numpy loads, as it sets them."""
+    return {k: v for k, v in env.items() if k not in cpu.CLEARED} | cpu.PINNED
 
 
 def dvc_command() -> list[str]:
@@ -218,6 +303,11 @@ def make_cold(repo: Path) -> None:
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
+
+
+def outputs_hardlinked(repo: Path) -> bool:
+    """Whether every output that ``repo``'s dvc.yaml declares is a hardlink (to the cache)."""
+    return all((repo / out).stat().st_nlink > 1 for out in declared_outputs(repo / "dvc.yaml"))
 
 
 def declared_outputs(dvc_yaml: Path) -> list[str]:
@@ -275,13 +365,25 @@ def set_param(params_yaml: Path, key: str, value: object) -> object:
 class Benchmark:
     """The scenarios of one round, and the stage memory measurements."""
 
-    def __init__(self, runner: Runner, scratch: Path, results: Results, commit: str):
+    def __init__(
+        self,
+        runner: Runner,
+        scratch: Path,
+        results: Results,
+        commit: str,
+        *,
+        pinned_env: dict[str, str] | None,
+    ):
         self.runner = runner
         self.commit = commit
         self.scratch = scratch
         self.results = results
+        # None where the CPU cannot run the pinned code paths: no pin-cost scenarios.
+        self.pinned_env = pinned_env
         self.dvc = dvc_command()
         self.edits: dict[str, str] = {}
+        # Per cold repro scenario: the clone's cache.type, and whether outputs were hardlinked.
+        self.cache_links: dict[str, dict] = {}
 
     def repro(self, repo: Path, key: str, round_no: int) -> None:
         """Time ``dvc repro`` in ``repo`` as scenario ``key``; warn if it ran unexpected stages."""
@@ -307,24 +409,48 @@ class Benchmark:
                 " (it is stale; commit the one `dvc repro` writes)"
             )
 
+    def record_cache_links(self, repo: Path, key: str, round_no: int) -> None:
+        """Record the clone's cache.type and whether the cold repro ``key`` hardlinked its outputs.
+
+        Warns when hardlinks were asked for but not made (a filesystem may refuse them):
+        the ratio of the cold repros would then not measure what it says.
+        """
+        cache_type = self.runner.check([*self.dvc, "config", "cache.type"], cwd=repo).strip()
+        hardlinked = outputs_hardlinked(repo)
+        self.cache_links[key] = {
+            "cache.type": cache_type or "unset (DVC's default)",
+            "outputs_hardlinked": hardlinked,
+        }
+        if cache_type == "hardlink" and not hardlinked:
+            self.results.warnings.append(
+                f"round {round_no}, {SCENARIOS[key]}: the outputs are not hardlinks to the cache"
+            )
+
     def edit(self, repo: Path, key: str, value: object) -> None:
         """Set ``key`` in the clone's params.yaml, recording the change for the report."""
         old = set_param(repo / "params.yaml", key, value)
         self.edits[key] = f"{old!r} -> {value!r}"
 
     def round(self, round_no: int, *, measure_stages: bool) -> None:
-        """Scenarios a to f once; with ``measure_stages``, each stage's peak RSS too."""
-        png = self.scratch / "example.png"
-        run = self.runner.run(
-            [sys.executable, str(EXAMPLE), "--png", str(png)],
-            cwd=ROOT,
-            name=f"example-{round_no}",
-        )
-        self.results.add("example", run)
+        """Scenarios a to g once; with ``measure_stages``, each stage's peak RSS too."""
+        example = [sys.executable, str(EXAMPLE), "--png", str(self.scratch / "example.png")]
+        self.results.add("example", self.runner.run(example, cwd=ROOT, name=f"example-{round_no}"))
+        if self.pinned_env is not None:
+            run = self.runner.run(
+                example, cwd=ROOT, name=f"example_pinned-{round_no}", env=self.pinned_env
+            )
+            self.results.add("example_pinned", run)
+
+        with self.clone(f"round{round_no}-hardlink") as repo:
+            self.runner.check([*self.dvc, "config", "--local", "cache.type", "hardlink"], cwd=repo)
+            make_cold(repo)
+            self.repro(repo, "cold_hardlink", round_no)
+            self.record_cache_links(repo, "cold_hardlink", round_no)
 
         with self.clone(f"round{round_no}") as repo:
             make_cold(repo)
             self.repro(repo, "cold_repro", round_no)
+            self.record_cache_links(repo, "cold_repro", round_no)
             self.check_lock_unchanged(repo, round_no)
             self.repro(repo, "noop_repro", round_no)
             status = self.runner.run([*self.dvc, "status"], cwd=repo, name=f"status-{round_no}")
@@ -333,14 +459,25 @@ class Benchmark:
             self.repro(repo, "visualize_change", round_no)
             self.edit(repo, *TRAIN_CHANGE)
             self.repro(repo, "train_change", round_no)
+            self.runner.check(["git", "checkout", "--", "params.yaml"], cwd=repo)
+            if self.pinned_env is not None:
+                self.train_alone(repo, round_no)
             if measure_stages:
-                self.runner.check(["git", "checkout", "--", "params.yaml"], cwd=repo)
                 self.results.stage_rss_bytes = self.stage_rss(repo)
 
         with self.clone(f"round{round_no}-float32") as repo:
             self.edit(repo, *FLOAT32)
             make_cold(repo)
             self.repro(repo, "float32_cold", round_no)
+
+    def train_alone(self, repo: Path, round_no: int) -> None:
+        """Time the train stage's command in the reproduced ``repo``, then the stage unpinned."""
+        commands = {
+            "train_pinned": stage_commands(repo / "dvc.yaml")["train"],
+            "train_unpinned": ["python", "-c", TRAIN_UNPINNED],
+        }
+        for key, cmd in commands.items():
+            self.results.add(key, self.runner.run(cmd, cwd=repo, name=f"{key}-{round_no}"))
 
     def stage_rss(self, repo: Path) -> dict[str, int]:
         """Run each stage's command directly in the reproduced ``repo``; its peak RSS."""
@@ -407,83 +544,110 @@ def git_state() -> dict:
     return {"commit": head, "uncommitted_changes_not_measured": [d for d in dirty if d]}
 
 
+def target(name: str, measured: float, limit: float, unit: str) -> dict:
+    """A target met when ``measured`` is at most ``limit``; ``unit`` is "x" or "s"."""
+    return {
+        "target": name,
+        "measured": measured,
+        "limit": limit,
+        "unit": unit,
+        "verdict": "PASS" if measured <= limit else "FAIL",
+    }
+
+
+def with_unit(value: float, unit: str) -> str:
+    return f"{value:.2f}x" if unit == "x" else f"{value:.2f} s"
+
+
+def verdict_line(result: dict) -> str:
+    """``PASS  name: measured (target <= limit)``."""
+    return (
+        f"{result['verdict']}  {result['target']}: {with_unit(result['measured'], result['unit'])}"
+        f" (target <= {with_unit(result['limit'], result['unit'])})"
+    )
+
+
+def verdict_summary(targets: list[dict]) -> str:
+    passed = sum(t["verdict"] == "PASS" for t in targets)
+    return f"Targets: {passed} passed, {len(targets) - passed} failed."
+
+
 def summarize(results: Results) -> dict:
     """Medians, ratios and target verdicts."""
     median = {k: statistics.median(v) for k, v in results.seconds.items() if v}
     median_rss = {k: int(statistics.median(v)) for k, v in results.max_rss_bytes.items() if v}
     example, example_rss = median["example"], median_rss["example"]
     ratios = {k: v / example for k, v in median.items()}
-    ratios["noop_repro_vs_status"] = median["noop_repro"] / median["status"]
+    pairs = {
+        name: median[top] / median[bottom]
+        for name, (top, bottom, _) in RATIOS.items()
+        if top in median and bottom in median
+    }
     stage_rss_ratio = {k: v / example_rss for k, v in results.stage_rss_bytes.items()}
 
     targets = [
-        {
-            "target": f"cold dvc repro <= {COLD_VS_EXAMPLE}x example wall",
-            "measured": ratios["cold_repro"],
-            "limit": COLD_VS_EXAMPLE,
-            "unit": "x",
-        },
+        target("cold dvc repro / example, wall", ratios["cold_repro"], COLD_VS_EXAMPLE, "x"),
         *(
-            {
-                "target": f"stage {stage} peak RSS <= {STAGE_RSS_VS_EXAMPLE}x example's",
-                "measured": ratio,
-                "limit": STAGE_RSS_VS_EXAMPLE,
-                "unit": "x",
-            }
+            target(f"stage {stage} / example, peak RSS", ratio, STAGE_RSS_VS_EXAMPLE, "x")
             for stage, ratio in stage_rss_ratio.items()
         ),
-        {
-            "target": f"no-op dvc repro <= {NOOP_VS_STATUS}x dvc status",
-            "measured": ratios["noop_repro_vs_status"],
-            "limit": NOOP_VS_STATUS,
-            "unit": "x",
-        },
-        {
-            "target": f"visualize-only change <= {VISUALIZE_SECONDS} s",
-            "measured": median["visualize_change"],
-            "limit": VISUALIZE_SECONDS,
-            "unit": "s",
-        },
-        {
-            "target": f"float32 cold dvc repro <= {FLOAT32_VS_EXAMPLE}x example wall",
-            "measured": ratios["float32_cold"],
-            "limit": FLOAT32_VS_EXAMPLE,
-            "unit": "x",
-        },
+        target(
+            "no-op dvc repro / dvc status, wall",
+            pairs["noop_repro_vs_status"],
+            NOOP_VS_STATUS,
+            "x",
+        ),
+        target(
+            "visualize-only change + dvc repro, wall",
+            median["visualize_change"],
+            VISUALIZE_SECONDS,
+            "s",
+        ),
+        target(
+            "float32 cold dvc repro / example, wall",
+            ratios["float32_cold"],
+            FLOAT32_VS_EXAMPLE,
+            "x",
+        ),
     ]
-    for target in targets:
-        target["verdict"] = "PASS" if target["measured"] <= target["limit"] else "FAIL"
     return {
         "median_seconds": median,
         "median_max_rss_bytes": median_rss,
-        "ratio_to_example": {k: v for k, v in ratios.items() if k in SCENARIOS},
-        "noop_repro_vs_status": ratios["noop_repro_vs_status"],
+        "ratio_to_example": ratios,
+        "ratios": pairs,
         "stage_rss_vs_example": stage_rss_ratio,
         "targets": targets,
     }
 
 
 def markdown(report: dict) -> str:
-    """The report as markdown: scenarios, stage memory, targets."""
+    """The report as markdown: when and where, scenarios, stage memory, targets."""
     results, summary, info = report["samples"], report["summary"], report["machine"]
+    load = {
+        when: ", ".join(f"{x:.2f}" for x in values) if values else "unknown"
+        for when, values in report["load_average"].items()
+    }
     mb = 1e6
     lines = [
         "# Benchmark: DVC pipeline vs scikit-learn's example",
         "",
-        f"{report['date']}, commit `{report['git']['commit'][:12]}`, {report['repeats']} round(s)"
-        f" round-robin. {info['cpu_model']}, {info['nproc']} CPUs,"
-        f" {(info['memory_bytes'] or 0) / 2**30:.1f} GiB;"
-        + "".join(f" {k} {v}," for k, v in info["versions"].items()).rstrip(",")
-        + f". Load average before/after: {report['load_average']['before']}"
-        f" / {report['load_average']['after']}.",
+        f"Measured on {report['date'][:10]} at {report['date'][11:16]} UTC, commit"
+        f" `{report['git']['commit'][:12]}`, {report['repeats']} round(s) round-robin.",
+        f"Machine: {info['cpu_model']}, {info['nproc']} cores ({info['cpus_usable']} usable),"
+        f" {(info['memory_bytes'] or 0) / 2**30:.1f} GiB; load average (1, 5, 15 min)"
+        f" {load['before']} before, {load['after']} after.",
+        "Software: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()) + ".",
         "",
         "| scenario | median wall (s) | samples (s) | x example | peak RSS (MB) |",
         "|---|---:|---|---:|---:|",
     ]
     for key, label in SCENARIOS.items():
+        if key in report["skipped"]:
+            lines.append(f"| {label} | skipped: {report['skipped'][key]} | | | |")
+            continue
         samples = results["seconds"][key]
         rss = summary["median_max_rss_bytes"][key] / mb
-        rss_note = "" if key == "example" else " *"
+        rss_note = " *" if key == "status" or key in EXPECTED_STAGES else ""
         lines.append(
             f"| {label} | {summary['median_seconds'][key]:.2f} |"
             f" {', '.join(f'{s:.2f}' for s in samples)} |"
@@ -491,8 +655,24 @@ def markdown(report: dict) -> str:
         )
     lines += [
         "",
-        f"No-op dvc repro / dvc status: {summary['noop_repro_vs_status']:.2f}x.",
         "\\* for dvc commands: the largest process of the tree (dvc and the stages it ran).",
+        "",
+        "Ratios of median wall times:",
+        "",
+    ]
+    for name, (top, _, meaning) in RATIOS.items():
+        if name in summary["ratios"]:
+            lines.append(f"- {meaning}: {summary['ratios'][name]:.2f}x")
+        else:
+            lines.append(f"- {meaning}: skipped, {report['skipped'].get(top, 'not measured')}")
+    lines += ["", "Cache links of the cold dvc repros (last round):", ""]
+    for key in (k for k in SCENARIOS if k in report["cache_links"]):
+        links = report["cache_links"][key]
+        lines.append(
+            f"- {SCENARIOS[key]}: cache.type `{links['cache.type']}`, outputs hardlinked to"
+            f" the cache: {'yes' if links['outputs_hardlinked'] else 'no'}"
+        )
+    lines += [
         "",
         "| stage (run directly, default params, round 1) | peak RSS (MB) | x example |",
         "|---|---:|---:|",
@@ -504,12 +684,13 @@ def markdown(report: dict) -> str:
     lines.append(
         f"| example (median) | {summary['median_max_rss_bytes']['example'] / mb:.0f} | 1.00 |"
     )
-    lines += ["", "| target | measured | verdict |", "|---|---:|---|"]
-    for target in summary["targets"]:
-        unit = "x" if target["unit"] == "x" else " s"
+    lines += ["", "| target | limit | measured | verdict |", "|---|---:|---:|---|"]
+    for result in summary["targets"]:
         lines.append(
-            f"| {target['target']} | {target['measured']:.2f}{unit} | **{target['verdict']}** |"
+            f"| {result['target']} | <= {with_unit(result['limit'], result['unit'])}"
+            f" | {with_unit(result['measured'], result['unit'])} | **{result['verdict']}** |"
         )
+    lines += ["", verdict_summary(summary["targets"])]
     if report["warnings"]:
         lines += ["", "Warnings:", *(f"- {w}" for w in report["warnings"])]
     if report["git"]["uncommitted_changes_not_measured"]:
@@ -535,8 +716,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--out",
         type=Path,
-        default=ROOT / "benchmarks",
-        help="folder for results.json and results.md (default: benchmarks/)",
+        default=DEFAULT_OUT,
+        help="folder for results.json, results.md and logs/ (default: benchmarks/out/,"
+        " which git ignores)",
+    )
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="also copy the report over the committed benchmarks/results.{md,json}",
     )
     parser.add_argument(
         "--tmpdir",
@@ -564,6 +751,12 @@ def main(argv: list[str] | None = None) -> int:
             mirror,
         )
         return 2
+    # A failed run must not leave an earlier run's report or logs looking like its own.
+    log_dir = args.out / "logs"
+    shutil.rmtree(log_dir, ignore_errors=True)
+    log_dir.mkdir(parents=True)
+    for name in REPORT_FILES:
+        (args.out / name).unlink(missing_ok=True)
 
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -579,15 +772,32 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mnist-mlp-bench-", dir=args.tmpdir) as tmp:
         scratch = Path(tmp)
-        (scratch / "logs").mkdir()
-        runner = Runner(tool_environment(mirror, scratch), scratch / "logs")
-        bench = Benchmark(runner, scratch, results, report["git"]["commit"])
+        env = tool_environment(mirror, scratch)
+        cpu = load_cpu_module()
+        reason = cpu.why_not_pinnable(platform.machine(), cpu.cpu_flags())
+        if reason:
+            why = f"{reason}, so it cannot run the pinned code paths"
+            log.info("skipping the pin's cost: %s", why)
+            results.skipped = dict.fromkeys(PIN_COST, why)
+        preset = [f"{k}={env[k]}" for k in (*cpu.PINNED, *cpu.CLEARED) if k in env]
+        if preset:
+            results.warnings.append(
+                f"the environment sets {', '.join(preset)}: the unpinned runs ran with it"
+            )
+        runner = Runner(env, log_dir)
+        bench = Benchmark(
+            runner,
+            scratch,
+            results,
+            report["git"]["commit"],
+            pinned_env=None if reason else pinned_environment(env, cpu),
+        )
         try:
             for round_no in range(1, args.repeats + 1):
                 log.info("round %d of %d ...", round_no, args.repeats)
                 bench.round(round_no, measure_stages=round_no == 1)
         except CommandFailed as exc:
-            log.error("error: %s; its output:\n%s", exc, exc.output[-4000:])
+            log.error("error: %s; the end of its output:\n%s", exc, exc.output[-4000:])
             return 1
         except ValueError as exc:  # a params edit that the repository no longer allows
             log.error("error: %s", exc)
@@ -595,6 +805,7 @@ def main(argv: list[str] | None = None) -> int:
     report["load_average"]["after"] = load_average()
     report["total_seconds"] = time.perf_counter() - started
     report["params_edits"] = bench.edits
+    report["cache_links"] = bench.cache_links
     report["samples"] = {
         "seconds": results.seconds,
         "max_rss_bytes": results.max_rss_bytes,
@@ -602,20 +813,26 @@ def main(argv: list[str] | None = None) -> int:
         "stage_rss_bytes": results.stage_rss_bytes,
     }
     report["summary"] = summarize(results)
+    report["skipped"] = results.skipped
     report["warnings"] = results.warnings
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     text = markdown(report)
+    (args.out / "results.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (args.out / "results.md").write_text(text, encoding="utf-8")
+    written = [args.out / name for name in REPORT_FILES]
+    if args.publish:
+        for name in REPORT_FILES:
+            shutil.copyfile(args.out / name, PUBLISHED / name)
+        written += [PUBLISHED / name for name in REPORT_FILES]
     print(text)
-    for target in report["summary"]["targets"]:
-        print(f"{target['verdict']}: {target['target']} (measured {target['measured']:.2f})")
+    for result in report["summary"]["targets"]:
+        print(verdict_line(result))
+    print(verdict_summary(report["summary"]["targets"]))
     log.info(
-        "total %.0f s; wrote %s and %s",
+        "total %.0f s; wrote %s; command logs in %s",
         report["total_seconds"],
-        args.out / "results.json",
-        args.out / "results.md",
+        ", ".join(str(path) for path in written),
+        log_dir,
     )
     return 0
 
