@@ -65,7 +65,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
 log = logging.getLogger("benchmark")
 
@@ -122,8 +121,8 @@ TRAIN_UNPINNED = (
 )
 
 # The params edits of scenarios d, e and f: (key, new value).
-VISUALIZE_CHANGE = ("visualize.rows", 2)
-TRAIN_CHANGE = ("train.max_iter", 9)
+VISUALIZE_CHANGE = ("visualize.rows", "2")
+TRAIN_CHANGE = ("train.max_iter", "9")
 FLOAT32 = ("data.pixel_dtype", "float32")
 
 # The stages each DVC scenario should run; anything else is reported as a warning,
@@ -144,7 +143,6 @@ NOOP_VS_STATUS = 1.3
 VISUALIZE_SECONDS = 1.5
 FLOAT32_VS_EXAMPLE = 0.7
 
-RUNNING_STAGE = re.compile(r"^Running stage '([^']+)'", re.MULTILINE)
 
 
 class CommandFailed(Exception):
@@ -242,20 +240,30 @@ def tool_environment(mirror: Path, scratch: Path) -> dict[str, str]:
     # the mirror (the stage never caches files it reads from a local folder).
     env["MNIST_CACHE"] = str(scratch / "mnist-cache")
     env["MPLBACKEND"] = "Agg"
-    env.pop("MNIST_CHECKSUMS", None)
     return env
 
 
-def load_cpu_module() -> types.ModuleType:
-    """``stages/cpu.py``, loaded as a file of its own.
+def load_file(path: Path) -> types.ModuleType:
+    """The Python file ``path``, loaded as a module of its own, not through its package.
 
-    Not ``import stages.cpu``: importing the stages package pins this process's
-    environment, and with it every command's, the unpinned example's included.
+    Not ``import stages.cpu`` or ``import tests.project``: importing the stages package
+    (which the tests package imports) pins this process's environment, and with it every
+    command's, the unpinned example's included.
     """
-    spec = importlib.util.spec_from_file_location("stages_cpu", ROOT / "stages" / "cpu.py")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_cpu_module() -> types.ModuleType:
+    """``stages/cpu.py``, which says what the pin sets and where it can."""
+    return load_file(ROOT / "stages" / "cpu.py")
+
+
+# The project as the tests drive it too: dvc.yaml's stages and outputs, params.yaml edits,
+# the stages a run says it ran.
+project = load_file(ROOT / "tests" / "project.py")
 
 
 def pinned_environment(env: dict[str, str], cpu: types.ModuleType) -> dict[str, str]:
@@ -269,11 +277,6 @@ def dvc_command() -> list[str]:
     if script.is_file() and os.access(script, os.X_OK):
         return [str(script)]
     return [sys.executable, "-m", "dvc"]
-
-
-def stages_run(output: str) -> list[str]:
-    """The stages that ``dvc repro`` says it ran."""
-    return RUNNING_STAGE.findall(output)
 
 
 # ---------------------------------------------------------------- clones and params
@@ -297,7 +300,7 @@ def fresh_clone(runner: Runner, target: Path, commit: str) -> Path:
 def make_cold(repo: Path) -> None:
     """Remove the DVC cache and every output that dvc.yaml declares."""
     shutil.rmtree(repo / ".dvc" / "cache", ignore_errors=True)
-    for out in declared_outputs(repo / "dvc.yaml"):
+    for out in project.declared_outputs(repo):
         path = repo / out
         if path.is_dir():
             shutil.rmtree(path)
@@ -307,56 +310,7 @@ def make_cold(repo: Path) -> None:
 
 def outputs_hardlinked(repo: Path) -> bool:
     """Whether every output that ``repo``'s dvc.yaml declares is a hardlink (to the cache)."""
-    return all((repo / out).stat().st_nlink > 1 for out in declared_outputs(repo / "dvc.yaml"))
-
-
-def declared_outputs(dvc_yaml: Path) -> list[str]:
-    """The paths of every stage's outs, metrics and plots in ``dvc_yaml``."""
-    stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
-    paths = []
-    for stage in stages.values():
-        for kind in ("outs", "metrics", "plots"):
-            for entry in stage.get(kind, []):
-                paths.append(next(iter(entry)) if isinstance(entry, dict) else entry)
-    return paths
-
-
-def stage_commands(dvc_yaml: Path) -> dict[str, list[str]]:
-    """Each stage's command, in dvc.yaml's order (which is the pipeline's order here)."""
-    stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
-    return {name: shlex.split(stage["cmd"]) for name, stage in stages.items()}
-
-
-def set_param(params_yaml: Path, key: str, value: object) -> object:
-    """Set ``section.name`` in params.yaml to ``value``, keeping the rest byte for byte.
-
-    Returns the previous value. Fails if the key is not found, if it already has
-    ``value`` (the scenario would then change nothing), or if the edit does not read
-    back as ``value``.
-    """
-    section, name = key.split(".")
-    before = yaml.safe_load(params_yaml.read_text(encoding="utf-8"))
-    if name not in (before.get(section) or {}):
-        raise ValueError(f"{key}: not in {params_yaml}; update the scenarios in benchmarks/run.py")
-    old = before[section][name]
-    if old == value:
-        raise ValueError(f"{key} is already {value!r} in params.yaml: the scenario needs a change")
-    lines = params_yaml.read_text(encoding="utf-8").splitlines(keepends=True)
-    current = None
-    pattern = re.compile(rf"^(\s+{re.escape(name)}:\s*)([^#\n]*?)(\s*(#.*)?\n?)$")
-    for i, line in enumerate(lines):
-        if line[:1].strip() and not line.startswith("#"):
-            current = line.split(":", 1)[0]
-        elif current == section and (match := pattern.match(line)):
-            lines[i] = match.group(1) + yaml.safe_dump(value).splitlines()[0] + match.group(3)
-            break
-    else:
-        raise ValueError(f"{key}: no line `{name}:` under `{section}:` in {params_yaml}")
-    params_yaml.write_text("".join(lines), encoding="utf-8")
-    after = yaml.safe_load(params_yaml.read_text(encoding="utf-8"))
-    if after[section][name] != value:
-        raise ValueError(f"{key}: the edit reads back as {after[section][name]!r}, not {value!r}")
-    return old
+    return all((repo / out).stat().st_nlink > 1 for out in project.declared_outputs(repo))
 
 
 # ---------------------------------------------------------------- the rounds
@@ -389,7 +343,7 @@ class Benchmark:
         """Time ``dvc repro`` in ``repo`` as scenario ``key``; warn if it ran unexpected stages."""
         run = self.runner.run([*self.dvc, "repro"], cwd=repo, name=f"{key}-{round_no}")
         self.results.add(key, run)
-        ran = stages_run(run.output)
+        ran = project.stages_run(run.output)
         if ran != EXPECTED_STAGES[key]:
             self.results.warnings.append(
                 f"round {round_no}, {SCENARIOS[key]}: dvc ran stages {ran or 'none'},"
@@ -426,10 +380,12 @@ class Benchmark:
                 f"round {round_no}, {SCENARIOS[key]}: the outputs are not hardlinks to the cache"
             )
 
-    def edit(self, repo: Path, key: str, value: object) -> None:
+    def edit(self, repo: Path, key: str, value: str) -> None:
         """Set ``key`` in the clone's params.yaml, recording the change for the report."""
-        old = set_param(repo / "params.yaml", key, value)
-        self.edits[key] = f"{old!r} -> {value!r}"
+        old = project.set_param(repo / "params.yaml", key, value)
+        if old == value:
+            raise ValueError(f"{key} is already {value} in params.yaml: the scenario needs a change")
+        self.edits[key] = f"{old} -> {value}"
 
     def round(self, round_no: int, *, measure_stages: bool) -> None:
         """Scenarios a to g once; with ``measure_stages``, each stage's peak RSS too."""
@@ -473,7 +429,7 @@ class Benchmark:
     def train_alone(self, repo: Path, round_no: int) -> None:
         """Time the train stage's command in the reproduced ``repo``, then the stage unpinned."""
         commands = {
-            "train_pinned": stage_commands(repo / "dvc.yaml")["train"],
+            "train_pinned": project.stage_commands(repo)["train"],
             "train_unpinned": ["python", "-c", TRAIN_UNPINNED],
         }
         for key, cmd in commands.items():
@@ -483,7 +439,7 @@ class Benchmark:
         """Run each stage's command directly in the reproduced ``repo``; its peak RSS."""
         return {
             stage: self.runner.run(cmd, cwd=repo, name=f"stage-{stage}").max_rss_bytes
-            for stage, cmd in stage_commands(repo / "dvc.yaml").items()
+            for stage, cmd in project.stage_commands(repo).items()
         }
 
     @contextlib.contextmanager

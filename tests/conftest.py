@@ -19,6 +19,7 @@ import pytest
 
 from stages import paths
 from tests.local_http import LocalServer
+from tests.project import Repo, hermetic_env, write_home
 
 FILES = (
     "train-images-idx3-ubyte.gz",
@@ -91,48 +92,6 @@ def mnist_env(monkeypatch, tiny_mirror, tmp_path) -> TinyMirror:
     return tiny_mirror
 
 
-class Repo:
-    """A copy of the project's files in its own git repository, and commands run in it."""
-
-    def __init__(self, root: Path, env: dict[str, str]):
-        self.root = root
-        self.env = env
-        files = subprocess.run(
-            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-            cwd=paths.ROOT, capture_output=True, text=True, check=True,
-        ).stdout.split("\0")
-        for name in filter(None, files):
-            source = paths.ROOT / name
-            if source.is_file():
-                (root / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, root / name)
-        self.git("init", "-q")
-        self.git("add", "-A")
-        self.git("commit", "-qm", "project")
-
-    def git(self, *args: str) -> str:
-        return self.run("git", *args).stdout
-
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run(args, cwd=self.root, env=self.env, capture_output=True, text=True)
-        if check and result.returncode != 0:
-            raise AssertionError(f"{args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-        return result
-
-    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return self.run("dvc", *args, check=check)
-
-    def set_param(self, key: str, value: str) -> None:
-        """Edit one ``key: value`` line of params.yaml in place, keeping its comments."""
-        path = self.root / "params.yaml"
-        text, count = re.subn(rf"(?m)^(\s+{key}:) [^#\n]*?(\s*(#.*)?)$", rf"\1 {value}\2", path.read_text())
-        assert count == 1, key
-        path.write_text(text)
-
-    def ran_stages(self, result: subprocess.CompletedProcess) -> list[str]:
-        return re.findall(r"Running stage '(\w+)'", result.stdout + result.stderr)
-
-
 @pytest.fixture(autouse=True, scope="session")
 def hermetic_home(tmp_path_factory):
     """A HOME of the tests' own, with a git identity and nothing else.
@@ -141,16 +100,12 @@ def hermetic_home(tmp_path_factory):
     ``dvc exp run`` needs an identity to commit), and no setting of the machine's own
     git config (a signing key, hooks, another default branch) reaches them.
     """
-    home = tmp_path_factory.mktemp("home")
-    (home / ".gitconfig").write_text(
-        "[user]\n\tname = test\n\temail = test@example.invalid\n"
-        "[init]\n\tdefaultBranch = main\n"
-    )
+    home = write_home(tmp_path_factory.mktemp("home"))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HOME", str(home))
-        patch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-        for name in ("XDG_CONFIG_HOME", "GIT_CONFIG_GLOBAL", "GIT_DIR", "GIT_WORK_TREE"):
-            patch.delenv(name, raising=False)
+        for name, value in hermetic_env(home).items():
+            patch.setenv(name, value)
+        for name in set(os.environ) - set(hermetic_env(home)):
+            patch.delenv(name)
         yield home
 
 

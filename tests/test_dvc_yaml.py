@@ -4,12 +4,11 @@ import ast
 from pathlib import Path
 
 import pytest
-import yaml
 
 from stages import paths
+from tests.project import dvc_stages, entry_paths
 
-DVC_YAML = yaml.safe_load((paths.ROOT / "dvc.yaml").read_text())
-STAGES = DVC_YAML["stages"]
+STAGES = dvc_stages()
 FILES = paths.PROJECT
 
 
@@ -18,8 +17,7 @@ def rel(path: Path) -> str:
 
 
 def plain(entries) -> set[str]:
-    """Paths or params of a dvc.yaml list, whose entries are strings or one-key dicts."""
-    return {next(iter(e)) if isinstance(e, dict) else e for e in entries or []}
+    return set(entry_paths(entries))
 
 
 def imported_stage_modules(module: str) -> set[str]:

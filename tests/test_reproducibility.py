@@ -102,6 +102,7 @@ def test_a_stage_process_runs_the_pinned_kernels_whatever_the_environment_asks()
 
 
 @needs_pin
+@pytest.mark.slow
 def test_the_simulated_machines_differ_without_the_pin_and_agree_with_it():
     """The test below can fail: unpinned, these machines compute other bits."""
     unpinned, pinned = set(), set()

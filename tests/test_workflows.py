@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Repo, repo_env
+from tests.project import stages_run
 
 pytestmark = pytest.mark.slow
 
@@ -108,7 +109,7 @@ def test_queued_experiments_run_in_temporary_clones_with_the_callers_data_and_en
         # data/ is git-ignored, so not in the temporary clone's commit: DVC checked it
         # out of the cache instead of fetching it again.
         assert "Stage 'fetch_and_scale' didn't change, skipping" in logs[name], logs[name]
-        ran = re.findall(r"Running stage '(\w+)'", logs[name])
+        ran = stages_run(logs[name])
         if rate == 0.1:
             # params.yaml's own value: nothing changed, so nothing ran, like `dvc repro`.
             assert ran == [] and scores == committed, logs[name]
@@ -116,7 +117,7 @@ def test_queued_experiments_run_in_temporary_clones_with_the_callers_data_and_en
             assert ran == ["train", "visualize"], logs[name]
             assert scores != committed
 
-    assert re.findall(r"Running stage '(\w+)'", logs[refetch]) == list(STAGES), logs[refetch]
+    assert stages_run(logs[refetch]) == list(STAGES), logs[refetch]
     assert shown[refetch]["params"]["params.yaml"]["data"]["data"]["pixel_dtype"] == "float32"
     assert set(metrics(shown[refetch])) == set(committed)
     # The runs happened elsewhere: the workspace is still the committed first run.

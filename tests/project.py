@@ -1,0 +1,141 @@
+"""The project as the tests and the benchmark drive it: its dvc.yaml, its params.yaml,
+what `dvc repro` says it ran, and copies of it in git repositories of their own.
+
+The benchmark loads this file by its path, not as ``tests.project``: importing the
+``tests`` package imports ``stages``, which pins numpy's code paths in the importing
+process, and the benchmark must time the example script without that pin. So nothing
+here imports ``stages`` or numpy.
+"""
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parent.parent
+
+RUNNING_STAGE = re.compile(r"^Running stage '([^']+)'", re.MULTILINE)
+
+# Who commits in the tests' and the benchmark's repositories (and in the experiments DVC
+# commits there), whatever the machine's own git config says or lacks.
+GITCONFIG = "[user]\n\tname = test\n\temail = test@example.invalid\n[init]\n\tdefaultBranch = main\n"
+
+
+def stages_run(output: str) -> list[str]:
+    """The stages that ``dvc repro`` (or ``dvc exp run``) says it ran, in order."""
+    return RUNNING_STAGE.findall(output)
+
+
+def read_yaml(path: Path):
+    """A YAML file, parsed as DVC parses it."""
+    return YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+
+
+def dvc_stages(root: Path = ROOT) -> dict[str, dict]:
+    """The stages of ``root``'s dvc.yaml, by name, in the pipeline's order."""
+    return read_yaml(root / "dvc.yaml")["stages"]
+
+
+def entry_paths(entries) -> list[str]:
+    """The paths of a dvc.yaml list, whose entries are strings or one-key mappings."""
+    return [next(iter(entry)) if isinstance(entry, dict) else entry for entry in entries or []]
+
+
+def declared_outputs(root: Path = ROOT) -> list[str]:
+    """The paths of every stage's outs, metrics and plots."""
+    return [
+        path
+        for stage in dvc_stages(root).values()
+        for kind in ("outs", "metrics", "plots")
+        for path in entry_paths(stage.get(kind))
+    ]
+
+
+def stage_commands(root: Path = ROOT) -> dict[str, list[str]]:
+    """Each stage's command, by stage name."""
+    return {name: shlex.split(stage["cmd"]) for name, stage in dvc_stages(root).items()}
+
+
+def set_param(params_yaml: Path, key: str, text: str) -> str:
+    """Write ``text`` as the value of ``key`` in params.yaml, keeping all else byte for byte.
+
+    ``key`` is ``section.name``, or a ``name`` that only one section has. ``text`` is
+    written as it is, so that tests can try YAML spellings. Returns the old text.
+    """
+    section, _, name = key.rpartition(".")
+    lines = params_yaml.read_text(encoding="utf-8").splitlines(keepends=True)
+    pattern = re.compile(rf"^(\s+{re.escape(name)}:[ \t]*)([^#\n]*?)([ \t]*(#.*)?\n?)$")
+    current, found = None, []
+    for i, line in enumerate(lines):
+        if line[:1].strip() and not line.startswith("#"):
+            current = line.split(":", 1)[0]
+        elif (not section or current == section) and (match := pattern.match(line)):
+            found.append((i, match))
+    if len(found) != 1:
+        raise ValueError(f"{key}: {len(found)} lines set it in {params_yaml}, not one")
+    [(i, match)] = found
+    lines[i] = match.group(1) + text + match.group(3)
+    params_yaml.write_text("".join(lines), encoding="utf-8")
+    return match.group(2)
+
+
+def write_home(home: Path) -> Path:
+    """A HOME with nothing but a git identity: what a newcomer's machine lacks."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / ".gitconfig").write_text(GITCONFIG, encoding="utf-8")
+    return home
+
+
+class Repo:
+    """A copy of the project's files in its own git repository, and commands run in it."""
+
+    def __init__(self, root: Path, env: dict[str, str]):
+        self.root = root
+        self.env = env
+        files = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split("\0")
+        for name in filter(None, files):
+            source = ROOT / name
+            if source.is_file():
+                (root / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, root / name)
+        self.git("init", "-q")
+        self.git("add", "-A")
+        self.git("commit", "-qm", "project")
+
+    def git(self, *args: str) -> str:
+        return self.run("git", *args).stdout
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run(args, cwd=self.root, env=self.env, capture_output=True, text=True)
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.run("dvc", *args, check=check)
+
+    def set_param(self, key: str, text: str) -> None:
+        set_param(self.root / "params.yaml", key, text)
+
+    def ran_stages(self, result: subprocess.CompletedProcess) -> list[str]:
+        return stages_run(result.stdout + result.stderr)
+
+
+def hermetic_env(home: Path, base: dict[str, str] | None = None) -> dict[str, str]:
+    """``base`` (the environment) with ``home`` as HOME and no system or other git config."""
+    env = dict(os.environ if base is None else base)
+    for name in ("XDG_CONFIG_HOME", "GIT_CONFIG_GLOBAL", "GIT_DIR", "GIT_WORK_TREE"):
+        env.pop(name, None)
+    return env | {"HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1"}
