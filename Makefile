@@ -21,6 +21,8 @@ repro: setup
 	dvc repro
 
 test: setup
+	ruff check .
+	ruff format --check .
 	python -m pytest
 
 # The outputs against dvc.lock, the DVC cache against its hashes, the published numbers.

@@ -50,13 +50,20 @@ mirror = Path(os.environ.get("MNIST_MIRROR", Path(__file__).resolve().parents[2]
 # and the last line.
 data, target = fetch_mnist(mirror)
 
-X, y = data / 255., target
+X, y = data / 255.0, target
 X_train, X_test = X[:60000], X[60000:]
 y_train, y_test = y[:60000], y[60000:]
 
-mlp = MLPClassifier(hidden_layer_sizes=(50), max_iter=10, alpha=1e-4,
-                    solver='sgd', verbose=10, tol=1e-4, random_state=1,
-                    learning_rate_init=.1)
+mlp = MLPClassifier(
+    hidden_layer_sizes=(50),
+    max_iter=10,
+    alpha=1e-4,
+    solver="sgd",
+    verbose=10,
+    tol=1e-4,
+    random_state=1,
+    learning_rate_init=0.1,
+)
 
 mlp.fit(X_train, y_train)
 print("Training set score: %f" % mlp.score(X_train, y_train))
@@ -66,8 +73,7 @@ fig, axes = plt.subplots(4, 4)
 # use global min / max to ensure all weights are shown on the same scale
 vmin, vmax = mlp.coefs_[0].min(), mlp.coefs_[0].max()
 for coef, ax in zip(mlp.coefs_[0].T, axes.ravel()):
-    ax.matshow(coef.reshape(28, 28), cmap=plt.cm.gray, vmin=.5 * vmin,
-               vmax=.5 * vmax)
+    ax.matshow(coef.reshape(28, 28), cmap=plt.cm.gray, vmin=0.5 * vmin, vmax=0.5 * vmax)
     ax.set_xticks(())
     ax.set_yticks(())
 

@@ -52,7 +52,6 @@ import json
 import logging
 import os
 import platform
-import re
 import shlex
 import shutil
 import statistics
@@ -64,7 +63,6 @@ import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
 
 log = logging.getLogger("benchmark")
 
@@ -142,7 +140,6 @@ STAGE_RSS_VS_EXAMPLE = 0.6
 NOOP_VS_STATUS = 1.3
 VISUALIZE_SECONDS = 1.5
 FLOAT32_VS_EXAMPLE = 0.7
-
 
 
 class CommandFailed(Exception):
@@ -384,7 +381,9 @@ class Benchmark:
         """Set ``key`` in the clone's params.yaml, recording the change for the report."""
         old = project.set_param(repo / "params.yaml", key, value)
         if old == value:
-            raise ValueError(f"{key} is already {value} in params.yaml: the scenario needs a change")
+            raise ValueError(
+                f"{key} is already {value} in params.yaml: the scenario needs a change"
+            )
         self.edits[key] = f"{old} -> {value}"
 
     def round(self, round_no: int, *, measure_stages: bool) -> None:
@@ -634,9 +633,7 @@ def markdown(report: dict) -> str:
         "|---|---:|---:|",
     ]
     for stage, rss in results["stage_rss_bytes"].items():
-        lines.append(
-            f"| {stage} | {rss / mb:.0f} | {summary['stage_rss_vs_example'][stage]:.2f} |"
-        )
+        lines.append(f"| {stage} | {rss / mb:.0f} | {summary['stage_rss_vs_example'][stage]:.2f} |")
     lines.append(
         f"| example (median) | {summary['median_max_rss_bytes']['example'] / mb:.0f} | 1.00 |"
     )
@@ -696,9 +693,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s"
-    )
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     mirror = Path(os.environ.get("MNIST_MIRROR") or DEFAULT_MIRROR).expanduser().resolve()
     if not mirror.is_dir():
         log.error(
@@ -715,7 +710,7 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / name).unlink(missing_ok=True)
 
     report = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "git": git_state(),
         "repeats": args.repeats,

@@ -63,7 +63,9 @@ def read_loss(path: Path) -> tuple[list[int], list[float]]:
     return [int(row[iteration]) for row in rows], [float(row[loss]) for row in rows]
 
 
-def write_predictions(path: Path, first_index: int, actual: np.ndarray, predicted: np.ndarray) -> None:
+def write_predictions(
+    path: Path, first_index: int, actual: np.ndarray, predicted: np.ndarray
+) -> None:
     """A row per test digit; ``first_index`` is the first test digit's row in images.npy."""
     pairs = zip(actual.tolist(), predicted.tolist(), strict=True)
     rows = [f"{first_index + i},{a},{p}" for i, (a, p) in enumerate(pairs)]

@@ -214,7 +214,9 @@ def fetch_file(name: str, sha256: str, mirrors: list[str], cache_dir: Path) -> b
     max_bytes = MAX_CONTENT_BYTES[name]
     cached = cache_dir / name
     if cached.is_dir():
-        raise UserError(f"the download cache holds a folder {cached} where a file belongs: remove it")
+        raise UserError(
+            f"the download cache holds a folder {cached} where a file belongs: remove it"
+        )
     if cached.exists():
         try:
             return decompress_verified(cached, sha256, max_bytes)

@@ -102,7 +102,9 @@ def run(files: Layout) -> dict:
         formats.write_weights(out.temp(files.weights), model.coefs_[0])
         formats.write_loss(out.temp(files.loss_csv), loss_history(model))
         formats.write_metrics(out.temp(files.metrics), metrics)
-        formats.write_per_class(out.temp(files.per_class), per_class(model.classes_, y_test, predicted))
+        formats.write_per_class(
+            out.temp(files.per_class), per_class(model.classes_, y_test, predicted)
+        )
         formats.write_predictions(out.temp(files.predictions), len(X_train), y_test, predicted)
     return metrics
 

@@ -147,7 +147,9 @@ def check_numbers(losses: list[float], metrics: dict) -> list[Check]:
     """The losses and accuracies against the published ones, within the tolerances."""
     checks = []
     if len(losses) != len(PUBLISHED_LOSSES):
-        checks.append(Check(False, f"losses: {len(losses)} iterations, published {len(PUBLISHED_LOSSES)}"))
+        checks.append(
+            Check(False, f"losses: {len(losses)} iterations, published {len(PUBLISHED_LOSSES)}")
+        )
     else:
         worst = max(abs(a - b) for a, b in zip(losses, PUBLISHED_LOSSES, strict=True))
         checks.append(
@@ -188,7 +190,9 @@ def verify(files: Layout, lock_path: Path, cache: Path, *, strict: bool) -> bool
         return cache_ok
     params = load_params(files.params)
     if not is_example(params):
-        log.info("verdict: outputs differ from dvc.lock, and no numbers are published for these params")
+        log.info(
+            "verdict: outputs differ from dvc.lock, and no numbers are published for these params"
+        )
         return False
     try:
         losses = formats.read_loss(files.loss_csv)[1]
@@ -202,7 +206,9 @@ def verify(files: Layout, lock_path: Path, cache: Path, *, strict: bool) -> bool
             " (as expected where the CPU cannot run the pinned code paths)"
         )
         return cache_ok
-    log.info("verdict: outputs differ from dvc.lock%s", "" if numbers else ", and so do the numbers")
+    log.info(
+        "verdict: outputs differ from dvc.lock%s", "" if numbers else ", and so do the numbers"
+    )
     return False
 
 
@@ -215,9 +221,18 @@ def dvc_cache_dir(root: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stages.verify", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--lock", type=Path, default=paths.ROOT / "dvc.lock", help="the dvc.lock to compare with (default: the workspace's)")
-    parser.add_argument("--strict", action="store_true", help="fail unless every output is dvc.lock's bytes")
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.verify", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--lock",
+        type=Path,
+        default=paths.ROOT / "dvc.lock",
+        help="the dvc.lock to compare with (default: the workspace's)",
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="fail unless every output is dvc.lock's bytes"
+    )
     args = parser.parse_args(argv)
     if not verify(paths.PROJECT, args.lock, dvc_cache_dir(paths.ROOT), strict=args.strict):
         raise SystemExit(1)

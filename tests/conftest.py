@@ -4,11 +4,9 @@ temporary git repositories holding a copy of the project for end-to-end runs."""
 import gzip
 import hashlib
 import os
-import re
 import shutil
 import socket
 import struct
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -17,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages import paths
 from tests.local_http import LocalServer
 from tests.project import Repo, hermetic_env, write_home
 
@@ -32,7 +29,11 @@ N_TRAIN, N_TEST = 60, 20
 
 def idx(array: np.ndarray) -> bytes:
     """IDX bytes of a uint8 array (magic 0x0000 08 ndim, big-endian dimensions, data)."""
-    return bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+    return (
+        bytes([0, 0, 8, array.ndim])
+        + struct.pack(f">{array.ndim}I", *array.shape)
+        + array.tobytes()
+    )
 
 
 @dataclass
@@ -57,9 +58,7 @@ def write_mirror(folder: Path, contents: dict[str, bytes]) -> Path:
         # mtime=0 so that the gzip bytes are the same on every run
         (folder / name).write_bytes(gzip.compress(content, mtime=0))
     sums = folder.parent / f"{folder.name}.SHA256SUMS"
-    sums.write_text(
-        "".join(f"{hashlib.sha256(c).hexdigest()}  {n}\n" for n, c in contents.items())
-    )
+    sums.write_text("".join(f"{hashlib.sha256(c).hexdigest()}  {n}\n" for n, c in contents.items()))
     return sums
 
 
@@ -73,7 +72,7 @@ def tiny_mirror(tmp_path) -> TinyMirror:
         "test_images": rng.integers(0, 256, (N_TEST, 28, 28), dtype=np.uint8),
         "test_labels": (np.arange(N_TEST) % 10).astype(np.uint8),
     }
-    contents = dict(zip(FILES, (idx(a) for a in arrays.values())))
+    contents = dict(zip(FILES, (idx(a) for a in arrays.values()), strict=True))
     folder = tmp_path / "mirror"
     sums = write_mirror(folder, contents)
     return TinyMirror(folder=folder, checksums=sums, **arrays)

@@ -22,7 +22,9 @@ RUNNING_STAGE = re.compile(r"^Running stage '([^']+)'", re.MULTILINE)
 
 # Who commits in the tests' and the benchmark's repositories (and in the experiments DVC
 # commits there), whatever the machine's own git config says or lacks.
-GITCONFIG = "[user]\n\tname = test\n\temail = test@example.invalid\n[init]\n\tdefaultBranch = main\n"
+GITCONFIG = (
+    "[user]\n\tname = test\n\temail = test@example.invalid\n[init]\n\tdefaultBranch = main\n"
+)
 
 
 def stages_run(output: str) -> list[str]:

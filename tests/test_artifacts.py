@@ -29,10 +29,9 @@ def test_atomic_path_renames_on_success(tmp_path):
 def test_atomic_path_leaves_old_file_and_no_temp_on_failure(tmp_path, error):
     target = tmp_path / "out.txt"
     target.write_text("earlier result")
-    with pytest.raises(type(error)):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise error
+    with pytest.raises(type(error)), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise error
     assert target.read_text() == "earlier result"
     assert listing(tmp_path) == ["out.txt"]
 
@@ -49,20 +48,18 @@ def test_all_or_none_places_every_output_only_at_the_end(tmp_path):
 
 @pytest.mark.parametrize("error", [OSError(28, "No space left on device"), errors.StageStopped(15)])
 def test_all_or_none_leaves_nothing_when_the_last_output_fails(tmp_path, error):
-    with pytest.raises(type(error)):
-        with all_or_none() as out:
-            write_text(out.temp(tmp_path / "a.txt"), "a")
-            out.temp(tmp_path / "b.txt")
-            raise error
+    with pytest.raises(type(error)), all_or_none() as out:
+        write_text(out.temp(tmp_path / "a.txt"), "a")
+        out.temp(tmp_path / "b.txt")
+        raise error
     assert listing(tmp_path) == []
 
 
 def test_a_stop_swallowed_before_the_commit_still_stops_it(tmp_path, monkeypatch):
     # As when SIGTERM's exception is raised inside a finalizer, which Python only prints.
     monkeypatch.setattr(errors._State, "stopped_by", signal.SIGTERM)
-    with pytest.raises(errors.StageStopped):
-        with all_or_none() as out:
-            write_text(out.temp(tmp_path / "a.txt"), "a")
+    with pytest.raises(errors.StageStopped), all_or_none() as out:
+        write_text(out.temp(tmp_path / "a.txt"), "a")
     assert listing(tmp_path) == []
 
 
@@ -120,7 +117,6 @@ def test_npz_round_trips_and_is_byte_identical_across_writes(tmp_path):
 
 
 def test_npz_refuses_object_arrays(tmp_path):
-    with pytest.raises(ValueError, match="pickle"):
-        with all_or_none() as out:
-            write_npz(out.temp(tmp_path / "o.npz"), {"o": np.array([{"a": 1}], dtype=object)})
+    with pytest.raises(ValueError, match="pickle"), all_or_none() as out:
+        write_npz(out.temp(tmp_path / "o.npz"), {"o": np.array([{"a": 1}], dtype=object)})
     assert list(tmp_path.iterdir()) == []

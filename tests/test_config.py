@@ -31,11 +31,20 @@ def test_defaults_are_the_examples_settings():
     assert params.data.source == "idx"
     kwargs = params.train.estimator_kwargs()
     example = dict(
-        hidden_layer_sizes=(50,), max_iter=10, alpha=1e-4, solver="sgd",
-        tol=1e-4, random_state=1, learning_rate_init=0.1,
+        hidden_layer_sizes=(50,),
+        max_iter=10,
+        alpha=1e-4,
+        solver="sgd",
+        tol=1e-4,
+        random_state=1,
+        learning_rate_init=0.1,
     )
     assert {k: kwargs[k] for k in example} == example
-    assert (params.visualize.rows, params.visualize.cols, params.visualize.range_factor) == (4, 4, 0.5)
+    assert (params.visualize.rows, params.visualize.cols, params.visualize.range_factor) == (
+        4,
+        4,
+        0.5,
+    )
 
 
 def test_every_default_matches_mlpclassifier_defaults_but_the_examples():
@@ -44,7 +53,13 @@ def test_every_default_matches_mlpclassifier_defaults_but_the_examples():
     defaults = MLPClassifier().get_params()
     kwargs = load_params(paths.PROJECT.params).train.estimator_kwargs()
     changed = {k for k, v in kwargs.items() if defaults[k] != v}
-    assert changed == {"hidden_layer_sizes", "max_iter", "solver", "learning_rate_init", "random_state"}
+    assert changed == {
+        "hidden_layer_sizes",
+        "max_iter",
+        "solver",
+        "learning_rate_init",
+        "random_state",
+    }
     assert set(defaults) - set(kwargs) == {"verbose", "warm_start"}
 
 
@@ -72,7 +87,11 @@ def test_hand_edit_1e_minus_4_reads_as_float(tmp_path):
 
 def test_duplicate_keys_are_refused_not_silently_resolved(tmp_path):
     path = tmp_path / "params.yaml"
-    path.write_text(paths.PROJECT.params.read_text().replace("  max_iter: 10\n", "  max_iter: 10\n  max_iter: 20\n"))
+    path.write_text(
+        paths.PROJECT.params.read_text().replace(
+            "  max_iter: 10\n", "  max_iter: 10\n  max_iter: 20\n"
+        )
+    )
     with pytest.raises(UserError, match=r"params.yaml is not valid YAML: .*duplicate key"):
         load_params(path)
 
@@ -135,21 +154,71 @@ def exc_detail(exc: UserError) -> str:
     [
         ("train", "alpha", "a lot", "train.alpha: expected a number, not a string"),
         ("train", "alpha", -1, "train.alpha: Input should be greater than or equal to 0 (got -1)"),
-        ("train", "learning_rate_init", 0, "train.learning_rate_init: Input should be greater than 0"),
-        ("train", "max_iter", 0, "train.max_iter: Input should be greater than or equal to 1 (got 0)"),
+        (
+            "train",
+            "learning_rate_init",
+            0,
+            "train.learning_rate_init: Input should be greater than 0",
+        ),
+        (
+            "train",
+            "max_iter",
+            0,
+            "train.max_iter: Input should be greater than or equal to 1 (got 0)",
+        ),
         ("train", "max_iter", 2.5, "train.max_iter: Input should be a valid integer"),
         ("train", "max_iter", True, "train.max_iter: expected a number, not a boolean (got True)"),
-        ("train", "solver", "sdg", "train.solver: Input should be 'lbfgs', 'sgd' or 'adam' (got 'sdg')"),
-        ("train", "hidden_layer_sizes", [], "train.hidden_layer_sizes: List should have at least 1 item"),
-        ("train", "hidden_layer_sizes", 50, "train.hidden_layer_sizes: Input should be a valid list (got 50)"),
-        ("train", "hidden_layer_sizes", [50, 0], "train.hidden_layer_sizes.1: Input should be greater than or equal to 1 (got 0)"),
-        ("train", "batch_size", 0, "train.batch_size: expected a positive integer or 'auto' (got 0)"),
+        (
+            "train",
+            "solver",
+            "sdg",
+            "train.solver: Input should be 'lbfgs', 'sgd' or 'adam' (got 'sdg')",
+        ),
+        (
+            "train",
+            "hidden_layer_sizes",
+            [],
+            "train.hidden_layer_sizes: List should have at least 1 item",
+        ),
+        (
+            "train",
+            "hidden_layer_sizes",
+            50,
+            "train.hidden_layer_sizes: Input should be a valid list (got 50)",
+        ),
+        (
+            "train",
+            "hidden_layer_sizes",
+            [50, 0],
+            "train.hidden_layer_sizes.1: Input should be greater than or equal to 1 (got 0)",
+        ),
+        (
+            "train",
+            "batch_size",
+            0,
+            "train.batch_size: expected a positive integer or 'auto' (got 0)",
+        ),
         ("train", "shuffle", "yes", "train.shuffle: Input should be a valid boolean (got 'yes')"),
         ("train", "alpha", float("nan"), "train.alpha: Input should be a finite number"),
-        ("data", "pixel_dtype", "float16", "data.pixel_dtype: Input should be 'float32' or 'float64' (got 'float16')"),
-        ("data", "train_size", 0, "data.train_size: Input should be greater than or equal to 1 (got 0)"),
+        (
+            "data",
+            "pixel_dtype",
+            "float16",
+            "data.pixel_dtype: Input should be 'float32' or 'float64' (got 'float16')",
+        ),
+        (
+            "data",
+            "train_size",
+            0,
+            "data.train_size: Input should be greater than or equal to 1 (got 0)",
+        ),
         ("data", "source", "web", "data.source: Input should be 'idx' or 'openml' (got 'web')"),
-        ("visualize", "rows", 0, "visualize.rows: Input should be greater than or equal to 1 (got 0)"),
+        (
+            "visualize",
+            "rows",
+            0,
+            "visualize.rows: Input should be greater than or equal to 1 (got 0)",
+        ),
     ],
 )
 def test_bad_value_is_named_with_key_and_value(raw, section, key, value, expected):
@@ -160,7 +229,9 @@ def test_bad_value_is_named_with_key_and_value(raw, section, key, value, expecte
 
 def test_unknown_key_suggests_the_nearest(raw):
     raw["train"]["learning_rate_int"] = 0.2
-    assert problems(raw) == ["train.learning_rate_int: unknown key; did you mean 'learning_rate_init'?"]
+    assert problems(raw) == [
+        "train.learning_rate_int: unknown key; did you mean 'learning_rate_init'?"
+    ]
 
 
 def test_unknown_section_is_rejected(raw):
@@ -181,7 +252,10 @@ def test_every_problem_is_reported_at_once(raw):
     bad["visualize"]["colz"] = 4
     del bad["visualize"]["cols"]
     assert [line.split(":")[0] for line in problems(bad)] == [
-        "train.solver", "train.alpha", "visualize.cols", "visualize.colz",
+        "train.solver",
+        "train.alpha",
+        "visualize.cols",
+        "visualize.colz",
     ]
 
 

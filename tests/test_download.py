@@ -13,8 +13,8 @@ import re
 import shutil
 import socket
 import subprocess
-import time
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +108,10 @@ def test_public_mirrors_have_an_off_switch(monkeypatch, value):
 
 def test_no_mirror_at_all_says_so(mnist_env, monkeypatch):
     monkeypatch.delenv("MNIST_MIRROR")
-    with pytest.raises(UserError, match=r"^no mirror to get train-images-idx3-ubyte.gz from: MNIST_PUBLIC_MIRRORS is off"):
+    with pytest.raises(
+        UserError,
+        match=r"^no mirror to get train-images-idx3-ubyte.gz from: MNIST_PUBLIC_MIRRORS is off",
+    ):
         load_idx(mnist_env.checksums, *mnist.mirrors_from_env())
 
 
@@ -258,9 +261,13 @@ def _label_at(index: int, value: int):
 def test_verified_files_that_are_not_mnist(tiny_mirror, monkeypatch, tmp_path, change, message):
     # The checksums match the bad content, as with a mistaken data/mnist.sha256: the IDX
     # checks are what stands between such files and the training stage.
-    arrays = (tiny_mirror.train_images, tiny_mirror.train_labels, tiny_mirror.test_images,
-              tiny_mirror.test_labels)
-    contents = change({name: idx(array) for name, array in zip(FILES, arrays)})
+    arrays = (
+        tiny_mirror.train_images,
+        tiny_mirror.train_labels,
+        tiny_mirror.test_images,
+        tiny_mirror.test_labels,
+    )
+    contents = change({name: idx(array) for name, array in zip(FILES, arrays, strict=True)})
     sums = write_mirror(tmp_path / "bad", contents)
     monkeypatch.setenv("MNIST_CACHE", str(tmp_path / "cache"))
     with pytest.raises(UserError, match=message):
@@ -539,7 +546,9 @@ def test_a_gzip_bomb_is_refused_at_the_size_an_mnist_file_has(mnist_env, server,
     url = server.serve_folder("mnist", mnist_env.folder)
     server.serve("mnist", TRAIN_LABELS, Reply(body=bomb, no_length=not declared))
     cap = mnist.MAX_CONTENT_BYTES[TRAIN_LABELS]
-    with pytest.raises(UserError, match=rf"\n  {re.escape(url)}: decompresses to more than the {cap} bytes"):
+    with pytest.raises(
+        UserError, match=rf"\n  {re.escape(url)}: decompresses to more than the {cap} bytes"
+    ):
         load_idx(mnist_env.checksums, url)
     assert cache_listing() == [TRAIN_IMAGES]
 
@@ -572,18 +581,25 @@ def test_a_trickling_server_is_given_up_at_the_deadline_and_the_next_mirror_used
     fast = server.serve_folder("fast", mnist_env.folder)
     assert_same_arrays(load_idx(mnist_env.checksums, slow, fast), mnist_env)
     [warning] = [m for m in caplog.messages if m.startswith(f"{TRAIN_IMAGES} from {slow}")]
-    assert re.search(r": gave up after \d+ bytes: the download's time limit \(MNIST_DOWNLOAD_SECONDS\) ran out$", warning)
+    assert re.search(
+        r": gave up after \d+ bytes: the download's time limit \(MNIST_DOWNLOAD_SECONDS\) ran out$",
+        warning,
+    )
 
 
 @pytest.mark.parametrize("value", ["0", "-5", "soon", "nan"])
 def test_a_bad_download_time_limit_is_one_message(monkeypatch, value):
     monkeypatch.setenv("MNIST_DOWNLOAD_SECONDS", value)
-    with pytest.raises(UserError, match=rf"^MNIST_DOWNLOAD_SECONDS={value}: expected a positive number"):
+    with pytest.raises(
+        UserError, match=rf"^MNIST_DOWNLOAD_SECONDS={value}: expected a positive number"
+    ):
         mnist.download_seconds()
 
 
 @pytest.mark.network
-def test_a_full_disk_is_named_not_blamed_on_the_mirror(mnist_env, server, waits, monkeypatch, tmp_path):
+def test_a_full_disk_is_named_not_blamed_on_the_mirror(
+    mnist_env, server, waits, monkeypatch, tmp_path
+):
     # /dev/full answers every write with ENOSPC, as a full disk does.
     full = tmp_path / "full.tmp"
     full.symlink_to("/dev/full")
@@ -602,7 +618,11 @@ def test_a_full_disk_is_named_not_blamed_on_the_mirror(mnist_env, server, waits,
 
 def test_a_folder_where_a_cached_file_belongs_is_one_message(mnist_env):
     (mnist.default_cache_dir() / TRAIN_IMAGES).mkdir(parents=True)
-    with pytest.raises(UserError, match=r"^the download cache holds a folder .*train-images-idx3-ubyte.gz where a file belongs: remove it$"):
+    with pytest.raises(
+        UserError,
+        match=r"^the download cache holds a folder .*train-images-idx3-ubyte.gz where a file"
+        r" belongs: remove it$",
+    ):
         load_idx(mnist_env.checksums, str(mnist_env.folder))
 
 

@@ -1,4 +1,4 @@
-"""dvc.yaml agrees with the code: the paths, the imported modules and the params each stage reads."""
+"""dvc.yaml agrees with the code: the paths, imported modules and params each stage reads."""
 
 import ast
 from pathlib import Path
@@ -36,7 +36,11 @@ def imported_stage_modules(module: str) -> set[str]:
             elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages."):
                 todo.append(node.module.removeprefix("stages."))
             elif isinstance(node, ast.Import):
-                todo += [a.name.removeprefix("stages.") for a in node.names if a.name.startswith("stages.")]
+                todo += [
+                    a.name.removeprefix("stages.")
+                    for a in node.names
+                    if a.name.startswith("stages.")
+                ]
     return {f"stages/{name}.py" for name in seen}
 
 
@@ -59,8 +63,12 @@ def test_outputs_match_the_paths_module():
     assert outs == {
         "fetch_and_scale": {rel(FILES.images), rel(FILES.labels)},
         "train": {
-            rel(FILES.model), rel(FILES.weights), rel(FILES.metrics), rel(FILES.loss_csv),
-            rel(FILES.predictions), rel(FILES.per_class),
+            rel(FILES.model),
+            rel(FILES.weights),
+            rel(FILES.metrics),
+            rel(FILES.loss_csv),
+            rel(FILES.predictions),
+            rel(FILES.per_class),
         },
         "visualize": {rel(FILES.weights_png), rel(FILES.loss_png), rel(FILES.misclassified_png)},
     }
@@ -81,7 +89,10 @@ def test_each_stage_depends_on_the_outputs_it_reads():
     assert data_deps("fetch_and_scale") - {"requirements.txt"} == {rel(FILES.checksums)}
     assert data_deps("train") - {"requirements.txt"} == {rel(FILES.images), rel(FILES.labels)}
     assert data_deps("visualize") - {"requirements.txt"} == {
-        rel(FILES.weights), rel(FILES.loss_csv), rel(FILES.predictions), rel(FILES.images)
+        rel(FILES.weights),
+        rel(FILES.loss_csv),
+        rel(FILES.predictions),
+        rel(FILES.images),
     }
 
 

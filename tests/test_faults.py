@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from stages import fetch_and_scale, paths
-from stages.paths import Layout
 from stages.config import read_yaml
+from stages.paths import Layout
 from tests.conftest import N_TRAIN, Repo
 from tests.machines import md5
 
@@ -40,15 +40,19 @@ def run_train(files: Layout, setup: str) -> subprocess.CompletedProcess:
     """Run the train stage on ``files`` in a fresh interpreter, after ``setup`` (Python
     that plants a fault: ``train``, ``formats``, ``artifacts``, ``errors``, ``os`` and
     ``signal`` are imported for it)."""
-    code = textwrap.dedent(
-        f"""
+    code = (
+        textwrap.dedent(
+            f"""
         import os, signal
         from pathlib import Path
         from stages import artifacts, errors, formats, train
         from stages.paths import Layout
         files = Layout.under(Path({str(files.root)!r}))
         """
-    ) + textwrap.dedent(setup) + "\nerrors.run_stage(lambda: train.run(files))\n"
+        )
+        + textwrap.dedent(setup)
+        + "\nerrors.run_stage(lambda: train.run(files))\n"
+    )
     return subprocess.run(
         [sys.executable, "-c", code], cwd=paths.ROOT, capture_output=True, text=True, timeout=120
     )
@@ -78,11 +82,15 @@ formats.write_weights = swallowed
 """
 
 
-@pytest.mark.parametrize("fault", [KILL_AFTER_METRICS, SWALLOWED_STOP], ids=["sigterm", "swallowed"])
+@pytest.mark.parametrize(
+    "fault", [KILL_AFTER_METRICS, SWALLOWED_STOP], ids=["sigterm", "swallowed"]
+)
 def test_a_stop_while_outputs_are_written_leaves_none_and_says_so(scaled, fault):
     result = run_train(scaled, fault)
     assert result.returncode == 128 + 15, result.stderr
-    assert result.stderr.strip().splitlines()[-1] == "stopped by SIGTERM: this stage wrote no output"
+    assert (
+        result.stderr.strip().splitlines()[-1] == "stopped by SIGTERM: this stage wrote no output"
+    )
     assert "Traceback" not in result.stderr
     assert outputs_left(scaled) == []
 
@@ -127,7 +135,10 @@ def cache_object(repo: Repo, md5sum: str) -> Path:
 def locked_md5(repo: Repo, output: str) -> str:
     lock = read_yaml(repo.root / "dvc.lock")
     return next(
-        out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", []) if out["path"] == output
+        out["md5"]
+        for stage in lock["stages"].values()
+        for out in stage.get("outs", [])
+        if out["path"] == output
     )
 
 
@@ -140,7 +151,9 @@ def test_an_output_edited_in_place_leaves_the_cache_intact(tiny_repo):
     # What any editor or script may do, and the read-only bit does not stop root.
     with metrics.open("r+") as f:
         f.write(good.replace("0.", "9.", 1))
-    assert md5(cache_object(repo, locked_md5(repo, "outputs/metrics.json"))) == locked_md5(repo, "outputs/metrics.json")
+    assert md5(cache_object(repo, locked_md5(repo, "outputs/metrics.json"))) == locked_md5(
+        repo, "outputs/metrics.json"
+    )
     assert "modified:" in repo.dvc("status").stdout
     repo.dvc("checkout", "--force")
     assert metrics.read_text() == good
@@ -185,7 +198,10 @@ def test_an_unactivated_shell_is_one_line_not_a_traceback(tiny_repo, tmp_path):
     repo.env = repo.env | {"PATH": f"{bare / 'bin'}{os.pathsep}{repo.env['PATH']}"}
     failed = repo.dvc("repro", check=False)
     assert failed.returncode != 0
-    assert f"error: this Python ({bare / 'bin' / 'python'}) is not the project's environment: numpy is missing;" in failed.stderr
+    assert (
+        f"error: this Python ({bare / 'bin' / 'python'}) is not the project's environment:"
+        " numpy is missing;" in failed.stderr
+    )
     assert "activate the environment (`. .venv/bin/activate`) or run `make repro`" in failed.stderr
     assert "Traceback" not in failed.stdout + failed.stderr
     assert not (repo.root / "data" / "images.npy").exists()

@@ -41,7 +41,10 @@ def arff_text(pixels: np.ndarray, labels: list[str], classes: str = "0,1,2,3,4,5
     header = ["@RELATION mnist_784", ""]
     header += [f"@ATTRIBUTE pixel{i} NUMERIC" for i in range(1, 785)]
     header += [f"@ATTRIBUTE class {{{classes}}}", "", "@DATA"]
-    rows = [",".join([*map(str, row), label]) for row, label in zip(pixels.tolist(), labels)]
+    rows = [
+        ",".join([*map(str, row), label])
+        for row, label in zip(pixels.tolist(), labels, strict=True)
+    ]
     return ("\n".join(header + rows) + "\n").encode()
 
 
@@ -139,7 +142,7 @@ def test_openml_gives_the_bytes_of_the_idx_files(fake_openml, mnist_env):
     from_openml = load_openml(fake_openml)
     checksums = mnist.read_checksums(mnist_env.checksums)
     from_idx = mnist.load_idx([str(mnist_env.folder)], mnist.default_cache_dir(), checksums)
-    for openml_split, idx_split in zip(from_openml, from_idx):
+    for openml_split, idx_split in zip(from_openml, from_idx, strict=True):
         for ours, theirs in (
             (openml_split.images, idx_split.images),
             (openml_split.labels, idx_split.labels),
@@ -158,7 +161,7 @@ def test_rerun_reads_scikit_learns_cache(fake_openml, mnist_env):
     fake_openml.requests.clear()
     second = load_openml(fake_openml)
     assert fake_openml.requests == []
-    for before, after in zip(first, second):
+    for before, after in zip(first, second, strict=True):
         np.testing.assert_array_equal(after.images, before.images)
         np.testing.assert_array_equal(after.labels, before.labels)
 
@@ -314,7 +317,9 @@ def test_openml_labels_that_are_not_digits(fake_openml, mnist_env):
     pixels, labels = mnist_784(mnist_env)
     publish(fake_openml, pixels, ["x", *labels[1:]])
     # The ARFF header declares the classes 0-9, so the parser itself refuses the "x".
-    with pytest.raises(UserError, match=r"^could not fetch mnist_784 \(version 1\) from OpenML: BadNominalValue"):
+    with pytest.raises(
+        UserError, match=r"^could not fetch mnist_784 \(version 1\) from OpenML: BadNominalValue"
+    ):
         load_openml(fake_openml)
 
 

@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,11 +30,22 @@ from tests.machines import PINNABLE, assert_every_machine_reproduces_the_lock, m
 pytestmark = pytest.mark.slow
 
 EXPECTED_LOSSES = [
-    "0.32009978", "0.15347534", "0.11544755", "0.09279764", "0.07889367",
-    "0.07170497", "0.06282111", "0.05530788", "0.04960484", "0.04645355",
+    "0.32009978",
+    "0.15347534",
+    "0.11544755",
+    "0.09279764",
+    "0.07889367",
+    "0.07170497",
+    "0.06282111",
+    "0.05530788",
+    "0.04960484",
+    "0.04645355",
 ]
 TRAIN_OUTPUTS = (
-    "outputs/model.joblib", "outputs/weights.npz", "outputs/loss.csv", "outputs/metrics.json",
+    "outputs/model.joblib",
+    "outputs/weights.npz",
+    "outputs/loss.csv",
+    "outputs/metrics.json",
     "outputs/predictions.csv",
 )
 
@@ -45,7 +55,13 @@ def test_repro_reruns_exactly_what_a_change_touches(tiny_repo):
     first = repo.dvc("repro")
     assert repo.ran_stages(first) == ["fetch_and_scale", "train", "visualize"]
     assert len(re.findall(r"Iteration \d+, loss = \d\.\d{8}", first.stdout)) == 10
-    for name in TRAIN_OUTPUTS + ("data/images.npy", "data/labels.npy", "outputs/weights.png", "outputs/loss.png", "outputs/misclassified.png"):
+    for name in TRAIN_OUTPUTS + (
+        "data/images.npy",
+        "data/labels.npy",
+        "outputs/weights.png",
+        "outputs/loss.png",
+        "outputs/misclassified.png",
+    ):
         assert (repo.root / name).is_file(), name
     repo.git("add", "-A")
     repo.git("commit", "-qm", "first run")
@@ -62,7 +78,11 @@ def test_repro_reruns_exactly_what_a_change_touches(tiny_repo):
     assert re.search(r"params\.yaml\s+train\.max_iter\s+10\s+5", diff), diff
     assert re.search(r"params\.yaml\s+visualize\.rows\s+4\s+2", diff), diff
     metrics = repo.dvc("metrics", "diff", "--json").stdout
-    assert json.loads(metrics)["outputs/metrics.json"]["iterations"] == {"old": 10, "new": 5, "diff": -5}
+    assert json.loads(metrics)["outputs/metrics.json"]["iterations"] == {
+        "old": 10,
+        "new": 5,
+        "diff": -5,
+    }
 
     # train_size is train's alone: the arrays are not written again.
     repo.set_param("train_size", "50")
@@ -99,7 +119,9 @@ def test_switching_the_data_set_shows_in_dvc_status_and_reruns_fetch(tiny_repo, 
     shutil.copyfile(sums, repo.root / "data" / "mnist.sha256")
 
     status = repo.dvc("status").stdout
-    assert re.search(r"fetch_and_scale:\s+changed deps:\s+modified:\s+data/mnist.sha256", status), status
+    assert re.search(r"fetch_and_scale:\s+changed deps:\s+modified:\s+data/mnist.sha256", status), (
+        status
+    )
     assert repo.ran_stages(repo.dvc("repro")) == ["fetch_and_scale", "train", "visualize"]
     other_images = (repo.root / "data/images.npy").read_bytes()
     assert other_images != first_images
@@ -150,7 +172,9 @@ def test_typo_in_params_fails_with_one_message_and_checkout_restores(tiny_repo):
 
     failed = repo.dvc("repro", check=False)
     assert failed.returncode != 0
-    assert "train.learning_rate_int: unknown key; did you mean 'learning_rate_init'?" in failed.stderr
+    assert (
+        "train.learning_rate_int: unknown key; did you mean 'learning_rate_init'?" in failed.stderr
+    )
     assert "Traceback" not in failed.stdout + failed.stderr
     assert not (repo.root / "outputs/model.joblib").exists()
 
@@ -180,7 +204,9 @@ def test_sweep_value_written_by_exp_run_is_read_as_a_number(tiny_repo):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_killed_training_leaves_nothing_and_rerun_gives_the_same_numbers(tmp_path, tiny_mirror, signum):
+def test_killed_training_leaves_nothing_and_rerun_gives_the_same_numbers(
+    tmp_path, tiny_mirror, signum
+):
     env = tiny_env(tiny_mirror, tmp_path / "cache")
     reference = Repo(tmp_path / "reference", env)
     use_tiny_data(reference, tiny_mirror)
@@ -193,8 +219,13 @@ def test_killed_training_leaves_nothing_and_rerun_gives_the_same_numbers(tmp_pat
     repo.set_param("n_iter_no_change", "1000000")
     committed_lock = yaml.safe_load((repo.root / "dvc.lock").read_text())["stages"]
     process = subprocess.Popen(
-        ["dvc", "repro"], cwd=repo.root, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        ["dvc", "repro"],
+        cwd=repo.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     output = []
     for line in process.stdout:
@@ -219,14 +250,23 @@ def test_killed_training_leaves_nothing_and_rerun_gives_the_same_numbers(tmp_pat
     repo.set_param("n_iter_no_change", "10")
     result = repo.dvc("repro")
     assert repo.ran_stages(result) == ["train", "visualize"]
-    for name in ("outputs/loss.csv", "outputs/metrics.json", "outputs/weights.npz", "outputs/model.joblib"):
+    for name in (
+        "outputs/loss.csv",
+        "outputs/metrics.json",
+        "outputs/weights.npz",
+        "outputs/model.joblib",
+    ):
         assert (repo.root / name).read_bytes() == (reference.root / name).read_bytes(), name
 
 
 @pytest.mark.real_data
-@pytest.mark.skipif(not real_mirror(), reason="set MNIST_MIRROR to a mirror of the real MNIST files")
+@pytest.mark.skipif(
+    not real_mirror(), reason="set MNIST_MIRROR to a mirror of the real MNIST files"
+)
 def test_real_data_gives_the_examples_numbers_and_the_committed_lock(tmp_path):
-    repo = Repo(tmp_path / "repo", repo_env(MNIST_MIRROR=real_mirror(), MNIST_CACHE=str(tmp_path / "cache")))
+    repo = Repo(
+        tmp_path / "repo", repo_env(MNIST_MIRROR=real_mirror(), MNIST_CACHE=str(tmp_path / "cache"))
+    )
     result = repo.dvc("repro")
     assert repo.ran_stages(result) == ["fetch_and_scale", "train", "visualize"]
     losses = re.findall(r"^Iteration (\d+), loss = (\S+)$", result.stdout, flags=re.M)

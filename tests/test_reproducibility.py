@@ -10,7 +10,23 @@ import pytest
 from stages import cpu, paths
 from tests.machines import SIMULATED_MACHINES, assert_every_machine_reproduces_the_lock, needs_pin
 
-HASWELL_FLAGS = frozenset("fpu sse2 ssse3 sse4_1 sse4_2 avx avx2 fma f16c bmi1 bmi2 abm movbe".split())
+HASWELL_FLAGS = frozenset(
+    [
+        "fpu",
+        "sse2",
+        "ssse3",
+        "sse4_1",
+        "sse4_2",
+        "avx",
+        "avx2",
+        "fma",
+        "f16c",
+        "bmi1",
+        "bmi2",
+        "abm",
+        "movbe",
+    ]
+)
 
 # A fit on the tests' tiny shapes, printing the md5 of the first layer's weights. Run in
 # a fresh interpreter, with or without importing the stages package first.
@@ -92,7 +108,8 @@ def test_a_stage_process_runs_the_pinned_kernels_whatever_the_environment_asks()
     code = (
         "import stages, numpy, scipy.linalg, threadpoolctl\n"
         "import numpy._core._multiarray_umath as m\n"
-        "print(sorted({(i['architecture'], i['num_threads']) for i in threadpoolctl.threadpool_info()}))\n"
+        "blas = threadpoolctl.threadpool_info()\n"
+        "print(sorted({(i['architecture'], i['num_threads']) for i in blas}))\n"
         "print([t for t in m.__cpu_dispatch__ if m.__cpu_features__[t]])\n"
     )
     blas, dispatch = run_python(code, env).splitlines()

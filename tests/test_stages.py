@@ -46,7 +46,10 @@ def test_scale_pixels_float64_is_bitwise_the_examples_division():
 def test_write_scaled_gives_np_save_bytes(tmp_path, monkeypatch, dtype):
     monkeypatch.setattr(fetch_and_scale, "ROWS_PER_CHUNK", 3)  # several chunks per part
     rng = np.random.default_rng(1)
-    parts = [rng.integers(0, 256, (7, 28, 28), dtype=np.uint8), rng.integers(0, 256, (4, 28, 28), dtype=np.uint8)]
+    parts = [
+        rng.integers(0, 256, (7, 28, 28), dtype=np.uint8),
+        rng.integers(0, 256, (4, 28, 28), dtype=np.uint8),
+    ]
     fetch_and_scale.write_scaled(tmp_path / "chunked.npy", parts, dtype)
     expected = fetch_and_scale.scale_pixels(np.concatenate(parts).reshape(11, 784), dtype)
     np.save(tmp_path / "whole.npy", expected)
@@ -60,7 +63,9 @@ def test_fetch_and_scale_writes_scaled_arrays_in_order(project, mnist_env):
     assert images.shape == (N_TRAIN + N_TEST, 784) and images.dtype == np.float64
     raw = np.concatenate([mnist_env.train_images, mnist_env.test_images]).reshape(-1, 784)
     np.testing.assert_array_equal(images, raw / 255.0)
-    np.testing.assert_array_equal(labels, np.concatenate([mnist_env.train_labels, mnist_env.test_labels]))
+    np.testing.assert_array_equal(
+        labels, np.concatenate([mnist_env.train_labels, mnist_env.test_labels])
+    )
     assert labels.dtype == np.uint8
 
 
@@ -80,8 +85,13 @@ def test_train_matches_a_direct_mlpclassifier_fit(scaled):
     assert (len(X_train), len(X_test)) == (N_TRAIN, N_TEST)
     model = train.fit(X_train, y_train, params.train)
     reference = MLPClassifier(
-        hidden_layer_sizes=(50,), max_iter=10, alpha=1e-4, solver="sgd",
-        tol=1e-4, random_state=1, learning_rate_init=0.1,
+        hidden_layer_sizes=(50,),
+        max_iter=10,
+        alpha=1e-4,
+        solver="sgd",
+        tol=1e-4,
+        random_state=1,
+        learning_rate_init=0.1,
     ).fit(np.array(X_train), np.array(y_train))
     assert model.loss_curve_ == reference.loss_curve_
     np.testing.assert_array_equal(model.coefs_[0], reference.coefs_[0])
@@ -130,7 +140,12 @@ def test_metrics_and_per_class_scores_against_hand_counts():
     actual = np.array([0, 0, 1, 1, 2, 2])
     predicted = np.array([0, 1, 1, 1, 0, 2])
     metrics = train.evaluate(Fitted(), None, None, None, actual, predicted)
-    assert metrics == {"train_accuracy": 0.75, "test_accuracy": 4 / 6, "final_loss": 0.5, "iterations": 1}
+    assert metrics == {
+        "train_accuracy": 0.75,
+        "test_accuracy": 4 / 6,
+        "final_loss": 0.5,
+        "iterations": 1,
+    }
     # class 0: predicted twice, right once; 2 true, found once
     assert train.per_class(np.array([0, 1, 2]), actual, predicted) == [
         (0, 0.5, 0.5, 0.5, 2),
@@ -165,7 +180,11 @@ def test_lbfgs_which_keeps_no_loss_curve_records_its_final_loss(scaled):
 
 
 def test_train_size_that_leaves_no_test_rows_is_refused(scaled):
-    with pytest.raises(UserError, match=rf"data.train_size = {N_TRAIN + N_TEST} leaves no test rows: the data has {N_TRAIN + N_TEST} images"):
+    with pytest.raises(
+        UserError,
+        match=rf"data.train_size = {N_TRAIN + N_TEST} leaves no test rows:"
+        rf" the data has {N_TRAIN + N_TEST} images",
+    ):
         train.load_split(scaled, N_TRAIN + N_TEST)
 
 
@@ -176,14 +195,19 @@ def test_train_without_data_says_how_to_make_it(project):
 
 def test_an_array_that_would_need_unpickling_is_refused_in_one_line(scaled):
     np.save(scaled.labels, np.array([{"label": 1}] * (N_TRAIN + N_TEST), dtype=object))
-    with pytest.raises(UserError, match=r"labels.npy is not an array that fetch_and_scale wrote \(Object arrays"):
+    with pytest.raises(
+        UserError, match=r"labels.npy is not an array that fetch_and_scale wrote \(Object arrays"
+    ):
         train.load_split(scaled, N_TRAIN)
 
 
 def test_diverging_training_is_one_message_naming_the_learning_rate(scaled):
     params = load_params(scaled.params).train.model_copy(update={"learning_rate_init": 1e308})
     X_train, y_train, _, _ = train.load_split(scaled, N_TRAIN)
-    with pytest.raises(UserError, match=r"^training diverged: .* train.learning_rate_init = 1e\+308 is likely too large"):
+    with pytest.raises(
+        UserError,
+        match=r"^training diverged: .* train.learning_rate_init = 1e\+308 is likely too large",
+    ):
         train.fit(X_train, y_train, params)
 
 
@@ -191,7 +215,13 @@ def test_diverging_training_is_one_message_naming_the_learning_rate(scaled):
 
 
 def grid_params(**overrides) -> VisualizeParams:
-    defaults = {"rows": 4, "cols": 4, "range_factor": 0.5, "misclassified_rows": 1, "misclassified_cols": 2}
+    defaults = {
+        "rows": 4,
+        "cols": 4,
+        "range_factor": 0.5,
+        "misclassified_rows": 1,
+        "misclassified_cols": 2,
+    }
     return VisualizeParams(**(defaults | overrides))
 
 
@@ -242,7 +272,9 @@ def test_misclassified_grid_shows_only_wrong_predictions_with_labels():
     assert tiles.shape == (cell, 3 * cell)
     for n, index in enumerate([6, 8]):
         left = n * cell + gap // 2
-        np.testing.assert_array_equal(tiles[gap : gap + 28, left : left + 28], images[index].reshape(28, 28))
+        np.testing.assert_array_equal(
+            tiles[gap : gap + 28, left : left + 28], images[index].reshape(28, 28)
+        )
     assert not tiles[:, 2 * cell :].any()  # the third cell stays empty: only two are wrong
 
 
@@ -252,6 +284,3 @@ def test_misclassified_grid_shows_at_most_rows_x_cols():
     fig = visualize.misclassified_grid(images, predictions, rows=2, cols=3)
     assert len(fig.axes[0].texts) == 6
     assert fig._suptitle.get_text() == "40 of 40 test digits misclassified (true -> predicted)"
-
-
-
