@@ -86,5 +86,7 @@ def test_metrics_are_cached_and_plots_declared():
     assert STAGES["train"]["metrics"] == ["outputs/metrics.json"]
     loss, confusion = STAGES["train"]["plots"]
     assert loss["outputs/loss.csv"]["x"] == "iteration" and loss["outputs/loss.csv"]["y"] == "loss"
+    # Errors only, as a share of each true class: the true class is the rows (y).
     spec = confusion["outputs/predictions.csv"]
-    assert (spec["template"], spec["x"], spec["y"]) == ("confusion", "actual", "predicted")
+    assert (spec["template"], spec["x"], spec["y"]) == ("confusion_errors", "predicted", "actual")
+    assert (paths.ROOT / ".dvc" / "plots" / "confusion_errors.json").is_file()
