@@ -27,7 +27,7 @@ FLAGS = (
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    # No host name resolves: whatever a page asks of the network fails at once, here too.
+    # No host name resolves, so that a request the offline emulation let through fails too.
     "--host-resolver-rules=MAP * ~NOTFOUND",
     "--remote-debugging-pipe",
 )
@@ -162,11 +162,9 @@ class Chromium:
         return json.loads(message)
 
 
-def open_offline(browser: Chromium, url: str) -> tuple[str, PageLog]:
-    """Open ``url`` in a new tab with the network emulated off, after its load event.
-
-    Returns the tab's session, for ``evaluate``, and the log that ``collect`` fills.
-    """
+def open_offline(browser: Chromium, url: str) -> str:
+    """Open ``url`` in a new tab with the network emulated off; the tab's session, once
+    the page has fired its load event."""
     target = browser.call("Target.createTarget", url="about:blank")["targetId"]
     session = browser.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
     for domain in ("Page", "Runtime", "Log", "Network"):
@@ -181,15 +179,15 @@ def open_offline(browser: Chromium, url: str) -> tuple[str, PageLog]:
     )
     browser.call("Page.navigate", session, url=url)
     browser.wait_for_event("Page.loadEventFired", session)
-    return session, PageLog()
+    return session
 
 
-def collect(browser: Chromium, session: str, log: PageLog) -> PageLog:
-    """Record into ``log`` every event of ``session`` kept so far."""
+def page_log(browser: Chromium, session: str) -> PageLog:
+    """What the tab of ``session`` has logged and requested so far."""
+    log = PageLog()
     for event in browser.events:
         if event.get("sessionId") == session and "method" in event:
             log.record(event)
-    browser.events = [e for e in browser.events if e.get("sessionId") != session]
     return log
 
 

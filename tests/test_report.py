@@ -16,9 +16,9 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import urlparse
 
-import configobj
 import pytest
 import yaml
+from dvc.config import Config
 from dvc_render import VegaRenderer, render_html
 
 from stages import paths
@@ -55,7 +55,8 @@ def test_pinned_majors_are_those_dvc_render_loads():
 
 
 def test_dvc_config_names_the_page():
-    config = configobj.ConfigObj(str(paths.ROOT / ".dvc" / "config"))
+    # the committed config, not the user's or the machine's
+    config = Config(dvc_dir=str(paths.ROOT / ".dvc")).load_one("repo")
     # DVC reads a relative html_template from the .dvc folder
     assert (paths.ROOT / ".dvc" / config["plots"]["html_template"]).resolve() == PAGE
 
@@ -113,12 +114,12 @@ def open_page(executable: str, page: Path) -> tuple[list[dict], list[dict], chro
     """
     ids = re.findall(r"vegaEmbed\('#(\w+)'", page.read_text())
     with chromium.Chromium(executable) as browser:
-        session, log = chromium.open_offline(browser, page.as_uri())
+        session = chromium.open_offline(browser, page.as_uri())
         settled = f"({VIEW_STATE}).every(v => v.marks || v.error !== null)" % json.dumps(ids)
         chromium.poll(browser, session, settled)
         views = chromium.evaluate(browser, session, VIEW_STATE % json.dumps(ids))
         images = chromium.evaluate(browser, session, IMAGES)
-        chromium.collect(browser, session, log)
+        log = chromium.page_log(browser, session)
     return views, images, log
 
 
