@@ -116,5 +116,7 @@ def test_metrics_are_cached_and_plots_declared():
     spec = per_class["outputs/per_class.csv"]
     assert (spec["template"], spec["x"], spec["y"]) == ("bar_horizontal", "f1", "digit")
     assert loss["outputs/loss.csv"]["x"] == "iteration" and loss["outputs/loss.csv"]["y"] == "loss"
+    # Errors only, as a share of each true class: the true class is the rows (y).
     spec = confusion["outputs/predictions.csv"]
-    assert (spec["template"], spec["x"], spec["y"]) == ("confusion", "actual", "predicted")
+    assert (spec["template"], spec["x"], spec["y"]) == ("confusion_errors", "predicted", "actual")
+    assert (paths.ROOT / ".dvc" / "plots" / "confusion_errors.json").is_file()
