@@ -14,7 +14,7 @@ setup: $(VENV)/.installed node_modules/.package-lock.json
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --no-deps --requirement requirements.txt
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps --requirement requirements.txt
 	$(BIN)/python -m pip check
 	touch $@
 
@@ -52,12 +52,14 @@ bench-publish: setup
 clean:
 	rm -rf $(VENV) node_modules
 
-# Re-resolve requirements.in into a fresh environment and pin the result.
+# Pin requirements.in and everything it pulls in, each with the sha256 of its files, so
+# that setup installs those exact bytes or nothing (--require-hashes). pip-compile keeps
+# every pin of requirements.txt that still satisfies requirements.in: a new package adds
+# its pins without moving others. To move one: make lock LOCK_ARGS="--upgrade-package NAME".
 lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/python -m pip install --quiet --requirement requirements.in
-	{ echo "# Every package, transitive ones included, at the exact version that produced dvc.lock."; \
-	  echo "# Generated from requirements.in by \`make lock\` (Python 3.11); do not edit by hand."; \
-	  .venv-lock/bin/python -m pip freeze --all --exclude pip --exclude setuptools; } > requirements.txt
+	.venv-lock/bin/python -m pip install --quiet pip-tools==7.6.2
+	.venv-lock/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	  --no-emit-index-url --no-emit-find-links --output-file requirements.txt $(LOCK_ARGS) requirements.in
 	rm -rf .venv-lock
