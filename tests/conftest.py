@@ -26,6 +26,18 @@ FILES = (
 )
 N_TRAIN, N_TEST = 60, 20
 
+# scikit-learn's example "Visualization of MLP weights on MNIST": the MLPClassifier
+# arguments it sets, as published (the rest are scikit-learn's defaults).
+EXAMPLE_ARGS = dict(
+    hidden_layer_sizes=(50,),
+    max_iter=10,
+    alpha=1e-4,
+    solver="sgd",
+    tol=1e-4,
+    random_state=1,
+    learning_rate_init=0.1,
+)
+
 
 def idx(array: np.ndarray) -> bytes:
     """IDX bytes of a uint8 array (magic 0x0000 08 ndim, big-endian dimensions, data)."""

@@ -8,7 +8,7 @@ import pytest
 from stages import paths
 from stages.config import load_params, parse_params, read_yaml
 from stages.errors import UserError
-from tests.conftest import Repo, repo_env
+from tests.conftest import EXAMPLE_ARGS, Repo, repo_env
 
 
 @pytest.fixture
@@ -30,16 +30,7 @@ def test_defaults_are_the_examples_settings():
     assert params.data.train_size == 60000
     assert params.data.source == "idx"
     kwargs = params.train.estimator_kwargs()
-    example = dict(
-        hidden_layer_sizes=(50,),
-        max_iter=10,
-        alpha=1e-4,
-        solver="sgd",
-        tol=1e-4,
-        random_state=1,
-        learning_rate_init=0.1,
-    )
-    assert {k: kwargs[k] for k in example} == example
+    assert {k: kwargs[k] for k in EXAMPLE_ARGS} == EXAMPLE_ARGS
     assert (params.visualize.rows, params.visualize.cols, params.visualize.range_factor) == (
         4,
         4,

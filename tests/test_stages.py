@@ -12,7 +12,7 @@ from stages import fetch_and_scale, formats, paths, train, visualize
 from stages.config import VisualizeParams, load_params, read_yaml
 from stages.errors import UserError
 from stages.paths import Layout
-from tests.conftest import N_TEST, N_TRAIN
+from tests.conftest import EXAMPLE_ARGS, N_TEST, N_TRAIN
 
 
 @pytest.fixture
@@ -84,15 +84,7 @@ def test_train_matches_a_direct_mlpclassifier_fit(scaled):
     X_train, y_train, X_test, y_test = train.load_split(scaled, params.data.train_size)
     assert (len(X_train), len(X_test)) == (N_TRAIN, N_TEST)
     model = train.fit(X_train, y_train, params.train)
-    reference = MLPClassifier(
-        hidden_layer_sizes=(50,),
-        max_iter=10,
-        alpha=1e-4,
-        solver="sgd",
-        tol=1e-4,
-        random_state=1,
-        learning_rate_init=0.1,
-    ).fit(np.array(X_train), np.array(y_train))
+    reference = MLPClassifier(**EXAMPLE_ARGS).fit(np.array(X_train), np.array(y_train))
     assert model.loss_curve_ == reference.loss_curve_
     np.testing.assert_array_equal(model.coefs_[0], reference.coefs_[0])
 
