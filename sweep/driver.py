@@ -12,6 +12,7 @@ the cluster it started, waiting for all the processes that cluster started to en
 
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -109,6 +110,23 @@ def experiment_names(prefix: str, count: int, root: Path) -> list[str]:
     if subprocess.run(["git", "check-ref-format", f"refs/exps/{names[-1]}"], cwd=root).returncode:
         raise UserError(f"--name {prefix!r}: not usable in a git ref name; use letters, digits, '-' and '_'")
     return names
+
+
+def nanny_variables() -> set[str]:
+    """The environment variables that a Dask nanny sets for its worker processes.
+
+    Among them one BLAS and OpenMP thread per worker, and a fixed PYTHONHASHSEED: a
+    stage run under them computes other bits than a plain ``dvc exp run`` (single- and
+    multi-threaded BLAS sum in other orders), so the points get this shell's values back.
+    """
+    import dask
+    import distributed  # noqa: F401  (its defaults join dask.config when it is imported)
+
+    return (
+        set(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+        | set(dask.config.get("distributed.nanny.environ", {}))
+        | {"PYTHONHASHSEED"}
+    )
 
 
 @contextmanager
@@ -340,10 +358,11 @@ def sweep(options: Options, points: list[Point], cwd: Path) -> int:
     else:
         # Workers here: the project's own cache, clones beside DVC's own temporary ones.
         work_dir, cache_dir = str(project.root / ".dvc" / "tmp" / "sweep"), str(project.cache_dir)
+    env = {name: os.environ.get(name) for name in nanny_variables()} | options.env
     jobs = [
         PointJob(
             sweep_id=sweep_id, name=name, flags=point.flags, git_url=git_url, base=project.base,
-            work_dir=work_dir, cache_dir=cache_dir, identity=project.identity, env=options.env,
+            work_dir=work_dir, cache_dir=cache_dir, identity=project.identity, env=env,
         )
         for name, point in zip(names, points)
     ]

@@ -20,7 +20,8 @@ class PointJob:
     ``None`` lets the worker use its default (see ``sweep.point.default_work_dir``).
     ``cache_dir``, when set, is the DVC cache to share instead of ``work_dir/cache``.
     ``identity`` is the client's git user (name, email), for a worker that has none.
-    ``env`` is added to the worker's environment for the commands of this point.
+    ``env`` changes the worker's environment for the commands of this point: a value
+    of ``None`` unsets the variable.
     """
 
     sweep_id: str
@@ -31,7 +32,7 @@ class PointJob:
     work_dir: str | None = None
     cache_dir: str | None = None
     identity: tuple[str, str] | None = None
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str | None] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -125,9 +125,11 @@ def host_lock(work_dir: Path):
 
 
 def point_env(job: PointJob) -> dict[str, str]:
-    """The worker's environment, the job's variables, and this Python first on PATH
+    """The worker's environment changed as the job says, and this Python first on PATH
     (the stages' commands run ``python``)."""
-    env = os.environ | job.env
+    env = os.environ | {name: value for name, value in job.env.items() if value is not None}
+    for name in [name for name, value in job.env.items() if value is None]:
+        env.pop(name, None)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
 

@@ -1,13 +1,17 @@
 """The sweep's parts that need no cluster: the grid, the messages, the table, the formats."""
 
+import os
+import sys
+from pathlib import Path
+
 import pytest
 
 from stages.errors import UserError
 from sweep.__main__ import parse_env, parser
-from sweep.driver import HEADLINE_METRICS, METRICS_FILE, table
+from sweep.driver import HEADLINE_METRICS, METRICS_FILE, nanny_variables, table
 from sweep.grid import Override, Point, expand
 from sweep.jobs import PointJob, PointResult
-from sweep.point import exp_ref, failure_message, ran_stages
+from sweep.point import exp_ref, failure_message, point_env, ran_stages
 
 
 def test_several_flags_give_the_cross_product_first_flag_slowest():
@@ -93,7 +97,7 @@ def test_the_failure_is_the_stages_own_message_on_one_line():
 def test_jobs_and_results_survive_json():
     job = PointJob(
         sweep_id="abc", name="lr-1", flags=("train.alpha=1e-05",), git_url="/repo", base="f" * 40,
-        work_dir=None, cache_dir="/cache", identity=("A", "a@b.c"), env={"MNIST_MIRROR": "/m"},
+        work_dir=None, cache_dir="/cache", identity=("A", "a@b.c"), env={"MNIST_MIRROR": "/m", "OMP_NUM_THREADS": None},
     )
     assert PointJob.from_json(job.to_json()) == job
     result = PointResult("lr-1", "done", ran=("train", "visualize"), host="h")
@@ -127,3 +131,18 @@ def test_the_table_shows_the_swept_params_and_the_headline_metrics():
 
 def test_a_point_prints_as_its_flags():
     assert str(Point((Override("params.yaml", "a", "a=1"), Override("o.yaml", "b", "b=2")))) == "a=1 o.yaml:b=2"
+
+
+def test_points_run_with_the_clients_thread_settings_not_the_nannys(monkeypatch):
+    # Dask's nanny sets one BLAS thread per worker and a hash seed: other bits than `dvc exp run`.
+    assert {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONHASHSEED"} <= nanny_variables()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as in a worker process
+    monkeypatch.setenv("PYTHONHASHSEED", "6640")
+    job = PointJob(
+        sweep_id="s", name="n-1", flags=(), git_url="/repo", base="f" * 40,
+        env={"OMP_NUM_THREADS": None, "PYTHONHASHSEED": "0", "MNIST_MIRROR": "/m"},
+    )
+    env = point_env(job)
+    assert "OMP_NUM_THREADS" not in env
+    assert (env["PYTHONHASHSEED"], env["MNIST_MIRROR"]) == ("0", "/m")
+    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
