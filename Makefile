@@ -1,5 +1,6 @@
 # make repro: set up and run the pipeline.  make test: set up and run the tests.
-# Both install the exactly pinned requirements into .venv first.
+# make bench, make bench-sweep: the benchmarks (benchmarks/).
+# All of them install the exactly pinned requirements into .venv first.
 
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +8,7 @@ BIN := $(abspath $(VENV))/bin
 # The stages' commands run `python`: make it the virtual environment's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro test bench lock clean
+.PHONY: setup repro test bench bench-sweep lock clean
 
 setup: $(VENV)/.installed
 
@@ -25,6 +26,10 @@ test: setup
 
 bench: setup
 	python benchmarks/run.py
+
+# A sweep of 6 experiments: python -m sweep vs dvc's queue vs sequential dvc exp run.
+bench-sweep: setup
+	python benchmarks/sweep_bench.py
 
 clean:
 	rm -rf $(VENV)
