@@ -50,7 +50,9 @@ QUEUE_TIMEOUT_SECONDS = 1800
 WEIGHTS = "outputs/weights.npz"
 
 
-def run(args: list[str], cwd: Path, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
+def run(
+    args: list[str], cwd: Path, env: dict[str, str], check: bool = True
+) -> subprocess.CompletedProcess:
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
         sys.stderr.write(result.stdout + result.stderr)
@@ -84,12 +86,19 @@ def prepare(method: str, tmp: Path, env: dict[str, str]) -> Path:
 
 
 def head() -> str:
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def run_sweep(clone: Path, env: dict[str, str]) -> int:
     flags = [arg for flag in GRID for arg in ("-S", flag)]
-    result = run([sys.executable, "-m", "sweep", *flags, "--workers", str(WORKERS), "--name", "sweep"], clone, env, check=False)
+    result = run(
+        [sys.executable, "-m", "sweep", *flags, "--workers", str(WORKERS), "--name", "sweep"],
+        clone,
+        env,
+        check=False,
+    )
     failed = re.search(r"; (\d+) failed", result.stderr)
     if result.returncode not in (0, 1):
         sys.stderr.write(result.stderr)
@@ -117,7 +126,9 @@ def run_sequential(clone: Path, env: dict[str, str]) -> int:
     failed = 0
     for i, point in enumerate(points(), start=1):
         flags = [arg for flag in point for arg in ("-S", flag)]
-        result = run(dvc("exp", "run", *flags, "--name", f"sequential-{i}"), clone, env, check=False)
+        result = run(
+            dvc("exp", "run", *flags, "--name", f"sequential-{i}"), clone, env, check=False
+        )
         failed += result.returncode != 0
     run(["git", "checkout", "--", "params.yaml", "dvc.lock"], clone, env)
     return failed
@@ -135,7 +146,9 @@ def weights_by_point(clone: Path, env: dict[str, str], prefix: str) -> dict[str,
             train = data["params"]["params.yaml"]["data"]["train"]
             outs = data.get("outs") or {}
             if WEIGHTS in outs:
-                found[f"lr={train['learning_rate_init']} alpha={train['alpha']}"] = outs[WEIGHTS]["hash"]
+                found[f"lr={train['learning_rate_init']} alpha={train['alpha']}"] = outs[WEIGHTS][
+                    "hash"
+                ]
     return found
 
 
@@ -176,7 +189,9 @@ def main() -> None:
 
     reference = results["sequential"]["weights"]
     for method in results.values():
-        method["same_bits_as_sequential"] = method["weights"] == reference and len(reference) == total
+        method["same_bits_as_sequential"] = (
+            method["weights"] == reference and len(reference) == total
+        )
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": head()[:12],

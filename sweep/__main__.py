@@ -41,32 +41,45 @@ def parser() -> argparse.ArgumentParser:
         " each point becomes a row of `dvc exp show`.",
     )
     p.add_argument(
-        "-S", "--set-param", dest="flags", action="append", default=[], metavar="[FILE:]KEY=V1,V2",
+        "-S",
+        "--set-param",
+        dest="flags",
+        action="append",
+        default=[],
+        metavar="[FILE:]KEY=V1,V2",
         help="values to sweep, as for `dvc exp run -S`; several -S give their cross product",
     )
     where = p.add_mutually_exclusive_group()
     where.add_argument(
-        "--workers", type=int, metavar="N",
+        "--workers",
+        type=int,
+        metavar="N",
         help="start a local Dask cluster of N single-threaded worker processes (default: 2)",
     )
     where.add_argument(
-        "--scheduler", metavar="ADDRESS",
+        "--scheduler",
+        metavar="ADDRESS",
         help="use the Dask cluster of this scheduler, e.g. tcp://HOST:8786",
     )
     p.add_argument("--name", metavar="PREFIX", help="name the experiments PREFIX-1, PREFIX-2, ...")
     p.add_argument(
-        "--git-url", metavar="URL",
+        "--git-url",
+        metavar="URL",
         help="where the workers clone the project and push the experiments (default: this repository)",
     )
     p.add_argument(
-        "--worker-dir", metavar="DIR",
+        "--worker-dir",
+        metavar="DIR",
         help="with --scheduler: the workers' folder for their shared DVC cache and clones"
         " (default: ~/.cache/mnist-mlp-sweep on each worker)",
     )
     p.add_argument(
-        "--env", action="append", default=[], metavar="NAME[=VALUE]",
-        help="with --scheduler: set this variable for the workers' commands (local workers"
-        " inherit this shell's environment)",
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME[=VALUE]",
+        help="set this variable for the points' commands, to this shell's value of NAME if no"
+        " VALUE (local workers inherit this shell's environment anyway; remote ones do not)",
     )
     return p
 
@@ -89,9 +102,17 @@ def main(argv: list[str] | None = None) -> int:
         workers = DEFAULT_WORKERS if args.workers is None else args.workers
         if workers < 1:
             raise UserError(f"--workers {workers}: expected at least 1")
+        if args.worker_dir and not args.scheduler:
+            raise UserError(
+                "--worker-dir is for --scheduler: local workers share this project's cache"
+            )
         options = driver.Options(
-            flags=args.flags, workers=workers, scheduler=args.scheduler, name=args.name,
-            git_url=args.git_url, worker_dir=args.worker_dir, env=parse_env(args.env),
+            workers=workers,
+            scheduler=args.scheduler,
+            name=args.name,
+            git_url=args.git_url,
+            worker_dir=args.worker_dir,
+            env=parse_env(args.env),
         )
         return driver.sweep(options, expand(args.flags), Path.cwd())
     except UserError as exc:

@@ -65,21 +65,29 @@ class Project:
 
     @classmethod
     def discover(cls, cwd: Path) -> "Project":
-        toplevel = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True)
+        toplevel = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True
+        )
         if toplevel.returncode != 0 or not (Path(toplevel.stdout.strip()) / ".dvc").is_dir():
-            raise UserError(f"{cwd} is not in a git repository with DVC: run the sweep in the project")
+            raise UserError(
+                f"{cwd} is not in a git repository with DVC: run the sweep in the project"
+            )
         root = Path(toplevel.stdout.strip())
         base = run(["git", "rev-parse", "HEAD"], root)
         if run(["git", "status", "--porcelain", "--untracked-files=no"], root):
             log.warning(
-                "warning: uncommitted changes are not part of the sweep: it runs at commit %s", base[:7]
+                "warning: uncommitted changes are not part of the sweep: it runs at commit %s",
+                base[:7],
             )
         name = run(["git", "config", "user.name"], root, check=False)
         email = run(["git", "config", "user.email"], root, check=False)
         from dvc.repo import Repo  # its API here: two `dvc` commands would take a second
 
         with Repo(str(root)) as repo:
-            cache_dir, dvc_remote = Path(repo.cache.local_cache_dir), repo.config["core"].get("remote", "")
+            cache_dir, dvc_remote = (
+                Path(repo.cache.local_cache_dir),
+                repo.config["core"].get("remote", ""),
+            )
         return cls(
             root=root,
             base=base,
@@ -95,7 +103,9 @@ class Project:
         heads = run(["git", "ls-remote", url], self.root).split()[::2]
         for sha in heads:
             reached = subprocess.run(
-                ["git", "merge-base", "--is-ancestor", self.base, sha], cwd=self.root, capture_output=True
+                ["git", "merge-base", "--is-ancestor", self.base, sha],
+                cwd=self.root,
+                capture_output=True,
             )
             if reached.returncode == 0:
                 return
@@ -108,7 +118,9 @@ def experiment_names(prefix: str, count: int, root: Path) -> list[str]:
     """``PREFIX-1`` ... ``PREFIX-count``, as ``dvc exp run --queue --name PREFIX`` names a sweep."""
     names = [f"{prefix}-{i}" for i in range(1, count + 1)]
     if subprocess.run(["git", "check-ref-format", f"refs/exps/{names[-1]}"], cwd=root).returncode:
-        raise UserError(f"--name {prefix!r}: not usable in a git ref name; use letters, digits, '-' and '_'")
+        raise UserError(
+            f"--name {prefix!r}: not usable in a git ref name; use letters, digits, '-' and '_'"
+        )
     return names
 
 
@@ -227,7 +239,8 @@ def progress(total: int) -> Iterator:
         nonlocal done
         done += 1
         ran = f"ran {', '.join(result.ran)}" if result.ran else "ran no stage"
-        log.info("%s: %s, %s (%d/%d)", result.name, result.state, ran, done, total)
+        host = f" on {result.host}" if result.host else ""
+        log.info("%s: %s%s, %s (%d/%d)", result.name, result.state, host, ran, done, total)
 
     yield advance
 
@@ -319,7 +332,8 @@ def table(points: dict[str, Point], shown: dict[str, dict]) -> str:
         if data is None:
             continue
         params = [
-            lookup((data.get("params") or {}).get(o.file, {}).get("data", {}), o.key) for o in point.overrides
+            lookup((data.get("params") or {}).get(o.file, {}).get("data", {}), o.key)
+            for o in point.overrides
         ]
         metrics = (data.get("metrics") or {}).get(METRICS_FILE, {}).get("data", {})
         rows.append([name, *map(cell, params), *(cell(metrics.get(m)) for m in HEADLINE_METRICS)])
@@ -331,7 +345,6 @@ def table(points: dict[str, Point], shown: dict[str, dict]) -> str:
 class Options:
     """The command line, parsed."""
 
-    flags: list[str]
     workers: int
     scheduler: str | None
     name: str | None
@@ -361,14 +374,24 @@ def sweep(options: Options, points: list[Point], cwd: Path) -> int:
     env = {name: os.environ.get(name) for name in nanny_variables()} | options.env
     jobs = [
         PointJob(
-            sweep_id=sweep_id, name=name, flags=point.flags, git_url=git_url, base=project.base,
-            work_dir=work_dir, cache_dir=cache_dir, identity=project.identity, env=env,
+            sweep_id=sweep_id,
+            name=name,
+            flags=point.flags,
+            git_url=git_url,
+            base=project.base,
+            work_dir=work_dir,
+            cache_dir=cache_dir,
+            identity=project.identity,
+            env=env,
         )
         for name, point in zip(names, points)
     ]
     log.info(
-        "sweep of %d point%s at commit %s: %s", len(points), "s" if len(points) > 1 else "",
-        project.base[:7], names[0] if len(names) == 1 else f"{names[0]} to {names[-1]}",
+        "sweep of %d point%s at commit %s: %s",
+        len(points),
+        "s" if len(points) > 1 else "",
+        project.base[:7],
+        names[0] if len(names) == 1 else f"{names[0]} to {names[-1]}",
     )
     with connect(options.workers, options.scheduler) as client:
         if link := dashboard(client):
@@ -387,6 +410,8 @@ def sweep(options: Options, points: list[Point], cwd: Path) -> int:
         log.error("error: %s (%s): %s", name, point, results[name].error)
     log.info(
         "%d of %d points in `dvc exp show`%s",
-        len(shared), len(points), f"; {len(failed)} failed" if failed else "",
+        len(shared),
+        len(points),
+        f"; {len(failed)} failed" if failed else "",
     )
     return 1 if failed else 0

@@ -56,7 +56,9 @@ def expand(flags: list[str]) -> list[Point]:
     from hydra.errors import HydraException
 
     if not flags:
-        raise UserError("no -S given: name at least one parameter to sweep, e.g. -S 'train.alpha=1e-5,1e-4'")
+        raise UserError(
+            "no -S given: name at least one parameter to sweep, e.g. -S 'train.alpha=1e-5,1e-4'"
+        )
     for flag in flags:
         try:
             get_hydra_sweeps(to_path_overrides([flag]))

@@ -69,7 +69,9 @@ class Clone:
         result = run_in_group(list(args), cwd=self.root, env=self.env)
         if check and result.returncode != 0:
             command = " ".join(Path(args[0]).name if i == 0 else a for i, a in enumerate(args[:4]))
-            raise UserError(f"`{command}` failed on {socket.gethostname()}: {last_line(result.stdout)}")
+            raise UserError(
+                f"`{command}` failed on {socket.gethostname()}: {last_line(result.stdout)}"
+            )
         return result
 
     def git(self, *args: str) -> str:
@@ -100,7 +102,7 @@ def failure_message(output: str) -> str:
     for i in reversed(range(len(lines))):
         if lines[i].startswith("error: "):
             detail = [lines[i].removeprefix("error: ").strip()]
-            for line in lines[i + 1:]:
+            for line in lines[i + 1 :]:
                 if not line.startswith((" ", "\t")):
                     break
                 detail.append(line.strip())
@@ -186,7 +188,9 @@ def existing(clone: Clone, job: PointJob, ref: str) -> PointResult | None:
     if same_params(clone, ref, job.flags):
         return PointResult(job.name, "exists", host=socket.gethostname())
     return PointResult(
-        job.name, "failed", host=socket.gethostname(),
+        job.name,
+        "failed",
+        host=socket.gethostname(),
         error=f"experiment {job.name} already exists at {job.git_url} with other params;"
         " give the sweep another --name",
     )

@@ -40,17 +40,21 @@ def die_with_parent(parent_pid: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def run_in_group(
-    args: list[str], *, cwd: Path, env: dict[str, str]
-) -> subprocess.CompletedProcess:
+def run_in_group(args: list[str], *, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     """Run ``args`` in a new process group, stdout and stderr together, like ``subprocess.run``.
 
     Any exception while it runs (a signal turned into one included) stops the whole
     group before it propagates.
     """
     process = subprocess.Popen(
-        args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, text=True, start_new_session=True,
+        args,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
     )
     try:
         output, _ = process.communicate()
@@ -66,7 +70,10 @@ def run_in_group(
 def stop_group(process: subprocess.Popen, grace: float = STOP_GRACE_SECONDS) -> None:
     """SIGINT to the process group that ``process`` leads; after ``grace`` s, SIGKILL."""
     try:
-        members = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+        members = [
+            psutil.Process(process.pid),
+            *psutil.Process(process.pid).children(recursive=True),
+        ]
     except psutil.NoSuchProcess:
         members = []
     _signal_group(process.pid, signal.SIGINT)

@@ -43,8 +43,12 @@ def run_point(job: PointJob) -> PointResult:
             raise PointCrashed(f"{job.name}: the sweep is stopping")
         process = subprocess.Popen(
             [sys.executable, "-m", "sweep.point", str(os.getpid())],
-            cwd=PACKAGE_PARENT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, start_new_session=True,
+            cwd=PACKAGE_PARENT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
         )
         _running[job.sweep_id].add(process)
     try:
@@ -54,7 +58,9 @@ def run_point(job: PointJob) -> PointResult:
             _running[job.sweep_id].discard(process)
     if process.returncode != 0 or not output.strip():
         lines = [line for line in errors.splitlines() if line.strip()] or ["(no output)"]
-        raise PointCrashed(f"{job.name}: exit code {process.returncode}: {lines[-1].removeprefix('error: ')}")
+        raise PointCrashed(
+            f"{job.name}: exit code {process.returncode}: {lines[-1].removeprefix('error: ')}"
+        )
     return PointResult.from_json(output.strip().splitlines()[-1])
 
 

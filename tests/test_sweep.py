@@ -62,7 +62,9 @@ def test_a_malformed_flag_is_one_message(flags, match):
 
 
 def test_the_command_line():
-    args = parser().parse_args(["-S", "a=1,2", "-S", "b=3", "--scheduler", "tcp://h:8786", "--name", "lr"])
+    args = parser().parse_args(
+        ["-S", "a=1,2", "-S", "b=3", "--scheduler", "tcp://h:8786", "--name", "lr"]
+    )
     assert (args.flags, args.scheduler, args.name) == (["a=1,2", "b=3"], "tcp://h:8786", "lr")
     with pytest.raises(SystemExit):
         parser().parse_args(["-S", "a=1", "--workers", "2", "--scheduler", "tcp://h:8786"])
@@ -70,7 +72,10 @@ def test_the_command_line():
 
 def test_env_forwards_named_variables(monkeypatch):
     monkeypatch.setenv("MNIST_MIRROR", "/data/mnist")
-    assert parse_env(["MNIST_MIRROR", "MNIST_CACHE=/tmp/c"]) == {"MNIST_MIRROR": "/data/mnist", "MNIST_CACHE": "/tmp/c"}
+    assert parse_env(["MNIST_MIRROR", "MNIST_CACHE=/tmp/c"]) == {
+        "MNIST_MIRROR": "/data/mnist",
+        "MNIST_CACHE": "/tmp/c",
+    }
     monkeypatch.delenv("MNIST_MIRROR")
     with pytest.raises(UserError, match="--env MNIST_MIRROR: not set here"):
         parse_env(["MNIST_MIRROR"])
@@ -89,15 +94,25 @@ def test_the_failure_is_the_stages_own_message_on_one_line():
     assert failure_message(STAGE_FAILED) == (
         "params.yaml has 1 problem: train.momentum: Input should be less than or equal to 1 (got 1.5)"
     )
-    assert failure_message("Reproducing...\nERROR: unexpected error - disk full\n") == "unexpected error - disk full"
+    assert (
+        failure_message("Reproducing...\nERROR: unexpected error - disk full\n")
+        == "unexpected error - disk full"
+    )
     assert failure_message("") == "(no output)"
     assert ran_stages(STAGE_FAILED) == ("train",)
 
 
 def test_jobs_and_results_survive_json():
     job = PointJob(
-        sweep_id="abc", name="lr-1", flags=("train.alpha=1e-05",), git_url="/repo", base="f" * 40,
-        work_dir=None, cache_dir="/cache", identity=("A", "a@b.c"), env={"MNIST_MIRROR": "/m", "OMP_NUM_THREADS": None},
+        sweep_id="abc",
+        name="lr-1",
+        flags=("train.alpha=1e-05",),
+        git_url="/repo",
+        base="f" * 40,
+        work_dir=None,
+        cache_dir="/cache",
+        identity=("A", "a@b.c"),
+        env={"MNIST_MIRROR": "/m", "OMP_NUM_THREADS": None},
     )
     assert PointJob.from_json(job.to_json()) == job
     result = PointResult("lr-1", "done", ran=("train", "visualize"), host="h")
@@ -112,14 +127,26 @@ def test_experiment_refs_are_named_as_dvc_names_them():
 
 
 def test_the_table_shows_the_swept_params_and_the_headline_metrics():
-    points = {name: point for name, point in zip(["lr-1", "lr-2"], expand(["train.learning_rate_init=0.05,0.1"]))}
+    points = {
+        name: point
+        for name, point in zip(["lr-1", "lr-2"], expand(["train.learning_rate_init=0.05,0.1"]))
+    }
     shown = {
         name: {
-            "params": {"params.yaml": {"data": {"train": {"learning_rate_init": rate, "alpha": 1e-4}}}},
-            "metrics": {METRICS_FILE: {"data": {
-                "train_accuracy": 0.9868, "test_accuracy": 0.97, "final_loss": 0.04645355, "iterations": 10,
-                "test_per_class": {},
-            }}},
+            "params": {
+                "params.yaml": {"data": {"train": {"learning_rate_init": rate, "alpha": 1e-4}}}
+            },
+            "metrics": {
+                METRICS_FILE: {
+                    "data": {
+                        "train_accuracy": 0.9868,
+                        "test_accuracy": 0.97,
+                        "final_loss": 0.04645355,
+                        "iterations": 10,
+                        "test_per_class": {},
+                    }
+                }
+            },
         }
         for name, rate in (("lr-1", 0.05), ("lr-2", 0.1))
     }
@@ -130,16 +157,28 @@ def test_the_table_shows_the_swept_params_and_the_headline_metrics():
 
 
 def test_a_point_prints_as_its_flags():
-    assert str(Point((Override("params.yaml", "a", "a=1"), Override("o.yaml", "b", "b=2")))) == "a=1 o.yaml:b=2"
+    assert (
+        str(Point((Override("params.yaml", "a", "a=1"), Override("o.yaml", "b", "b=2"))))
+        == "a=1 o.yaml:b=2"
+    )
 
 
 def test_points_run_with_the_clients_thread_settings_not_the_nannys(monkeypatch):
     # Dask's nanny sets one BLAS thread per worker and a hash seed: other bits than `dvc exp run`.
-    assert {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONHASHSEED"} <= nanny_variables()
+    assert {
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "PYTHONHASHSEED",
+    } <= nanny_variables()
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as in a worker process
     monkeypatch.setenv("PYTHONHASHSEED", "6640")
     job = PointJob(
-        sweep_id="s", name="n-1", flags=(), git_url="/repo", base="f" * 40,
+        sweep_id="s",
+        name="n-1",
+        flags=(),
+        git_url="/repo",
+        base="f" * 40,
         env={"OMP_NUM_THREADS": None, "PYTHONHASHSEED": "0", "MNIST_MIRROR": "/m"},
     )
     env = point_env(job)
