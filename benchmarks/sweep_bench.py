@@ -195,7 +195,7 @@ def main() -> None:
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": head()[:12],
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "machine": f"{processor()}, {os.cpu_count()} CPUs",
         "grid": GRID,
         "points": total,
         "workers": WORKERS,
@@ -205,6 +205,16 @@ def main() -> None:
     (args.out / "sweep_results.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / "sweep_results.md").write_text(markdown(report))
     print(markdown(report))
+
+
+def processor() -> str:
+    """The CPU's model name, as /proc/cpuinfo gives it where there is one."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    found = re.search(r"(?m)^model name\s*:\s*(.+)$", text)
+    return found.group(1).strip() if found else platform.machine()
 
 
 def markdown(report: dict) -> str:

@@ -153,7 +153,12 @@ def local_cluster(workers: int) -> Iterator:
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, silence_logs=logging.ERROR
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",  # this machine's workers only, and its dashboard for this machine
+            dashboard_address="127.0.0.1:8787",
+            silence_logs=logging.ERROR,
         )
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -65,8 +65,8 @@ def run_point(job: PointJob) -> PointResult:
 
 
 def ready() -> str:
-    """Whether this process can run the sweep's tasks: called on the scheduler and the
-    workers before the sweep starts (both unpickle its tasks, so both import ``sweep``)."""
+    """This host's name. Called on the scheduler and on the workers before the sweep starts:
+    where this function cannot be unpickled, neither can the tasks (both import ``sweep``)."""
     import socket
 
     return socket.gethostname()

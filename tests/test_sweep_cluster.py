@@ -232,7 +232,8 @@ def dask_cluster(tmp_path: Path, env: dict[str, str], names=("a", "b")):
         for name in names:
             homes[name] = make_home(tmp_path / f"worker-{name}", identity=None)
             worker_env = hermetic(env, homes[name])
-            worker = ["worker", address, "--nthreads", "1", "--no-dashboard", "--name", name]
+            worker = ["worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--name", name]
+            worker += ["--no-dashboard"]
             local = ["--local-directory", str(homes[name] / "dask")]
             workers[name] = start(name, [dask, *worker, *local], homes[name], worker_env)
         from distributed import Client
