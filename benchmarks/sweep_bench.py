@@ -1,7 +1,10 @@
-"""Benchmark a sweep of 6 experiments three ways, side by side in one run:
+"""Benchmark a sweep of 6 experiments, side by side in one run:
 
   sweep       ``python -m sweep -S ... --workers 2``: a Dask ``LocalCluster`` of 2 workers
   queue       ``dvc exp run --queue -S ...``, then ``dvc queue start -j 2`` until it drains
+  queue_blas  the same, with ``OPENBLAS_THREAD_TIMEOUT=4``, which the sweep sets for its
+              points (``sweep.driver.points_env``): this row tells that setting's share
+              of the difference from Dask's
   sequential  6 ``dvc exp run -S ...``, one after another, in the workspace
 
 Each method runs in a ``git clone`` of this repository at HEAD (uncommitted changes are
@@ -44,8 +47,13 @@ WORKERS = 2
 METHODS = {
     "sweep": f"python -m sweep, {WORKERS} Dask workers",
     "queue": f"dvc exp run --queue + dvc queue start -j {WORKERS}",
+    "queue_blas": "the same queue, OPENBLAS_THREAD_TIMEOUT=4",
     "sequential": "6 x dvc exp run, sequential",
 }
+# Changes to the environment of a method (and of its untimed preparation).
+METHOD_ENV = {"queue_blas": {"OPENBLAS_THREAD_TIMEOUT": "4"}}
+# The preparation's `dvc repro` is untimed: the shortest OpenBLAS spin (same bits) speeds it.
+PREPARE_ENV = {"OPENBLAS_THREAD_TIMEOUT": "4"}
 QUEUE_TIMEOUT_SECONDS = 1800
 WEIGHTS = "outputs/weights.npz"
 
@@ -81,7 +89,7 @@ def prepare(method: str, tmp: Path, env: dict[str, str]) -> Path:
         run(["git", "config", "user.name", "sweep benchmark"], clone, env)
         run(["git", "config", "user.email", "sweep-benchmark@localhost"], clone, env)
     log.info("%s: preparing the clone (dvc repro, untimed)", method)
-    run(dvc("repro"), clone, env)
+    run(dvc("repro"), clone, env | PREPARE_ENV)
     return clone
 
 
@@ -91,10 +99,10 @@ def head() -> str:
     ).stdout.strip()
 
 
-def run_sweep(clone: Path, env: dict[str, str]) -> int:
+def run_sweep(clone: Path, env: dict[str, str], prefix: str) -> int:
     flags = [arg for flag in GRID for arg in ("-S", flag)]
     result = run(
-        [sys.executable, "-m", "sweep", *flags, "--workers", str(WORKERS), "--name", "sweep"],
+        [sys.executable, "-m", "sweep", *flags, "--workers", str(WORKERS), "--name", prefix],
         clone,
         env,
         check=False,
@@ -105,9 +113,9 @@ def run_sweep(clone: Path, env: dict[str, str]) -> int:
     return int(failed.group(1)) if failed else (0 if result.returncode == 0 else len(points()))
 
 
-def run_queue(clone: Path, env: dict[str, str]) -> int:
+def run_queue(clone: Path, env: dict[str, str], prefix: str) -> int:
     flags = [arg for flag in GRID for arg in ("-S", flag)]
-    run(dvc("exp", "run", "--queue", *flags, "--name", "queue"), clone, env)
+    run(dvc("exp", "run", "--queue", *flags, "--name", prefix), clone, env)
     run(dvc("queue", "start", "--jobs", str(WORKERS)), clone, env)
     deadline = time.monotonic() + QUEUE_TIMEOUT_SECONDS
     while True:
@@ -122,13 +130,11 @@ def run_queue(clone: Path, env: dict[str, str]) -> int:
     return states.count("Failed")
 
 
-def run_sequential(clone: Path, env: dict[str, str]) -> int:
+def run_sequential(clone: Path, env: dict[str, str], prefix: str) -> int:
     failed = 0
     for i, point in enumerate(points(), start=1):
         flags = [arg for flag in point for arg in ("-S", flag)]
-        result = run(
-            dvc("exp", "run", *flags, "--name", f"sequential-{i}"), clone, env, check=False
-        )
+        result = run(dvc("exp", "run", *flags, "--name", f"{prefix}-{i}"), clone, env, check=False)
         failed += result.returncode != 0
     run(["git", "checkout", "--", "params.yaml", "dvc.lock"], clone, env)
     return failed
@@ -162,7 +168,12 @@ def main() -> None:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env.setdefault("MNIST_MIRROR", str(DEFAULT_MIRROR))
     env["PYTHONUNBUFFERED"] = "1"
-    runners = {"sweep": run_sweep, "queue": run_queue, "sequential": run_sequential}
+    runners = {
+        "sweep": run_sweep,
+        "queue": run_queue,
+        "queue_blas": run_queue,
+        "sequential": run_sequential,
+    }
     total = len(points())
     results = {}
     with tempfile.TemporaryDirectory(prefix="sweep-bench-") as tmp:
@@ -172,7 +183,7 @@ def main() -> None:
             log.info("%s: %s", method, METHODS[method])
             load = os.getloadavg()[0]
             start = time.perf_counter()
-            failed = runner(clones[method], env)
+            failed = runner(clones[method], env | METHOD_ENV.get(method, {}), method)
             seconds = time.perf_counter() - start
             weights = weights_by_point(clones[method], env, method)
             failed = max(failed, total - len(weights))
@@ -184,8 +195,8 @@ def main() -> None:
                 "weights": weights,
             }
             log.info("%s: %.1f s, %d failed", method, seconds, failed)
-        if "queue" in clones:
-            run(dvc("queue", "stop", "--kill"), clones["queue"], env, check=False)
+        for method in ("queue", "queue_blas"):
+            run(dvc("queue", "stop", "--kill"), clones[method], env, check=False)
 
     reference = results["sequential"]["weights"]
     for method in results.values():

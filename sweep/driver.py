@@ -36,6 +36,7 @@ METRICS_FILE = paths.METRICS.relative_to(paths.ROOT).as_posix()
 # Retries of a task that raised (a point whose process crashed, a push that failed); a
 # task whose worker died is rescheduled by Dask without counting as one.
 RETRIES = 2
+BLAS_THREAD_TIMEOUT = "4"  # see points_env
 STOP_TIMEOUT_SECONDS = 60
 
 
@@ -139,6 +140,22 @@ def nanny_variables() -> set[str]:
         | set(dask.config.get("distributed.nanny.environ", {}))
         | {"PYTHONHASHSEED"}
     )
+
+
+def points_env(extra: dict[str, str]) -> dict[str, str | None]:
+    """The environment changes for the points' commands (``None`` unsets a variable).
+
+    This shell's values of the variables that Dask's nanny sets (``nanny_variables``), an
+    OpenBLAS that stops spinning as soon as it idles, unless this shell says otherwise,
+    and ``extra`` (``--env``).
+    """
+    env = {name: os.environ.get(name) for name in nanny_variables()}
+    # A sweep runs several trainings per host, each with OpenBLAS threads that spin for a
+    # while when idle; on a busy core that spinning stalls the others: one train stage on
+    # 2 cores under a foreign load took 28-70 s, and 7-9 s with OPENBLAS_THREAD_TIMEOUT=4
+    # (the shortest spin), with the same bits.
+    env["OPENBLAS_THREAD_TIMEOUT"] = os.environ.get("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT)
+    return env | extra
 
 
 @contextmanager
@@ -376,7 +393,7 @@ def sweep(options: Options, points: list[Point], cwd: Path) -> int:
     else:
         # Workers here: the project's own cache, clones beside DVC's own temporary ones.
         work_dir, cache_dir = str(project.root / ".dvc" / "tmp" / "sweep"), str(project.cache_dir)
-    env = {name: os.environ.get(name) for name in nanny_variables()} | options.env
+    env = points_env(options.env)
     jobs = [
         PointJob(
             sweep_id=sweep_id,

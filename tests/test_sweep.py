@@ -8,7 +8,7 @@ import pytest
 
 from stages.errors import UserError
 from sweep.__main__ import parse_env, parser
-from sweep.driver import HEADLINE_METRICS, METRICS_FILE, nanny_variables, table
+from sweep.driver import HEADLINE_METRICS, METRICS_FILE, nanny_variables, points_env, table
 from sweep.grid import Override, Point, expand
 from sweep.jobs import PointJob, PointResult
 from sweep.point import exp_ref, failure_message, point_env, ran_stages
@@ -185,3 +185,14 @@ def test_points_run_with_the_clients_thread_settings_not_the_nannys(monkeypatch)
     assert "OMP_NUM_THREADS" not in env
     assert (env["PYTHONHASHSEED"], env["MNIST_MIRROR"]) == ("0", "/m")
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+
+
+def test_the_points_environment(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")
+    env = points_env({"MNIST_MIRROR": "/m"})
+    assert env["OMP_NUM_THREADS"] is None and env["MKL_NUM_THREADS"] == "3"
+    assert env["OPENBLAS_THREAD_TIMEOUT"] == "4" and env["MNIST_MIRROR"] == "/m"
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "20")
+    assert points_env({})["OPENBLAS_THREAD_TIMEOUT"] == "20"
