@@ -230,7 +230,7 @@ def processor() -> str:
 
 def markdown(report: dict) -> str:
     lines = [
-        "# Benchmark: a sweep of 6 experiments, three ways",
+        "# Benchmark: a sweep of 6 experiments, side by side",
         "",
         f"{report['date']}, commit `{report['commit']}`, {report['machine']}. Grid: "
         + " x ".join(f"`{flag}`" for flag in report["grid"])
