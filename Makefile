@@ -1,6 +1,7 @@
 # make repro: set up and run the pipeline.  make test: set up and run the tests.
-# Both install the exactly pinned requirements into .venv first, and the plots page's
-# JavaScript into node_modules (package-lock.json).
+# make verify: check a reproduction.  make bench, make bench-sweep: the benchmarks.
+# All of them install the exactly pinned requirements into .venv first, and the plots
+# page's JavaScript into node_modules (package-lock.json).
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +9,7 @@ BIN := $(abspath $(VENV))/bin
 # The stages' commands run `python`: make it the virtual environment's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro test verify bench bench-publish lock clean
+.PHONY: setup repro test verify bench bench-publish bench-sweep lock clean
 
 setup: $(VENV)/.installed node_modules/.package-lock.json
 
@@ -48,6 +49,10 @@ bench: setup
 
 bench-publish: setup
 	python benchmarks/run.py --publish
+
+# A sweep of 6 experiments: python -m sweep vs dvc's queue vs sequential dvc exp run.
+bench-sweep: setup
+	python benchmarks/sweep_bench.py
 
 clean:
 	rm -rf $(VENV) node_modules

@@ -1,0 +1,253 @@
+"""One point of a sweep, run on a worker as a process of its own: clone, run, share.
+
+``python -m sweep.point PARENT_PID`` reads a ``PointJob`` as JSON on stdin and prints a
+``PointResult`` as JSON on stdout. It
+
+1. clones the job's git URL into a fresh folder under the worker's work dir and checks
+   out the sweep's base commit;
+2. points the clone at the host's shared DVC cache, so that the data is fetched and
+   hashed once per host: the first point of a sweep on a host reproduces the data stage
+   under a host-wide lock while the others wait, and the rest check it out;
+3. returns at once if the experiment already exists at the git URL with the same params
+   (an earlier attempt of this task got as far as pushing it);
+4. runs ``dvc exp run --name NAME -S ...``;
+5. pushes the outputs and the run cache to the project's DVC remote, if it has one, and
+   then the experiment's git ref: the ref goes last, so that a point is shared whole
+   or not at all.
+
+Whatever happens, the clone is deleted. The process dies with the worker that started it
+(SIGTERM on its parent's death), and on SIGTERM or SIGINT it stops the command it is
+running, with its stages (``sweep.processes``), before it deletes the clone.
+"""
+
+import fcntl
+import logging
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+
+from stages.errors import UserError, run_stage
+from sweep.jobs import PointJob, PointResult
+from sweep.processes import die_with_parent, run_in_group
+
+log = logging.getLogger(__name__)
+
+# The stage whose outputs every point shares: reproduced once per host and sweep, under
+# the host's lock, so that two workers never fetch and hash the same 70k digits at once.
+DATA_STAGE = "fetch_and_scale"
+FALLBACK_IDENTITY = ("mnist-mlp sweep", "sweep@localhost")
+
+
+def default_work_dir() -> Path:
+    """A worker host's folder for the sweep: ``$XDG_CACHE_HOME/mnist-mlp-sweep``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mnist-mlp-sweep"
+
+
+def exp_ref(base: str, name: str) -> str:
+    """The git ref of experiment ``name`` of baseline commit ``base``, as DVC names it."""
+    return f"refs/exps/{base[:2]}/{base[2:]}/{name}"
+
+
+class Clone:
+    """A clone of the project for one point, and the commands run in it."""
+
+    def __init__(self, root: Path, env: dict[str, str]):
+        self.root = root
+        self.env = env
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run ``args`` in the clone; a ``UserError`` naming this host if it fails and ``check``."""
+        result = run_in_group(list(args), cwd=self.root, env=self.env)
+        if check and result.returncode != 0:
+            command = " ".join(Path(args[0]).name if i == 0 else a for i, a in enumerate(args[:4]))
+            raise UserError(
+                f"`{command}` failed on {socket.gethostname()}: {last_line(result.stdout)}"
+            )
+        return result
+
+    def git(self, *args: str) -> str:
+        return self.run("git", *args).stdout
+
+    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        # The worker's own DVC, the one installed beside this Python
+        return self.run(sys.executable, "-m", "dvc", *args, check=check)
+
+    def remote_sha(self, ref: str) -> str | None:
+        """The commit of ``ref`` at origin, if it has it."""
+        listed = self.git("ls-remote", "origin", ref).split()
+        return listed[0] if listed else None
+
+
+def last_line(output: str) -> str:
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+def failure_message(output: str) -> str:
+    """The one line that says why ``dvc exp run`` failed.
+
+    A stage's own message (``error: ...`` and its indented lines, from
+    ``stages.errors.run_stage``) when there is one, else DVC's last ``ERROR:`` line.
+    """
+    lines = output.splitlines()
+    for i in reversed(range(len(lines))):
+        if lines[i].startswith("error: "):
+            detail = [lines[i].removeprefix("error: ").strip()]
+            for line in lines[i + 1 :]:
+                if not line.startswith((" ", "\t")):
+                    break
+                detail.append(line.strip())
+            return " ".join(detail)
+    errors = [line.removeprefix("ERROR: ").strip() for line in lines if line.startswith("ERROR: ")]
+    return errors[-1] if errors else last_line(output)
+
+
+def ran_stages(output: str) -> tuple[str, ...]:
+    return tuple(re.findall(r"Running stage '([^']+)'", output))
+
+
+@contextmanager
+def host_lock(work_dir: Path):
+    """Hold the host-wide lock of ``work_dir`` (``flock``: released if the process dies)."""
+    with open(work_dir / "host.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def point_env(job: PointJob) -> dict[str, str]:
+    """The worker's environment changed as the job says, and this Python first on PATH
+    (the stages' commands run ``python``)."""
+    env = os.environ | {name: value for name, value in job.env.items() if value is not None}
+    for name in [name for name, value in job.env.items() if value is None]:
+        env.pop(name, None)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def checkout(job: PointJob, root: Path) -> Clone:
+    """Clone ``job.git_url`` at ``job.base`` into ``root``, with a git user."""
+    clone = Clone(root.parent, point_env(job))
+    clone.git("clone", "--quiet", "--no-checkout", job.git_url, root.name)
+    clone.root = root
+    if clone.run("git", "checkout", "--quiet", "--detach", job.base, check=False).returncode != 0:
+        raise UserError(f"commit {job.base[:7]} is not in {job.git_url}: push it there first")
+    # DVC commits the experiment as this user: a worker without one of its own uses the client's.
+    if not clone.run("git", "config", "user.name", check=False).stdout.strip():
+        name, email = job.identity or FALLBACK_IDENTITY
+        clone.git("config", "user.name", name)
+        clone.git("config", "user.email", email)
+    return clone
+
+
+def configure_dvc(root: Path, cache_dir: Path) -> str:
+    """Point the clone's DVC at ``cache_dir``; the name of the project's default DVC remote, if any.
+
+    In this process, through DVC's API: two ``dvc config`` commands would cost a second a point.
+    """
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        remote = repo.config["core"].get("remote", "")
+        with repo.config.edit("local") as local:
+            local["cache"]["dir"] = str(cache_dir)
+    return remote
+
+
+def same_params(clone: Clone, ref: str, flags: tuple[str, ...]) -> bool:
+    """Whether the experiment at ``ref`` has the params that ``flags`` give the base commit."""
+    from dvc.utils.cli_parse import to_path_overrides
+    from dvc.utils.hydra import apply_overrides
+
+    clone.git("fetch", "--quiet", "origin", f"+{ref}:{ref}")
+    for file, overrides in to_path_overrides(flags).items():
+        apply_overrides(clone.root / file, overrides)  # in the clone's copy, as `exp run -S` does
+        expected = yaml.safe_load((clone.root / file).read_text(encoding="utf-8"))
+        found = yaml.safe_load(clone.git("show", f"{ref}:{file}"))
+        clone.git("checkout", "--quiet", "--", file)
+        if expected != found:
+            return False
+    return True
+
+
+def existing(clone: Clone, job: PointJob, ref: str) -> PointResult | None:
+    """The result of an experiment of this name already at origin, if there is one."""
+    if clone.remote_sha(ref) is None:
+        return None
+    if same_params(clone, ref, job.flags):
+        return PointResult(job.name, "exists", host=socket.gethostname())
+    return PointResult(
+        job.name,
+        "failed",
+        host=socket.gethostname(),
+        error=f"experiment {job.name} already exists at {job.git_url} with other params;"
+        " give the sweep another --name",
+    )
+
+
+def run_point(job: PointJob, root: Path, work_dir: Path, cache_dir: Path) -> PointResult:
+    """Steps 1 to 5 of the module's docstring, in the fresh folder ``root``."""
+    host = socket.gethostname()
+    clone = checkout(job, root)
+    ref = exp_ref(job.base, job.name)
+    if (found := existing(clone, job, ref)) is not None:
+        return found
+    remote = configure_dvc(clone.root, cache_dir)
+    pull = ["--pull"] if remote else []
+
+    ran: tuple[str, ...] = ()
+    with host_lock(work_dir):
+        warm = work_dir / "warm"
+        if not warm.is_file() or warm.read_text() != job.sweep_id:
+            result = clone.dvc("repro", *pull, DATA_STAGE, check=False)
+            ran = ran_stages(result.stdout)
+            if result.returncode != 0:
+                return PointResult(job.name, "failed", failure_message(result.stdout), ran, host)
+            warm.write_text(job.sweep_id)
+
+    flags = [arg for flag in job.flags for arg in ("-S", flag)]
+    result = clone.dvc("exp", "run", *pull, "--name", job.name, *flags, check=False)
+    ran += ran_stages(result.stdout)
+    if result.returncode != 0:
+        return PointResult(job.name, "failed", failure_message(result.stdout), ran, host)
+
+    if remote:
+        clone.dvc("push", "--run-cache")
+    clone.dvc("exp", "push", "--no-cache", "origin", job.name)
+    pushed = clone.remote_sha(ref)
+    if pushed == clone.git("rev-parse", ref).strip():
+        return PointResult(job.name, "done", ran=ran, host=host)
+    if pushed is not None:
+        # Another attempt of this task pushed first (a worker thought dead was not).
+        return existing(clone, job, ref) or PointResult(job.name, "exists", host=host)
+    raise UserError(f"`dvc exp push origin {job.name}` pushed nothing to {job.git_url}")
+
+
+def main() -> None:
+    die_with_parent(int(sys.argv[1]))
+    job = PointJob.from_json(sys.stdin.read())
+    work_dir = Path(job.work_dir) if job.work_dir else default_work_dir()
+    cache_dir = Path(job.cache_dir) if job.cache_dir else work_dir / "cache"
+    clones = work_dir / "clones"
+    clones.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix=f"{job.name}-", dir=clones))
+    try:
+        result = run_point(job, root, work_dir, cache_dir)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(result.to_json())
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,375 @@
+"""End to end, on tiny data: ``python -m sweep`` on a local Dask cluster and on a cluster
+of separate worker folders sharing through a bare git repository and a DVC remote (a
+folder, and S3 served by moto on 127.0.0.1), with a worker killed and a Ctrl-C."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+from stages import paths
+from tests.conftest import Repo, repo_env
+from tests.project import hermetic_env
+from tests.test_workflows import OFFLINE, experiments, metrics, train_params
+
+pytestmark = pytest.mark.slow
+
+IDENTITY = ("sweep test", "sweep-test@example.invalid")
+# Guards against a hung sweep or cluster, far above what the tiny sweeps take.
+TIMEOUT_SECONDS = 240
+
+
+def make_home(path: Path, identity: tuple[str, str] | None) -> Path:
+    """An empty HOME, with a git user when ``identity`` is given."""
+    path.mkdir(parents=True)
+    if identity:
+        (path / ".gitconfig").write_text(
+            f"[user]\n\tname = {identity[0]}\n\temail = {identity[1]}\n"
+        )
+    return path
+
+
+def hermetic(env: dict[str, str], home: Path) -> dict[str, str]:
+    """``env`` with ``home`` for HOME and no system git config: no identity but the test's."""
+    return hermetic_env(home, env)
+
+
+def sweep(repo: Repo, *args: str) -> subprocess.CompletedProcess:
+    return repo.run(sys.executable, "-m", "sweep", *args, check=False)
+
+
+def exp_refs(repo: Repo, git_dir: Path | None = None) -> list[str]:
+    where = ["--git-dir", str(git_dir)] if git_dir else []
+    return repo.git(*where, "for-each-ref", "--format=%(refname)", "refs/exps").split()
+
+
+def clones(work_dir: Path) -> list[Path]:
+    folder = work_dir / "clones"
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+@pytest.fixture
+def project(tiny_repo, tmp_path) -> Repo:
+    """The tiny project, offline, with a hermetic HOME that has a git user."""
+    tiny_repo.env = hermetic(tiny_repo.env | OFFLINE, make_home(tmp_path / "home", IDENTITY))
+    return tiny_repo
+
+
+def test_local_sweep_reports_failed_points_and_a_second_sweep_reuses_the_run_cache(project):
+    repo = project
+    # A fresh clone: no data, no outputs. The first point on the host fetches the data for all.
+    first = sweep(
+        repo,
+        *["-S", "train.max_iter=3,4", "-S", "train.momentum=0.9,1.5"],
+        *["--workers", "2", "--name", "a"],
+    )
+    assert first.returncode == 1, first.stderr
+    log = first.stderr
+    assert re.search(
+        r"(?m)^a-2 \(train\.max_iter=3 train\.momentum=1\.5\): params\.yaml has 1 problem:"
+        r" train\.momentum: Input should be less than or equal to 1 \(got 1\.5\)$",
+        log.replace("error: ", ""),
+    ), log
+    assert "a-4 (train.max_iter=4 train.momentum=1.5): params.yaml has 1 problem" in log
+    assert "2 of 4 points in `dvc exp show`; 2 failed" in log
+    # The data stage ran once for the host, not once a point.
+    assert len(re.findall(r"ran fetch_and_scale", log)) == 1, log
+    assert "Traceback" not in log
+
+    header, *rows = first.stdout.splitlines()
+    assert header.split() == [
+        "experiment",
+        "train.max_iter",
+        "train.momentum",
+        "train_accuracy",
+        "test_accuracy",
+        "final_loss",
+        "iterations",
+    ]
+    assert [row.split()[:3] for row in rows] == [["a-1", "3", "0.9"], ["a-3", "4", "0.9"]]
+
+    shown = experiments(repo)
+    assert set(shown) == {"a-1", "a-3"}
+    assert [train_params(shown[n])["max_iter"] for n in ("a-1", "a-3")] == [3, 4]
+    assert [metrics(shown[n])["iterations"] for n in ("a-1", "a-3")] == [3, 4]
+    assert all(0 <= metrics(shown[n])["test_accuracy"] <= 1 for n in shown)
+    assert clones(repo.root / ".dvc/tmp/sweep") == []
+    assert repo.git("status", "--porcelain") == ""
+
+    repo.dvc("exp", "apply", "a-3")
+    assert "max_iter: 4" in (repo.root / "params.yaml").read_text()
+    applied = json.loads((repo.root / "outputs/metrics.json").read_text())
+    assert applied == metrics(shown["a-3"])
+    repo.git("checkout", "params.yaml", "dvc.lock")
+
+    again = sweep(repo, "-S", "train.max_iter=3,4", "--workers", "2", "--name", "b")
+    assert again.returncode == 0, again.stderr
+    assert re.search(r"b-1: done on \S+, ran no stage", again.stderr), again.stderr
+    assert re.search(r"b-2: done on \S+, ran no stage", again.stderr), again.stderr
+    shown = experiments(repo)
+    assert metrics(shown["b-1"]) == metrics(shown["a-1"])
+    assert metrics(shown["b-2"]) == metrics(shown["a-3"])
+
+    # The same name again: b-1 has the same params (nothing runs twice), b-2 other ones.
+    same = sweep(repo, "-S", "train.max_iter=3,5", "--workers", "2", "--name", "b")
+    assert same.returncode == 1, same.stderr
+    assert re.search(r"b-1: exists on \S+, ran no stage", same.stderr)
+    assert "b-2 (train.max_iter=5): experiment b-2 already exists at" in same.stderr
+    assert len([ref for ref in exp_refs(repo) if ref.endswith(("/b-1", "/b-2"))]) == 2
+    assert train_params(experiments(repo)["b-2"])["max_iter"] == 4
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def wait_for(predicate, what: str, timeout: float = TIMEOUT_SECONDS):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := predicate():
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def training(pid: int) -> list[psutil.Process]:
+    """The train stages running below process ``pid``."""
+    found = []
+    for process in descendants(pid):
+        try:
+            if "stages.train" in process.cmdline():
+                found.append(process)
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def test_ctrl_c_stops_the_cluster_and_leaves_no_process_clone_or_ref(project):
+    repo = project
+    # Two points that would train for ever: both are mid-training when Ctrl-C comes.
+    forever = (
+        "-S train.random_state=1,2 -S train.max_iter=100000000 -S train.n_iter_no_change=100000000"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sweep", *forever.split(), "--workers", "2", "--name", "c"],
+        cwd=repo.root,
+        env=repo.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: len(training(process.pid)) == 2, "both points to train")
+        started = descendants(process.pid)
+        os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole foreground group
+        _, err = process.communicate(timeout=TIMEOUT_SECONDS)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 128 + signal.SIGINT, err
+    assert "stopping the sweep" in err and "stopped 2 running point(s)" in err, err
+    assert [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+    assert clones(repo.root / ".dvc/tmp/sweep") == []
+    assert exp_refs(repo) == []
+    assert "Traceback" not in err
+
+
+@dataclass
+class Cluster:
+    address: str
+    workers: dict[str, subprocess.Popen]  # the `dask worker` (nanny) processes by name
+    homes: dict[str, Path]
+
+
+@contextmanager
+def dask_cluster(tmp_path: Path, env: dict[str, str], names=("a", "b")):
+    """``dask scheduler`` and one ``dask worker`` per name, each worker in a folder (and
+    HOME) of its own with no git user."""
+    dask = str(Path(sys.executable).parent / "dask")
+    scheduler_file = tmp_path / "scheduler.json"
+    logs = tmp_path / "cluster-logs"
+    logs.mkdir()
+    processes = []
+
+    def start(
+        name: str, args: list[str], cwd: Path, process_env: dict[str, str]
+    ) -> subprocess.Popen:
+        with open(logs / f"{name}.log", "w") as log:
+            process = subprocess.Popen(
+                args, cwd=cwd, env=process_env, stdout=log, stderr=subprocess.STDOUT
+            )
+        processes.append(process)
+        return process
+
+    # Both unpickle the sweep's tasks: both import it, from this checkout.
+    env = env | {"PYTHONPATH": str(paths.ROOT)}
+    try:
+        scheduler = ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"]
+        scheduler += ["--scheduler-file"]
+        start("scheduler", [dask, *scheduler, str(scheduler_file)], tmp_path, env)
+        address = wait_for(
+            lambda: (
+                scheduler_file.is_file()
+                and json.loads(scheduler_file.read_text() or "{}").get("address")
+            ),
+            "the scheduler",
+            timeout=60,
+        )
+        homes, workers = {}, {}
+        for name in names:
+            homes[name] = make_home(tmp_path / f"worker-{name}", identity=None)
+            worker_env = hermetic(env, homes[name])
+            worker = ["worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--name", name]
+            worker += ["--no-dashboard"]
+            local = ["--local-directory", str(homes[name] / "dask")]
+            workers[name] = start(name, [dask, *worker, *local], homes[name], worker_env)
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(len(names), timeout=60)
+        yield Cluster(address, workers, homes)
+    finally:
+        # Workers first: a worker whose scheduler is gone waits for it before it closes.
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def moto_s3():
+    """An S3 endpoint on 127.0.0.1 (moto's server, as dvc-s3's own tests use) with a bucket."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).create_bucket(Bucket="sweeps")
+    yield endpoint
+    server.stop()
+
+
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    # the requests to 127.0.0.1 must not go through a proxy of the machine's
+    "no_proxy": "127.0.0.1,localhost",
+    "NO_PROXY": "127.0.0.1,localhost",
+}
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("remote", ["folder", "s3"])
+def test_workers_elsewhere_share_through_a_bare_origin_and_the_dvc_remote(
+    project, tmp_path, remote, request
+):
+    client = project
+    origin = tmp_path / "origin.git"
+    client.git("init", "-q", "--bare", str(origin))
+    client.git("remote", "add", "origin", str(origin))
+    extra = {}
+    if remote == "folder":
+        client.dvc("remote", "add", "--default", "storage", str(tmp_path / "dvc-storage"))
+    else:
+        endpoint = request.getfixturevalue("moto_s3")
+        client.dvc("remote", "add", "--default", "storage", "s3://sweeps/mnist-mlp")
+        client.dvc("remote", "modify", "storage", "endpointurl", endpoint)
+        extra = S3_CREDENTIALS
+    client.env |= extra
+    client.dvc("repro", "fetch_and_scale")  # the data: the workers have no other way to it
+    client.git("add", "-A")
+    client.git("commit", "-qm", "first run, and where its data is stored")
+    client.git("push", "-q", "origin", "HEAD")
+    client.dvc("push")
+
+    # The workers reach the data through the DVC remote only: no mirror, no download cache.
+    worker_env = repo_env(MNIST_MIRROR=str(tmp_path / "no-mirror"), **OFFLINE) | extra
+    # Two points, one of them on the worker that gets killed; with S3, one point.
+    kill = remote == "folder"
+    values = "3,4" if kill else "4"
+    with dask_cluster(tmp_path, worker_env) as cluster:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sweep",
+                "-S",
+                f"train.max_iter={values}",
+                "--scheduler",
+                cluster.address,
+                "--git-url",
+                str(origin),
+                "--name",
+                "r",
+            ],
+            cwd=client.root,
+            env=client.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        killed = []
+        if kill:
+            # SIGKILL the worker process (under its nanny) of the first point seen training.
+            def worker_training():
+                if process.poll() is not None:
+                    raise AssertionError(f"the sweep ended first:\n{process.stderr.read()}")
+                for name, nanny in cluster.workers.items():
+                    for stage in training(nanny.pid):
+                        return name, stage
+                return None
+
+            name, stage = wait_for(worker_training, "a point to train")
+            worker = next(
+                p for p in [stage, *stage.parents()] if p.ppid() == cluster.workers[name].pid
+            )
+            killed = [worker, *worker.children(recursive=True)]
+            worker.kill()
+        out, err = process.communicate(timeout=TIMEOUT_SECONDS)
+        assert process.returncode == 0, err
+        _, alive = psutil.wait_procs(killed, timeout=30)
+        assert alive == [], alive  # the killed worker's point stopped with it
+
+    names = [f"r-{i}" for i in range(1, len(values.split(",")) + 1)]
+    assert [row.split()[0] for row in out.splitlines()[1:]] == names
+    shown = experiments(client)
+    assert set(shown) == set(names)
+    assert [metrics(shown[n])["iterations"] for n in names] == [int(v) for v in values.split(",")]
+    # Each point once, in the client and in the origin the workers pushed to.
+    assert sorted(ref.rsplit("/", 1)[1] for ref in exp_refs(client)) == names
+    assert sorted(ref.rsplit("/", 1)[1] for ref in exp_refs(client, origin)) == names
+    # The workers had no git user: the experiments are committed as the client's.
+    assert client.git(
+        "log", "-1", "--format=%an <%ae>", exp_refs(client)[0]
+    ).strip() == "{} <{}>".format(*IDENTITY)
+    for home in cluster.homes.values():
+        assert clones(home / ".cache/mnist-mlp-sweep") == []
+
+    # The outputs came through the DVC remote: apply needs them in the client's cache.
+    client.dvc("exp", "apply", names[-1])
+    assert json.loads((client.root / "outputs/metrics.json").read_text())["iterations"] == 4
