@@ -50,9 +50,10 @@ bench: setup
 bench-publish: setup
 	python benchmarks/run.py --publish
 
-# A sweep of 6 experiments: python -m sweep vs dvc's queue vs sequential dvc exp run.
+# A sweep of 6 experiments: python -m sweep vs dvc's queue vs sequential dvc exp run,
+# reported in benchmarks/out/ (make bench-sweep PUBLISH=--publish updates the committed one).
 bench-sweep: setup
-	python benchmarks/sweep_bench.py
+	python benchmarks/sweep_bench.py $(PUBLISH)
 
 clean:
 	rm -rf $(VENV) node_modules

@@ -13,9 +13,10 @@ command to its last experiment's end, including the cluster's or queue's start a
 Reported for each method: wall time, points per minute, failed points (a command that
 failed, or a point missing from ``dvc exp show`` afterwards), and whether its results
 are the same bits as the sequential runs' (the md5 of each point's weights).
-Results go to ``sweep_results.json`` and ``sweep_results.md``.
+Results go to ``sweep_results.json`` and ``sweep_results.md`` in the git-ignored
+``benchmarks/out/``; with ``--publish``, also over the committed ones in ``benchmarks/``.
 
-Usage: ``python benchmarks/sweep_bench.py [--out DIR]`` (``make bench-sweep``), with
+Usage: ``python benchmarks/sweep_bench.py [--out DIR] [--publish]`` (``make bench-sweep``), with
 ``MNIST_MIRROR`` naming the MNIST files (default: ``../shared/mnist`` beside the repository).
 """
 
@@ -152,7 +153,12 @@ def weights_by_point(clone: Path, env: dict[str, str], prefix: str) -> dict[str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="also update the committed benchmarks/sweep_results.*",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -202,9 +208,10 @@ def main() -> None:
         "workers": WORKERS,
         "methods": results,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "sweep_results.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "sweep_results.md").write_text(markdown(report))
+    for folder in [args.out, *([ROOT / "benchmarks"] if args.publish else [])]:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "sweep_results.json").write_text(json.dumps(report, indent=2) + "\n")
+        (folder / "sweep_results.md").write_text(markdown(report))
     print(markdown(report))
 
 
