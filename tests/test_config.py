@@ -259,6 +259,16 @@ def test_grid_larger_than_first_layer_is_refused(raw):
     ]
 
 
+def test_grids_too_large_to_draw_are_refused_before_any_memory_is_spent(raw):
+    # 1000 x 1000 misclassified digits ended in std::bad_alloc.
+    raw["visualize"]["misclassified_rows"] = 1000
+    raw["visualize"]["misclassified_cols"] = 1000
+    assert problems(raw) == [
+        "visualize.misclassified_rows: Input should be less than or equal to 40 (got 1000)",
+        "visualize.misclassified_cols: Input should be less than or equal to 40 (got 1000)",
+    ]
+
+
 def test_params_are_frozen():
     params = load_params(paths.PROJECT.params)
     with pytest.raises(Exception, match="frozen"):
