@@ -80,7 +80,7 @@ class StagedOutputs:
         place. So no stop leaves some outputs renamed and others not, and none makes a
         stage that finished report that it wrote nothing.
         """
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, errors.STOP_SIGNALS)
         try:
             errors.raise_if_stopped()
             for tmp, target in self._staged:

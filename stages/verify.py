@@ -105,13 +105,14 @@ def check_outputs(root: Path, locked: dict[str, str]) -> list[Check]:
 
 def check_cache(cache: Path, locked: dict[str, str], quarantine: Path) -> list[Check]:
     """Hash again each cache object that dvc.lock names; move each corrupt one aside."""
-    checks = []
+    checks, intact = [], 0
     for name, expected in sorted(locked.items()):
         obj = cache / expected[:2] / expected[2:]
         if not obj.is_file():
             continue  # not cached here (pulled on demand, or never pushed): nothing to trust
         actual = md5_of(obj)
         if actual == expected:
+            intact += 1
             continue
         quarantine.mkdir(parents=True, exist_ok=True)
         aside = quarantine / f"{expected}.{time.strftime('%Y%m%dT%H%M%S')}"
@@ -123,7 +124,6 @@ def check_cache(cache: Path, locked: dict[str, str], quarantine: Path) -> list[C
                 f" {aside}; `dvc repro` rebuilds it",
             )
         )
-    intact = len([n for n, md5 in locked.items() if (cache / md5[:2] / md5[2:]).is_file()])
     if not checks:
         checks.append(Check(True, f"intact     {intact} cache objects of dvc.lock, hashed again"))
     return checks

@@ -12,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from stages.errors import StageStopped, UserError
+from stages.errors import STOP_SIGNALS, StageStopped, UserError
 from sweep import driver
 from sweep.grid import expand
 
@@ -87,7 +87,7 @@ def parser() -> argparse.ArgumentParser:
 
 def _stop(signum, frame):
     # Once: stopping the sweep in order takes a few seconds that a second Ctrl-C must not cut short.
-    for other in (signal.SIGINT, signal.SIGTERM):
+    for other in STOP_SIGNALS:
         signal.signal(other, signal.SIG_IGN)
     raise StageStopped(signum)
 
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     # Dask's own INFO lines (workers starting and closing) are noise here: its warnings stay.
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
     logging.getLogger("sweep").setLevel(logging.INFO)
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         signal.signal(signum, _stop)
     try:
         workers = DEFAULT_WORKERS if args.workers is None else args.workers

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import psutil
 
+from stages.errors import STOP_SIGNALS
+
 log = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 20
@@ -61,7 +63,7 @@ def run_in_group(args: list[str], *, cwd: Path, env: dict[str, str]) -> subproce
         output, _ = process.communicate()
     except BaseException:
         # Stopping: a second SIGINT or SIGTERM (the worker dying now) must not cut it short.
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_IGN)
         stop_group(process)
         raise
