@@ -64,6 +64,11 @@ def why_not_pinnable(machine: str, flags: frozenset[str]) -> str | None:
     return None
 
 
+def why_not_pinnable_here() -> str | None:
+    """Why the pinned code paths cannot run on this machine, or None if they can."""
+    return why_not_pinnable(platform.machine(), cpu_flags())
+
+
 def pin_float_paths(
     environ: MutableMapping[str, str] = os.environ,
     *,
