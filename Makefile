@@ -43,12 +43,13 @@ verify: setup
 	python -m stages.verify
 
 # The benchmark's report and logs go to benchmarks/out/ (ignored by git); bench-publish
-# also overwrites the committed benchmarks/results.{md,json}.
+# also overwrites the committed benchmarks/results.{md,json}. BENCH_ARGS passes options
+# through, for example make bench BENCH_ARGS="--repeats 1" for a quick check.
 bench: setup
-	python benchmarks/run.py
+	python benchmarks/run.py $(BENCH_ARGS)
 
 bench-publish: setup
-	python benchmarks/run.py --publish
+	python benchmarks/run.py --publish $(BENCH_ARGS)
 
 # A sweep of 6 experiments: python -m sweep vs dvc's queue vs sequential dvc exp run,
 # reported in benchmarks/out/ (make bench-sweep PUBLISH=--publish updates the committed one).
