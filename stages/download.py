@@ -9,6 +9,7 @@ the file's deadline, so that the next mirror is tried.
 
 import http.client
 import logging
+import re
 import socket
 import sys
 import time
@@ -23,6 +24,9 @@ TIMEOUT_SECONDS = 30  # for each read of the socket
 RETRIES = 3
 BACKOFF_SECONDS = 1.0
 CHUNK_BYTES = 1 << 16
+# A Content-Length is digits and nothing else (RFC 9110); int() would also take "-5",
+# "+5" and "1_000". Eighteen digits are far beyond any file this module is asked for.
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
 
 
 class DownloadError(Exception):
@@ -66,11 +70,27 @@ def _open(url: str, timeout: float):
     return opener.open(bare, timeout=timeout)
 
 
+def _announced_length(header: str | None) -> int | None:
+    """The body's size that a ``Content-Length`` header announces; None if it announces none.
+
+    A header that is not a number of bytes marks a server that cannot be trusted with the
+    file: ``DownloadError``, so that the next mirror is tried.
+    """
+    text = (header or "").strip()
+    if not text:
+        return None
+    if not _CONTENT_LENGTH.fullmatch(text):
+        raise DownloadError(
+            f"the server sent an invalid Content-Length {text[:40]!r}, not a number of bytes"
+        )
+    return int(text) or None
+
+
 def _stream_to(url: str, dest: Path, *, max_bytes: int, deadline: float) -> None:
     """Download ``url`` into ``dest``, with a progress bar on a terminal."""
     name = url.rsplit("/", 1)[-1].split("?")[0]
     with _open(url, TIMEOUT_SECONDS) as response:
-        total = int(response.headers.get("Content-Length") or 0) or None
+        total = _announced_length(response.headers.get("Content-Length"))
         if total is not None and total > max_bytes:
             raise DownloadError(
                 f"the server announces {total} bytes, more than the {max_bytes} this file can be"

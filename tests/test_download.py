@@ -571,6 +571,28 @@ def test_a_body_larger_than_the_file_can_be_is_cut_off(mnist_env, server, monkey
 
 
 @pytest.mark.network
+@pytest.mark.parametrize("length", ["abc", "-5", "+5", "1_000", "5 5"])
+def test_a_content_length_that_is_not_a_number_of_bytes_marks_a_bad_mirror(
+    mnist_env, server, waits, caplog, length
+):
+    # int() takes "-5", "+5" and "1_000" and refuses "abc" with a ValueError traceback;
+    # http.client reads "+5" as 5 and "-5" as no length at all.
+    bad = server.serve_folder("bad", mnist_env.folder)
+    good_bytes = (mnist_env.folder / TRAIN_IMAGES).read_bytes()
+    header = (("Content-Length", length),)
+    server.serve("bad", TRAIN_IMAGES, Reply(body=good_bytes, no_length=True, headers=header))
+    good = server.serve_folder("good", mnist_env.folder)
+    assert_same_arrays(load_idx(mnist_env.checksums, bad, good), mnist_env)
+    assert waits == []  # a bad mirror, not a network error: not retried
+    assert server.requests[:2] == [f"/bad/{TRAIN_IMAGES}", f"/good/{TRAIN_IMAGES}"]
+    assert [m for m in caplog.messages if m.startswith(TRAIN_IMAGES)] == [
+        f"{TRAIN_IMAGES} from {bad}: the server sent an invalid Content-Length {length!r},"
+        " not a number of bytes"
+    ]
+    assert cache_listing() == sorted(FILES)
+
+
+@pytest.mark.network
 def test_a_trickling_server_is_given_up_at_the_deadline_and_the_next_mirror_used(
     mnist_env, server, monkeypatch, caplog
 ):
