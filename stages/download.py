@@ -24,6 +24,9 @@ TIMEOUT_SECONDS = 30  # for each read of the socket
 RETRIES = 3
 BACKOFF_SECONDS = 1.0
 CHUNK_BYTES = 1 << 16
+
+HIDDEN = "***"  # what a secret part of a URL is shown as
+_URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 # A Content-Length is digits and nothing else (RFC 9110); int() would also take "-5",
 # "+5" and "1_000". Eighteen digits are far beyond any file this module is asked for.
 _CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
@@ -43,14 +46,35 @@ class DiskError(Exception):
 
 
 def redact(url: str) -> str:
-    """``url`` without the password of its user part, fit for a log or a message."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
+    """``url`` fit for a message, a log or a repr: its whole user part and every query
+    value become ``***``, and so does a fragment.
+
+    Only the text is read, so that a malformed URL is redacted too rather than raising.
+    The user part is everything before the last ``@`` ahead of the query, so that a
+    password holding an unencoded ``/`` or ``#`` is hidden whole. Text that does not
+    start with ``scheme://`` (a folder) is returned as it is.
+    """
+    start = _URL_START.match(url)
+    if start is None:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+    rest = url[start.end() :]
+    before_query = rest.partition("?")[0]
+    if "@" in before_query:
+        rest = HIDDEN + rest[before_query.rindex("@") :]
+    rest, hash_mark, _ = rest.partition("#")
+    rest, question, query = rest.partition("?")
+    if question:
+        query = "&".join(_hide_value(item) for item in query.split("&"))
+    fragment = hash_mark + HIDDEN if hash_mark else ""
+    return url[: start.end()] + rest + question + query + fragment
+
+
+def _hide_value(item: str) -> str:
+    """``key=***`` for a query's ``key=value``; a bare item is a value, so all of it."""
+    key, equals, value = item.partition("=")
+    if not equals:
+        return HIDDEN if key else ""
+    return f"{key}={HIDDEN}" if value else item
 
 
 def _open(url: str, timeout: float):

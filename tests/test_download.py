@@ -662,15 +662,86 @@ def test_stale_temporaries_of_killed_downloads_are_removed(mnist_env, server):
     assert live.exists()  # younger than a download may take: perhaps another run's
 
 
+# Secrets in a mirror's URL: the whole user part, every query value (a signed URL's).
+SECRETS = ("tok-SECRET-1", "pw-SECRET-2", "cred-SECRET-3", "sig-SECRET-4")
+SECRET_URLS = {
+    "token": ("http://tok-SECRET-1@{host}/private/", "http://***@{host}/private/"),
+    "password": ("http://reader:pw-SECRET-2@{host}/private/", "http://***@{host}/private/"),
+    "signed": (
+        "http://{host}/private/?X-Amz-Credential=cred-SECRET-3&X-Amz-Signature=sig-SECRET-4",
+        "http://{host}/private/?X-Amz-Credential=***&X-Amz-Signature=***",
+    ),
+    "all": (
+        "http://tok-SECRET-1@{host}/private/?X-Amz-Signature=sig-SECRET-4#cred-SECRET-3",
+        "http://***@{host}/private/?X-Amz-Signature=***#***",
+    ),
+}
+
+
 @pytest.mark.network
-def test_credentials_in_the_mirror_url_are_sent_but_never_shown(mnist_env, server, caplog):
-    url = server.url("private").replace("http://", "http://reader:s3cret@")
-    server.serve("private", TRAIN_IMAGES, Reply(status=401))
+@pytest.mark.parametrize("kind", SECRET_URLS)
+def test_secrets_in_the_mirror_url_are_sent_but_never_shown(
+    mnist_env, server, waits, caplog, capsys, kind
+):
+    caplog.set_level(logging.INFO, logger="stages")
+    host = f"127.0.0.1:{server.server_port}"
+    template, shown_template = SECRET_URLS[kind]
+    url, shown = template.format(host=host), shown_template.format(host=host)
+    query = url.partition("?")[2].partition("#")[0]
+    good = server.serve_folder("good", mnist_env.folder)
+
+    def route(name: str) -> str:
+        return f"/private/{name}" + (f"?{query}" if query else "")
+
+    # Credentials go only to a server that asks for them (401), as browsers do.
+    challenge = Reply(status=401, headers=(("WWW-Authenticate", 'Basic realm="mnist"'),))
+    for name in FILES:
+        body = (mnist_env.folder / name).read_bytes()
+        server.routes[route(name)] = (
+            [challenge, Reply(body=body)] if "@" in url else [Reply(body=body)]
+        )
+    # A retried server error, then a spoiled file; the next mirror has the good one.
+    spoiled = _other_content((mnist_env.folder / TRAIN_IMAGES).read_bytes())
+    server.routes[route(TRAIN_IMAGES)] = [Reply(status=503), Reply(body=spoiled)]
+    # A file no mirror has: the run ends in the error that lists every mirror.
+    server.routes[route(TEST_LABELS)] = [Reply(status=404)]
+    server.routes[f"/good/{TEST_LABELS}"] = [Reply(status=404)]
+
     with pytest.raises(UserError) as caught:
-        load_idx(mnist_env.checksums, url)
-    shown = url.replace("reader:s3cret@", "reader:***@")
-    assert f"\n  {shown}: HTTP 401" in str(caught.value)
-    assert "s3cret" not in str(caught.value) + caplog.text
+        load_idx(mnist_env.checksums, url, good)
+
+    out, err = capsys.readouterr()
+    everything = "\n".join([str(caught.value), repr(caught.value), caplog.text, out, err])
+    for secret in SECRETS:
+        assert secret not in everything
+    assert f"\n  {shown}: HTTP 404 Not Found\n" in str(caught.value)
+    assert f"{shown.split('?')[0]}{TRAIN_IMAGES}" in caplog.text  # the retry names the file
+    assert f"{TRAIN_IMAGES} from {shown}: checksum mismatch" in caplog.text
+    downloading = f"downloading {shown.split('?')[0]}{TRAIN_LABELS}"
+    assert any(message.startswith(downloading) for message in caplog.messages)
+    if "@" in url:  # the credentials were sent when the server asked for them
+        assert server.requests.count(route(TRAIN_LABELS)) == 2
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://u:pw@127.0.0.1:99999/m/", "https://***@127.0.0.1:99999/m/"),
+        ("https://TOKEN@host/m/", "https://***@host/m/"),
+        # An unencoded / or # in a password: everything before the last @ is hidden.
+        ("https://u:pa/ss@host/m/", "https://***@host/m/"),
+        ("https://u:pa#ss@host/m/", "https://***@host/m/"),
+        ("HTTPS://host/m/?sig=abc&flag&empty=", "HTTPS://host/m/?sig=***&***&empty="),
+        ("https://host/m/?email=a@b.example", "https://host/m/?email=***"),
+        ("https://host/m/#token", "https://host/m/#***"),
+        ("https://[::1", "https://[::1"),  # malformed: redacted, not raised
+        ("http://host:abc/m/", "http://host:abc/m/"),
+        ("/data/mnist?not-a-query", "/data/mnist?not-a-query"),  # a folder is shown as is
+        ("file:///data/mnist", "file:///data/mnist"),
+    ],
+)
+def test_redact_hides_the_whole_user_part_and_every_query_value(url, shown):
+    assert download.redact(url) == shown
 
 
 @pytest.mark.network
