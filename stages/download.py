@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,14 @@ _URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 # A Content-Length is digits and nothing else (RFC 9110); int() would also take "-5",
 # "+5" and "1_000". Eighteen digits are far beyond any file this module is asked for.
 _CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
+
+
+def user_cache_dir(environ: Mapping[str, str], name: str) -> Path:
+    """The folder ``name`` in the user's cache folder: ``$XDG_CACHE_HOME/name``, else
+    ``~/.cache/name`` (the XDG Base Directory rule). ``environ`` is the process's
+    environment, read by the caller at its entry point."""
+    home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
+    return Path(environ.get("XDG_CACHE_HOME") or home / ".cache") / name
 
 
 class DownloadError(Exception):
