@@ -121,7 +121,8 @@ def _announced_length(header: str | None) -> int | None:
 
 def _stream_to(url: str, dest: Path, *, max_bytes: int, deadline: float) -> None:
     """Download ``url`` into ``dest``, with a progress bar on a terminal."""
-    name = url.rsplit("/", 1)[-1].split("?")[0]
+    # The bar shows the file's name alone: the query and fragment may hold secrets.
+    name = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
     with _open(url, TIMEOUT_SECONDS) as response:
         total = _announced_length(response.headers.get("Content-Length"))
         if total is not None and total > max_bytes:

@@ -556,6 +556,17 @@ def test_progress_bar_on_a_terminal_log_line_otherwise(
         assert len(logged) == 4
 
 
+@pytest.mark.network
+def test_progress_bar_is_named_by_the_file_alone(mnist_env, server, monkeypatch):
+    stderr = _Terminal()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    url = server.serve_folder("mnist", mnist_env.folder) + "#tok-SECRET-1"
+    load_idx(mnist_env.checksums, url)
+    bars = [line for line in stderr.getvalue().split("\r") if "100%" in line]
+    assert [bar.split(":")[0] for bar in bars] == list(FILES)
+    assert "SECRET" not in stderr.getvalue()
+
+
 def _good(good: bytes) -> list[Reply]:
     return [Reply(body=good)]
 
