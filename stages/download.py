@@ -59,23 +59,27 @@ def redact(url: str) -> str:
     value become ``***``, and so does a fragment.
 
     Only the text is read, so that a malformed URL is redacted too rather than raising.
-    The user part is everything before the last ``@`` ahead of the query, so that a
-    password holding an unencoded ``/`` or ``#`` is hidden whole. Text that does not
-    start with ``scheme://`` (a folder) is returned as it is.
+    The user part is everything before the last ``@``, so that a password holding an
+    unencoded ``/``, ``?`` or ``#`` is hidden whole; when that part held a ``?`` or a ``#``,
+    the ``@`` may as well have stood in a query value or a fragment, and all that follows
+    it is hidden too. Text that does not start with ``scheme://`` (a folder) is returned
+    as it is.
     """
     start = _URL_START.match(url)
     if start is None:
         return url
-    rest = url[start.end() :]
-    before_query = rest.partition("?")[0]
-    if "@" in before_query:
-        rest = HIDDEN + rest[before_query.rindex("@") :]
+    head, rest = url[: start.end()], url[start.end() :]
+    user, at, rest = rest.rpartition("@")
+    if at:
+        head += HIDDEN + at
+        if "?" in user or "#" in user:
+            return head + HIDDEN
     rest, hash_mark, _ = rest.partition("#")
     rest, question, query = rest.partition("?")
-    if question:
+    if query:
         query = "&".join(_hide_value(item) for item in query.split("&"))
     fragment = hash_mark + HIDDEN if hash_mark else ""
-    return url[: start.end()] + rest + question + query + fragment
+    return head + rest + question + query + fragment
 
 
 def _hide_value(item: str) -> str:

@@ -126,9 +126,9 @@ def parse_mirror(text: str) -> Mirror:
     except ValueError:
         # urllib's own words may quote the host part, user part included.
         raise ValueError("its host part cannot be read (check an IPv6 address's [ ])") from None
-    if "@" in parts.path:
-        # An unencoded / in a password ends the host part early: the user name would be
-        # taken for the host, and the password's tail sent to it as a path.
+    if "@" in parts.path + parts.query + parts.fragment:
+        # An unencoded /, ? or # in a password ends the host part early: the user name
+        # would be taken for the host, and the password's tail sent to it.
         raise ValueError(
             "an @ after the host: write @ and / in a user name or password as %40 and %2F"
         )

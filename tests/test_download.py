@@ -320,6 +320,12 @@ MALFORMED_MIRRORS = [
         id="unencoded-slash-in-password",
     ),
     pytest.param(
+        "https://u:12?SECRET@127.0.0.1/mnist/",
+        "https://***@***: an @ after the host: write @ and / in a user name or"
+        " password as %40 and %2F",
+        id="unencoded-question-mark-in-password",
+    ),
+    pytest.param(
         "https://u:123/SECRET@127.0.0.1/mnist/",
         "https://***@127.0.0.1/mnist/: an @ after the host: write @ and / in a user name or"
         " password as %40 and %2F",
@@ -963,11 +969,15 @@ def test_secrets_in_the_mirror_url_are_sent_but_never_shown(
     [
         ("https://u:pw@127.0.0.1:99999/m/", "https://***@127.0.0.1:99999/m/"),
         ("https://TOKEN@host/m/", "https://***@host/m/"),
-        # An unencoded / or # in a password: everything before the last @ is hidden.
+        # An unencoded /, ? or # in a password: everything before the last @ is hidden,
+        # and after it too when a ? or # came before it.
         ("https://u:pa/ss@host/m/", "https://***@host/m/"),
-        ("https://u:pa#ss@host/m/", "https://***@host/m/"),
+        ("https://u:pa#ss@host/m/", "https://***@***"),
         ("HTTPS://host/m/?sig=abc&flag&empty=", "HTTPS://host/m/?sig=***&***&empty="),
-        ("https://host/m/?email=a@b.example", "https://host/m/?email=***"),
+        ("https://u:p?ss@host/m/?sig=abc", "https://***@***"),
+        # An @ in a query value cannot be told from a ? in a password: both are hidden.
+        ("https://host/m/?email=a@b.example&sig=abc", "https://***@***"),
+        ("https://host/m/#a@b", "https://***@***"),
         ("https://host/m/#token", "https://host/m/#***"),
         ("https://[::1", "https://[::1"),  # malformed: redacted, not raised
         ("http://host:abc/m/", "http://host:abc/m/"),
