@@ -4,7 +4,9 @@ Nothing here knows MNIST: ``mnist.py`` says which URL, how large the file may be
 where it goes. A server can fail in every way a network can (a status, a dropped or
 stalled connection, bytes that are not HTTP), and can also be hostile: a body larger than
 the file can be is cut off at ``max_bytes``, and one that trickles in is given up after
-the file's deadline, so that the next mirror is tried.
+the file's deadline, so that the next mirror is tried, as is one whose Content-Length is
+not a number of bytes. A URL in any message goes through ``redact``: its user part and
+query values are secrets.
 """
 
 import http.client
