@@ -4,17 +4,21 @@ Nothing here knows MNIST: ``mnist.py`` says which URL, how large the file may be
 where it goes. A server can fail in every way a network can (a status, a dropped or
 stalled connection, bytes that are not HTTP), and can also be hostile: a body larger than
 the file can be is cut off at ``max_bytes``, and one that trickles in is given up after
-the file's deadline, so that the next mirror is tried.
+the file's deadline, so that the next mirror is tried, as is one whose Content-Length is
+not a number of bytes. A URL in any message goes through ``redact``: its user part and
+query values are secrets.
 """
 
 import http.client
 import logging
+import re
 import socket
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -23,6 +27,20 @@ TIMEOUT_SECONDS = 30  # for each read of the socket
 RETRIES = 3
 BACKOFF_SECONDS = 1.0
 CHUNK_BYTES = 1 << 16
+
+HIDDEN = "***"  # what a secret part of a URL is shown as
+_URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+# A Content-Length is digits and nothing else (RFC 9110); int() would also take "-5",
+# "+5" and "1_000". Eighteen digits are far beyond any file this module is asked for.
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
+
+
+def user_cache_dir(environ: Mapping[str, str], name: str) -> Path:
+    """The folder ``name`` in the user's cache folder: ``$XDG_CACHE_HOME/name``, else
+    ``~/.cache/name`` (the XDG Base Directory rule). ``environ`` is the process's
+    environment, read by the caller at its entry point."""
+    home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
+    return Path(environ.get("XDG_CACHE_HOME") or home / ".cache") / name
 
 
 class DownloadError(Exception):
@@ -39,14 +57,39 @@ class DiskError(Exception):
 
 
 def redact(url: str) -> str:
-    """``url`` without the password of its user part, fit for a log or a message."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
+    """``url`` fit for a message, a log or a repr: its whole user part and every query
+    value become ``***``, and so does a fragment.
+
+    Only the text is read, so that a malformed URL is redacted too rather than raising.
+    The user part is everything before the last ``@``, so that a password holding an
+    unencoded ``/``, ``?`` or ``#`` is hidden whole; when that part held a ``?`` or a ``#``,
+    the ``@`` may as well have stood in a query value or a fragment, and all that follows
+    it is hidden too. Text that does not start with ``scheme://`` (a folder) is returned
+    as it is.
+    """
+    start = _URL_START.match(url)
+    if start is None:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+    head, rest = url[: start.end()], url[start.end() :]
+    user, at, rest = rest.rpartition("@")
+    if at:
+        head += HIDDEN + at
+        if "?" in user or "#" in user:
+            return head + HIDDEN
+    rest, hash_mark, _ = rest.partition("#")
+    rest, question, query = rest.partition("?")
+    if query:
+        query = "&".join(_hide_value(item) for item in query.split("&"))
+    fragment = hash_mark + HIDDEN if hash_mark else ""
+    return head + rest + question + query + fragment
+
+
+def _hide_value(item: str) -> str:
+    """``key=***`` for a query's ``key=value``; a bare item is a value, so all of it."""
+    key, equals, value = item.partition("=")
+    if not equals:
+        return HIDDEN if key else ""
+    return f"{key}={HIDDEN}" if value else item
 
 
 def _open(url: str, timeout: float):
@@ -66,11 +109,28 @@ def _open(url: str, timeout: float):
     return opener.open(bare, timeout=timeout)
 
 
+def _announced_length(header: str | None) -> int | None:
+    """The body's size that a ``Content-Length`` header announces; None if it announces none.
+
+    A header that is not a number of bytes marks a server that cannot be trusted with the
+    file: ``DownloadError``, so that the next mirror is tried.
+    """
+    text = (header or "").strip()
+    if not text:
+        return None
+    if not _CONTENT_LENGTH.fullmatch(text):
+        raise DownloadError(
+            f"the server sent an invalid Content-Length {text[:40]!r}, not a number of bytes"
+        )
+    return int(text) or None
+
+
 def _stream_to(url: str, dest: Path, *, max_bytes: int, deadline: float) -> None:
     """Download ``url`` into ``dest``, with a progress bar on a terminal."""
-    name = url.rsplit("/", 1)[-1].split("?")[0]
+    # The bar shows the file's name alone: the query and fragment may hold secrets.
+    name = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
     with _open(url, TIMEOUT_SECONDS) as response:
-        total = int(response.headers.get("Content-Length") or 0) or None
+        total = _announced_length(response.headers.get("Content-Length"))
         if total is not None and total > max_bytes:
             raise DownloadError(
                 f"the server announces {total} bytes, more than the {max_bytes} this file can be"

@@ -1,14 +1,16 @@
 """Stage fetch_and_scale: the 70,000 MNIST digits, scaled to [0, 1].
 
-Reads params ``data.source`` and ``data.pixel_dtype``; gets the four LeCun files from
-``MNIST_MIRROR`` or a public mirror (or, with ``data.source: openml``, from OpenML),
-verifies them against ``data/mnist.sha256`` (the data set's identity), and writes
+Reads params ``data.source`` and ``data.pixel_dtype``, and the ``MNIST_*`` environment
+variables (``mnist.Settings``); gets the four LeCun files from ``MNIST_MIRROR`` or a
+public mirror (or, with ``data.source: openml``, from OpenML), verifies them against
+``data/mnist.sha256`` (the data set's identity), and writes
 ``data/images.npy`` (70000 x 784, ``data.pixel_dtype``, pixels / 255) and
 ``data/labels.npy`` (uint8) in the original order, training images first, as .npy
 files that the next stage memory-maps, both or neither.
 """
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -64,16 +66,16 @@ def write_labels(path: Path, parts: list[np.ndarray]) -> None:
         np.save(out, np.concatenate(parts).astype(np.uint8))
 
 
-def run(files: Layout) -> None:
-    """Get, verify and scale the digits; write the arrays under ``files``."""
+def run(files: Layout, settings: mnist.Settings) -> None:
+    """Get, verify and scale the digits as ``settings`` say; write the arrays under ``files``."""
     params = load_params(files.params).data
     checksums = mnist.read_checksums(files.checksums)
     if params.source == "openml":
         from stages import openml
 
-        train, test = openml.load_openml(mnist.default_cache_dir(), checksums)
+        train, test = openml.load_openml(settings.cache_dir, checksums)
     else:
-        train, test = mnist.load_idx(mnist.mirrors_from_env(), mnist.default_cache_dir(), checksums)
+        train, test = mnist.load_idx(settings, checksums)
     with all_or_none() as out:
         write_scaled(out.temp(files.images), [train.images, test.images], params.pixel_dtype)
         write_labels(out.temp(files.labels), [train.labels, test.labels])
@@ -86,7 +88,8 @@ def run(files: Layout) -> None:
 
 
 def main() -> None:
-    run(paths.PROJECT)
+    # The environment is read here and nowhere below: checked before any work starts.
+    run(paths.PROJECT, mnist.Settings.from_environ(os.environ))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ against the SHA-256 of its *decompressed* content in ``data/mnist.sha256`` (mirr
 recompress, so the gzip bytes differ from mirror to mirror while the content must not),
 and decompression stops at the size an MNIST file has, so a gzip bomb costs nothing.
 Files fetched over the network go through ``download.py`` into a local cache, and are
-only verified next time.
+only verified next time. The environment is read once, by ``Settings.from_environ`` at
+the stage's entry point, and the settings are passed down.
 """
 
 import errno
@@ -15,19 +16,20 @@ import gzip
 import hashlib
 import logging
 import math
-import os
+import re
 import struct
 import time
 import urllib.parse
 import urllib.request
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from stages.artifacts import atomic_path
-from stages.download import DiskError, DownloadError, download, redact
+from stages.download import DiskError, DownloadError, download, redact, user_cache_dir
 from stages.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -55,8 +57,11 @@ PUBLIC_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
+ON = {"1", "on", "yes", "true"}
 OFF = {"0", "off", "no", "false"}
 DOWNLOAD_SECONDS = 600  # one file's download, retries included; MNIST_DOWNLOAD_SECONDS
+CACHE_NAME = "mnist-mlp"  # the download cache's folder in the user's cache folder
+ABOUT_MIRRORS = "a folder, a file:// URL or an http(s)://host/path/ URL"
 
 
 class MirrorError(Exception):
@@ -71,34 +76,134 @@ class Split:
     labels: np.ndarray
 
 
-def mirrors_from_env() -> list[str]:
-    """The mirrors to try in order: ``MNIST_MIRROR`` if set, then the public ones unless
-    ``MNIST_PUBLIC_MIRRORS`` is ``off``."""
-    first = os.environ.get("MNIST_MIRROR", "").strip()
-    public = os.environ.get("MNIST_PUBLIC_MIRRORS", "on").strip().lower() not in OFF
-    return ([first] if first else []) + (list(PUBLIC_MIRRORS) if public else [])
+@dataclass(frozen=True, repr=False)
+class Mirror:
+    """A place that serves the four files under their usual names, as the user wrote it:
+    a local ``folder``, or an http(s) URL (``folder`` None).
+
+    Its ``str`` and ``repr`` are the redacted text: a URL's user part and query values
+    are secrets, which no message, log or traceback may show.
+    """
+
+    given: str
+    folder: Path | None = None
+
+    def __str__(self) -> str:
+        return redact(self.given)
+
+    def __repr__(self) -> str:
+        return f"Mirror({redact(self.given)!r})"
+
+    def url(self, name: str) -> str:
+        """The URL of ``name`` on this http(s) mirror: the file name goes at the end of the
+        path, before any query string; the scheme is matched whatever its case."""
+        parts = urllib.parse.urlsplit(self.given)
+        path = parts.path.rstrip("/") + "/" + urllib.parse.quote(name)
+        return urllib.parse.urlunsplit(parts._replace(scheme=parts.scheme.lower(), path=path))
 
 
-def download_seconds() -> float:
-    """The time one file's download may take, retries included: ``MNIST_DOWNLOAD_SECONDS``."""
-    text = os.environ.get("MNIST_DOWNLOAD_SECONDS", "").strip()
-    if not text:
-        return DOWNLOAD_SECONDS
+def parse_mirror(text: str) -> Mirror:
+    """The mirror that ``text`` names: a folder, a ``file://`` URL or an http(s) URL.
+
+    Raises ``ValueError`` saying what is wrong with it, in words that never repeat the
+    URL's secret parts: a URL that cannot work is refused here, before any download,
+    rather than retried as if the network had failed.
+    """
+    scheme = text.partition(":")[0].lower()
+    if scheme == "file":
+        try:
+            return Mirror(text, Path(urllib.request.url2pathname(urllib.parse.urlsplit(text).path)))
+        except ValueError:
+            raise ValueError("not a valid file:// URL") from None
+    if scheme not in ("http", "https"):
+        if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", text):
+            raise ValueError(f"unknown scheme {scheme!r}")
+        return Mirror(text, Path(text).expanduser())
+    if any(char.isspace() or not char.isprintable() for char in text):
+        raise ValueError("a URL cannot hold spaces or control characters (write a space as %20)")
     try:
-        seconds = float(text)
+        parts = urllib.parse.urlsplit(text)
     except ValueError:
-        seconds = math.nan
-    if not seconds > 0:  # nan included
-        raise UserError(f"MNIST_DOWNLOAD_SECONDS={text}: expected a positive number of seconds")
-    return seconds
+        # urllib's own words may quote the host part, user part included.
+        raise ValueError("its host part cannot be read (check an IPv6 address's [ ])") from None
+    if "@" in parts.path + parts.query + parts.fragment:
+        # An unencoded /, ? or # in a password ends the host part early: the user name
+        # would be taken for the host, and the password's tail sent to it.
+        raise ValueError(
+            "an @ after the host: write @ and / in a user name or password as %40 and %2F"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError("the port must be a number from 1 to 65535")
+    if not parts.hostname:
+        raise ValueError("no host name after the //")
+    return Mirror(text)
 
 
-def default_cache_dir() -> Path:
-    """Where downloaded files are kept: ``MNIST_CACHE``, else the user's cache folder."""
-    if os.environ.get("MNIST_CACHE"):
-        return Path(os.environ["MNIST_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mnist-mlp"
+@dataclass(frozen=True)
+class Settings:
+    """What the environment says about getting the data: read once, by the stage's
+    ``main`` (``from_environ``), and passed down, so that nothing below reads
+    ``os.environ``.
+
+    ``mirrors`` are tried in order; downloads are kept in ``cache_dir``; one file's
+    download may take ``download_seconds``, retries included.
+    """
+
+    mirrors: tuple[Mirror, ...]
+    cache_dir: Path
+    download_seconds: float = DOWNLOAD_SECONDS
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> "Settings":
+        """The settings in ``environ`` (``os.environ`` at the entry point), checked.
+
+        ``MNIST_MIRROR`` (if set) comes before the public mirrors, which
+        ``MNIST_PUBLIC_MIRRORS=off`` switches off; ``MNIST_DOWNLOAD_SECONDS`` bounds one
+        file's download; ``MNIST_CACHE``, else ``$XDG_CACHE_HOME/mnist-mlp``, else
+        ``~/.cache/mnist-mlp``, holds the downloads. Raises one ``UserError`` with a line
+        for each problem.
+        """
+        problems = []
+        mirrors: list[Mirror] = []
+        if "MNIST_CHECKSUMS" in environ:
+            problems.append(
+                "MNIST_CHECKSUMS is no longer read: write the checksums into data/mnist.sha256"
+                " (which DVC tracks) instead, and unset MNIST_CHECKSUMS"
+            )
+        first = environ.get("MNIST_MIRROR", "").strip()
+        if first:
+            try:
+                mirrors.append(parse_mirror(first))
+            except ValueError as exc:
+                problems.append(
+                    f"MNIST_MIRROR={redact(first)}: {exc}; set it to {ABOUT_MIRRORS}"
+                    " that serves the four MNIST files"
+                )
+        public = environ.get("MNIST_PUBLIC_MIRRORS", "").strip()
+        if public and public.lower() not in ON | OFF:
+            problems.append(f"MNIST_PUBLIC_MIRRORS={public}: expected on or off")
+        elif public.lower() not in OFF:
+            mirrors.extend(parse_mirror(url) for url in PUBLIC_MIRRORS)
+        seconds_text = environ.get("MNIST_DOWNLOAD_SECONDS", "").strip()
+        seconds = DOWNLOAD_SECONDS
+        if seconds_text:
+            try:
+                seconds = float(seconds_text)
+            except ValueError:
+                seconds = math.nan
+            if not seconds > 0:  # nan included
+                problems.append(
+                    f"MNIST_DOWNLOAD_SECONDS={seconds_text}: expected a positive number of seconds"
+                )
+        if problems:
+            raise UserError("\n".join(problems))
+        cache = environ.get("MNIST_CACHE")
+        cache_dir = Path(cache) if cache else user_cache_dir(environ, CACHE_NAME)
+        return cls(mirrors=tuple(mirrors), cache_dir=cache_dir, download_seconds=seconds)
 
 
 def read_checksums(path: Path) -> dict[str, str]:
@@ -107,11 +212,6 @@ def read_checksums(path: Path) -> dict[str, str]:
     That file (``data/mnist.sha256``) is the data set's identity: DVC tracks it, so a
     switch of data set reruns fetch_and_scale instead of passing unseen.
     """
-    if "MNIST_CHECKSUMS" in os.environ:
-        raise UserError(
-            f"MNIST_CHECKSUMS is no longer read: write the checksums into {path}"
-            " (which DVC tracks) instead, and unset MNIST_CHECKSUMS"
-        )
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -153,26 +253,6 @@ def decompress_verified(path: Path, sha256: str, max_bytes: int) -> bytes:
     return content
 
 
-def mirror_url(mirror: str, name: str) -> str | None:
-    """The URL of ``name`` on an http(s) mirror, or None if ``mirror`` is a folder.
-
-    The file name goes at the end of the path, before any query string; the scheme is
-    matched whatever its case.
-    """
-    parts = urllib.parse.urlsplit(mirror)
-    if parts.scheme.lower() not in ("http", "https"):
-        return None
-    path = parts.path.rstrip("/") + "/" + urllib.parse.quote(name)
-    return urllib.parse.urlunsplit(parts._replace(scheme=parts.scheme.lower(), path=path))
-
-
-def mirror_folder(mirror: str) -> Path:
-    """The folder of a local mirror: a path, or a ``file://`` URL."""
-    if mirror.lower().startswith("file:"):
-        return Path(urllib.request.url2pathname(urllib.parse.urlsplit(mirror).path))
-    return Path(mirror).expanduser()
-
-
 def remove_stale_temporaries(cache_dir: Path, name: str, older_than: float) -> None:
     """Remove what killed downloads of ``name`` left, once no live one can own it."""
     now = time.time()
@@ -185,13 +265,13 @@ def remove_stale_temporaries(cache_dir: Path, name: str, older_than: float) -> N
             pass  # gone already, or not ours to remove: a later run tries again
 
 
-def _fetch_url(url: str, cached: Path, sha256: str, max_bytes: int) -> bytes:
+def _fetch_url(url: str, cached: Path, sha256: str, max_bytes: int, seconds: float) -> bytes:
     """Download ``url`` to ``cached`` (temporary file, verify, rename); return the content."""
     # A gzip of incompressible bytes is a little larger than they are.
     max_download = max_bytes + max_bytes // 100 + 4096
     try:
         with atomic_path(cached) as tmp:
-            download(url, tmp, max_bytes=max_download, seconds=download_seconds())
+            download(url, tmp, max_bytes=max_download, seconds=seconds)
             return decompress_verified(tmp, sha256, max_bytes)
     except DownloadError as exc:
         raise MirrorError(str(exc)) from None
@@ -209,9 +289,10 @@ def _fetch_url(url: str, cached: Path, sha256: str, max_bytes: int) -> bytes:
         ) from None
 
 
-def fetch_file(name: str, sha256: str, mirrors: list[str], cache_dir: Path) -> bytes:
+def fetch_file(name: str, sha256: str, settings: Settings) -> bytes:
     """The verified, decompressed content of ``name``, from the cache or the first good mirror."""
     max_bytes = MAX_CONTENT_BYTES[name]
+    cache_dir = settings.cache_dir
     cached = cache_dir / name
     if cached.is_dir():
         raise UserError(
@@ -224,21 +305,19 @@ def fetch_file(name: str, sha256: str, mirrors: list[str], cache_dir: Path) -> b
             log.warning("cached %s is unusable (%s); fetching it again", cached, exc)
             cached.unlink()
     if cache_dir.is_dir():
-        remove_stale_temporaries(cache_dir, name, older_than=download_seconds() + 60)
+        remove_stale_temporaries(cache_dir, name, older_than=settings.download_seconds + 60)
     failures = []
-    for mirror in mirrors:
-        shown = redact(mirror)
+    for mirror in settings.mirrors:
         try:
-            url = mirror_url(mirror, name)
-            if url is not None:
-                return _fetch_url(url, cached, sha256, max_bytes)
-            folder = mirror_folder(mirror)
-            if not folder.is_dir():
+            if mirror.folder is None:
+                url = mirror.url(name)
+                return _fetch_url(url, cached, sha256, max_bytes, settings.download_seconds)
+            if not mirror.folder.is_dir():
                 raise MirrorError("no such folder")
-            return decompress_verified(folder / name, sha256, max_bytes)
+            return decompress_verified(mirror.folder / name, sha256, max_bytes)
         except MirrorError as exc:
-            log.warning("%s from %s: %s", name, shown, exc)
-            failures.append(f"  {shown}: {exc}")
+            log.warning("%s from %s: %s", name, mirror, exc)
+            failures.append(f"  {mirror}: {exc}")
     if not failures:
         raise UserError(
             f"no mirror to get {name} from: MNIST_PUBLIC_MIRRORS is off and MNIST_MIRROR"
@@ -290,12 +369,9 @@ def to_split(images: np.ndarray, labels: np.ndarray, images_name: str, labels_na
     return Split(images=images, labels=labels)
 
 
-def load_idx(mirrors: list[str], cache_dir: Path, checksums: dict[str, str]) -> tuple[Split, Split]:
+def load_idx(settings: Settings, checksums: dict[str, str]) -> tuple[Split, Split]:
     """The training and test splits, in the files' own order."""
-    arrays = {
-        name: parse_idx(fetch_file(name, checksums[name], mirrors, cache_dir), name)
-        for name in FILES
-    }
+    arrays = {name: parse_idx(fetch_file(name, checksums[name], settings), name) for name in FILES}
     train = to_split(arrays[TRAIN_IMAGES], arrays[TRAIN_LABELS], TRAIN_IMAGES, TRAIN_LABELS)
     test = to_split(arrays[TEST_IMAGES], arrays[TEST_LABELS], TEST_IMAGES, TEST_LABELS)
     return train, test

@@ -5,6 +5,8 @@ Network tests talk to a threaded ``http.server`` that the tests start on 127.0.0
 here reaches the internet.
 """
 
+import ast
+import dataclasses
 import gzip
 import io
 import logging
@@ -20,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages import download, mnist, paths
+from stages import download, fetch_and_scale, mnist, paths
 from stages.errors import UserError
+from stages.paths import Layout
 from tests.conftest import FILES, idx, write_mirror
 from tests.local_http import Reply
 
@@ -31,9 +34,25 @@ ROOT = Path(__file__).resolve().parent.parent
 TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS = FILES
 
 
+def from_env() -> mnist.Settings:
+    """The settings that the stage's main reads from the environment."""
+    return mnist.Settings.from_environ(os.environ)
+
+
 def load_idx(checksums: Path, *mirrors: str) -> tuple[mnist.Split, mnist.Split]:
-    """``mnist.load_idx`` from ``mirrors``, with the cache of the environment."""
-    return mnist.load_idx(list(mirrors), mnist.default_cache_dir(), mnist.read_checksums(checksums))
+    """``mnist.load_idx`` from ``mirrors``, with the rest of the environment's settings."""
+    settings = dataclasses.replace(from_env(), mirrors=tuple(map(mnist.parse_mirror, mirrors)))
+    return mnist.load_idx(settings, mnist.read_checksums(checksums))
+
+
+def load_from_env(checksums: Path) -> tuple[mnist.Split, mnist.Split]:
+    """``mnist.load_idx`` with the environment's settings, mirrors included."""
+    return mnist.load_idx(from_env(), mnist.read_checksums(checksums))
+
+
+def mirrors_from_env() -> list[str]:
+    """The mirrors that the environment names, in order, as written."""
+    return [mirror.given for mirror in from_env().mirrors]
 
 
 def assert_same_arrays(splits: tuple[mnist.Split, mnist.Split], tiny) -> None:
@@ -50,7 +69,7 @@ def assert_same_arrays(splits: tuple[mnist.Split, mnist.Split], tiny) -> None:
 
 def cache_listing() -> list[str]:
     """Every file in the cache folder, temporary ones included."""
-    cache = mnist.default_cache_dir()
+    cache = from_env().cache_dir
     return sorted(path.name for path in cache.iterdir()) if cache.exists() else []
 
 
@@ -92,18 +111,25 @@ def public_mirrors(monkeypatch, *urls: str) -> None:
 
 def test_mnist_mirror_comes_before_the_public_mirrors(monkeypatch):
     public_mirrors(monkeypatch, "https://a.example/", "https://b.example/")
-    assert mnist.mirrors_from_env() == ["https://a.example/", "https://b.example/"]
+    assert mirrors_from_env() == ["https://a.example/", "https://b.example/"]
     monkeypatch.setenv("MNIST_MIRROR", " /data/mnist ")
-    assert mnist.mirrors_from_env() == ["/data/mnist", "https://a.example/", "https://b.example/"]
+    assert mirrors_from_env() == ["/data/mnist", "https://a.example/", "https://b.example/"]
 
 
 @pytest.mark.parametrize("value", ["off", "OFF", "0", "no", "false"])
 def test_public_mirrors_have_an_off_switch(monkeypatch, value):
     public_mirrors(monkeypatch, "https://a.example/")
     monkeypatch.setenv("MNIST_PUBLIC_MIRRORS", value)
-    assert mnist.mirrors_from_env() == []
+    assert mirrors_from_env() == []
     monkeypatch.setenv("MNIST_MIRROR", "/data/mnist")
-    assert mnist.mirrors_from_env() == ["/data/mnist"]
+    assert mirrors_from_env() == ["/data/mnist"]
+
+
+@pytest.mark.parametrize("value", ["on", "ON", "1", "yes", "true", ""])
+def test_public_mirrors_are_on_by_default(monkeypatch, value):
+    public_mirrors(monkeypatch, "https://a.example/")
+    monkeypatch.setenv("MNIST_PUBLIC_MIRRORS", value)
+    assert mirrors_from_env() == ["https://a.example/"]
 
 
 def test_no_mirror_at_all_says_so(mnist_env, monkeypatch):
@@ -112,14 +138,16 @@ def test_no_mirror_at_all_says_so(mnist_env, monkeypatch):
         UserError,
         match=r"^no mirror to get train-images-idx3-ubyte.gz from: MNIST_PUBLIC_MIRRORS is off",
     ):
-        load_idx(mnist_env.checksums, *mnist.mirrors_from_env())
+        load_from_env(mnist_env.checksums)
 
 
 def test_cache_folder_comes_from_mnist_cache_else_the_user_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert from_env().cache_dir == tmp_path / "home" / ".cache" / "mnist-mlp"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert mnist.default_cache_dir() == tmp_path / "xdg" / "mnist-mlp"
+    assert from_env().cache_dir == tmp_path / "xdg" / "mnist-mlp"
     monkeypatch.setenv("MNIST_CACHE", str(tmp_path / "mine"))
-    assert mnist.default_cache_dir() == tmp_path / "mine"
+    assert from_env().cache_dir == tmp_path / "mine"
 
 
 def test_checksums_file_in_sha256sum_format(tmp_path):
@@ -152,14 +180,191 @@ def test_checksums_file_that_does_not_exist(tmp_path):
 def test_the_retired_checksums_variable_is_refused_not_ignored(monkeypatch, tmp_path):
     monkeypatch.setenv("MNIST_CHECKSUMS", str(tmp_path / "SHA256SUMS"))
     with pytest.raises(UserError, match=r"^MNIST_CHECKSUMS is no longer read: write the checksums"):
-        mnist.read_checksums(paths.PROJECT.checksums)
+        from_env()
+
+
+# --- the settings: read once, at the stage's entry point, and passed down ---------------
+
+ABOUT = "; set it to a folder, a file:// URL or an http(s)://host/path/ URL that serves the four"
+
+
+def test_user_cache_folder_is_xdg_cache_home_else_home_dot_cache():
+    # The one rule for the user's cache folder, which the sweep's work folder follows too.
+    both = {"XDG_CACHE_HOME": "/xdg", "HOME": "/home/ann"}
+    assert download.user_cache_dir(both, "mnist-mlp") == Path("/xdg/mnist-mlp")
+    empty = {"XDG_CACHE_HOME": "", "HOME": "/home/ann"}
+    assert download.user_cache_dir(empty, "mnist-mlp-sweep") == Path(
+        "/home/ann/.cache/mnist-mlp-sweep"
+    )
+
+
+@pytest.mark.network
+def test_settings_are_read_once_and_passed_down(mnist_env, server, monkeypatch, tmp_path):
+    url = server.serve_folder("mnist", mnist_env.folder)
+    monkeypatch.setenv("MNIST_MIRROR", url)
+    settings = from_env()
+    # Whatever the environment says afterwards is never read: the settings rule.
+    for name in ("MNIST_MIRROR", "MNIST_CACHE", "XDG_CACHE_HOME", "HOME"):
+        monkeypatch.setenv(name, str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("MNIST_DOWNLOAD_SECONDS", "soon")
+    monkeypatch.setenv("MNIST_PUBLIC_MIRRORS", "maybe")
+    monkeypatch.setenv("MNIST_CHECKSUMS", "retired")
+    splits = mnist.load_idx(settings, mnist.read_checksums(mnist_env.checksums))
+    assert_same_arrays(splits, mnist_env)
+    assert sorted(path.name for path in settings.cache_dir.iterdir()) == sorted(FILES)
+    assert not (tmp_path / "elsewhere").exists()
+
+
+ENVIRON = ("environ", "environb", "getenv")
+
+
+def _environ_reads(path: Path) -> list[str]:
+    """The functions of module ``path`` that read the process's environment, one entry a
+    read (``<module>`` for its body)."""
+    tree = ast.parse(path.read_text())
+    owner = {}
+    for function in ast.walk(tree):  # outer functions first: they own what they nest
+        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(function):
+                owner.setdefault(node, function.name)
+    return [
+        owner.get(node, "<module>")
+        for node in ast.walk(tree)
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+            and node.attr in ENVIRON
+        )
+        or (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "os"
+            and any(alias.name in ENVIRON for alias in node.names)
+        )
+    ]
+
+
+def test_only_the_stages_main_reads_the_environment():
+    stages = ROOT / "stages"
+    for name in ("download.py", "mnist.py", "openml.py"):
+        assert _environ_reads(stages / name) == [], name
+    assert _environ_reads(stages / "fetch_and_scale.py") == ["main"]
+
+
+def test_settings_show_no_secret():
+    settings = mnist.Settings.from_environ(
+        {
+            "MNIST_MIRROR": "https://tok-SECRET-1@host/m/?X-Amz-Signature=sig-SECRET-4",
+            "MNIST_PUBLIC_MIRRORS": "off",
+            "MNIST_CACHE": "/cache",
+        }
+    )
+    assert repr(settings) == (
+        "Settings(mirrors=(Mirror('https://***@host/m/?X-Amz-Signature=***'),),"
+        " cache_dir=PosixPath('/cache'), download_seconds=600)"
+    )
+    assert str(settings.mirrors[0]) == "https://***@host/m/?X-Amz-Signature=***"
+    assert settings.mirrors[0].url(TRAIN_IMAGES) == (
+        f"https://tok-SECRET-1@host/m/{TRAIN_IMAGES}?X-Amz-Signature=sig-SECRET-4"
+    )
+
+
+def test_every_problem_of_the_environment_is_a_line_of_one_message():
+    with pytest.raises(UserError) as caught:
+        mnist.Settings.from_environ(
+            {
+                "MNIST_MIRROR": "s3://bucket/mnist/",
+                "MNIST_PUBLIC_MIRRORS": "maybe",
+                "MNIST_DOWNLOAD_SECONDS": "soon",
+            }
+        )
+    assert str(caught.value).splitlines() == [
+        f"MNIST_MIRROR=s3://bucket/mnist/: unknown scheme 's3'{ABOUT} MNIST files",
+        "MNIST_PUBLIC_MIRRORS=maybe: expected on or off",
+        "MNIST_DOWNLOAD_SECONDS=soon: expected a positive number of seconds",
+    ]
+
+
+MALFORMED_MIRRORS = [
+    pytest.param(
+        "http://u:pw-SECRET@127.0.0.1:99999/",
+        "http://***@127.0.0.1:99999/: the port must be a number from 1 to 65535",
+        id="port-out-of-range",
+    ),
+    pytest.param(
+        "http://127.0.0.1:abc/",
+        "http://127.0.0.1:abc/: the port must be a number from 1 to 65535",
+        id="port-not-a-number",
+    ),
+    pytest.param(
+        "https://[::1",
+        "https://[::1: its host part cannot be read (check an IPv6 address's [ ])",
+        id="unclosed-ipv6",
+    ),
+    pytest.param(
+        "ftp://u:pw-SECRET@127.0.0.1/mnist/",
+        "ftp://***@127.0.0.1/mnist/: unknown scheme 'ftp'",
+        id="unknown-scheme",
+    ),
+    pytest.param("http:///mnist/", "http:///mnist/: no host name after the //", id="no-host"),
+    pytest.param(
+        "https://127.0.0.1/mnist files/",
+        "https://127.0.0.1/mnist files/: a URL cannot hold spaces or control characters"
+        " (write a space as %20)",
+        id="space",
+    ),
+    pytest.param(
+        "https://u:pw/SECRET@127.0.0.1/mnist/",
+        "https://***@127.0.0.1/mnist/: an @ after the host: write @ and / in a user name or"
+        " password as %40 and %2F",
+        id="unencoded-slash-in-password",
+    ),
+    pytest.param(
+        "https://u:12?SECRET@127.0.0.1/mnist/",
+        "https://***@***: an @ after the host: write @ and / in a user name or"
+        " password as %40 and %2F",
+        id="unencoded-question-mark-in-password",
+    ),
+    pytest.param(
+        "https://u:123/SECRET@127.0.0.1/mnist/",
+        "https://***@127.0.0.1/mnist/: an @ after the host: write @ and / in a user name or"
+        " password as %40 and %2F",
+        id="unencoded-slash-after-digits",
+    ),
+]
+
+
+@pytest.fixture
+def project(tmp_path, mnist_env, monkeypatch) -> Layout:
+    """The stage's files under tmp_path, which its ``main`` then uses."""
+    files = Layout.under(tmp_path / "project")
+    files.checksums.parent.mkdir(parents=True)
+    shutil.copyfile(paths.PROJECT.params, files.params)
+    shutil.copyfile(mnist_env.checksums, files.checksums)
+    monkeypatch.setattr(paths, "PROJECT", files)
+    return files
+
+
+@pytest.mark.parametrize(("given", "problem"), MALFORMED_MIRRORS)
+def test_a_malformed_mirror_is_refused_at_once(project, waits, caplog, monkeypatch, given, problem):
+    def no_dns(*args, **kwargs):  # should the URL be tried after all, it stays here
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    monkeypatch.setenv("MNIST_MIRROR", given)
+    with pytest.raises(UserError) as caught:
+        fetch_and_scale.main()
+    assert str(caught.value) == f"MNIST_MIRROR={problem}{ABOUT} MNIST files"
+    assert "SECRET" not in str(caught.value) + caplog.text
+    assert waits == []  # not retried as if the network had failed
+    assert sorted(path.name for path in project.checksums.parent.iterdir()) == ["mnist.sha256"]
 
 
 # --- a folder mirror -------------------------------------------------------------------
 
 
 def test_folder_mirror_gives_the_arrays_of_its_files(mnist_env):
-    splits = load_idx(mnist_env.checksums, *mnist.mirrors_from_env())
+    splits = load_from_env(mnist_env.checksums)
     assert_same_arrays(splits, mnist_env)
     assert [split.images.shape for split in splits] == [(60, 28, 28), (20, 28, 28)]
     assert cache_listing() == []  # a local folder is read in place, not copied
@@ -168,7 +373,7 @@ def test_folder_mirror_gives_the_arrays_of_its_files(mnist_env):
 def test_missing_mirror_folder(mnist_env, monkeypatch, tmp_path):
     monkeypatch.setenv("MNIST_MIRROR", str(tmp_path / "nowhere"))
     with pytest.raises(UserError) as caught:
-        load_idx(mnist_env.checksums, *mnist.mirrors_from_env())
+        load_from_env(mnist_env.checksums)
     assert str(caught.value) == (
         f"could not get a verified {TRAIN_IMAGES} from any mirror:\n"
         f"  {tmp_path / 'nowhere'}: no such folder\n"
@@ -290,7 +495,7 @@ def test_http_mirror_downloads_verifies_and_caches(mnist_env, server, caplog):
     assert_same_arrays(load_idx(mnist_env.checksums, url), mnist_env)
     assert server.requests == [f"/mnist/{name}" for name in FILES]
     assert cache_listing() == sorted(FILES)  # and no temporary file left over
-    cache = mnist.default_cache_dir()
+    cache = from_env().cache_dir
     for name in FILES:
         assert (cache / name).read_bytes() == (mnist_env.folder / name).read_bytes()
     size = (mnist_env.folder / TRAIN_IMAGES).stat().st_size
@@ -311,7 +516,7 @@ def test_rerun_only_verifies_the_cache(mnist_env, server):
 def test_unusable_cache_file_is_downloaded_again(mnist_env, server, caplog):
     url = server.serve_folder("mnist", mnist_env.folder)
     load_idx(mnist_env.checksums, url)
-    cached = mnist.default_cache_dir() / TEST_IMAGES
+    cached = from_env().cache_dir / TEST_IMAGES
     cached.write_bytes(b"garbage")
     server.requests.clear()
     assert_same_arrays(load_idx(mnist_env.checksums, url), mnist_env)
@@ -355,6 +560,17 @@ def test_progress_bar_on_a_terminal_log_line_otherwise(
     else:
         assert bars == []
         assert len(logged) == 4
+
+
+@pytest.mark.network
+def test_progress_bar_is_named_by_the_file_alone(mnist_env, server, monkeypatch):
+    stderr = _Terminal()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    url = server.serve_folder("mnist", mnist_env.folder) + "#tok-SECRET-1"
+    load_idx(mnist_env.checksums, url)
+    bars = [line for line in stderr.getvalue().split("\r") if "100%" in line]
+    assert [bar.split(":")[0] for bar in bars] == list(FILES)
+    assert "SECRET" not in stderr.getvalue()
 
 
 def _good(good: bytes) -> list[Reply]:
@@ -463,7 +679,7 @@ def test_spoiled_download_is_deleted_and_the_next_mirror_tried(
     assert_same_arrays(load_idx(mnist_env.checksums, bad, good), mnist_env)
     assert server.requests[:2] == [f"/bad/{TRAIN_IMAGES}", f"/good/{TRAIN_IMAGES}"]
     assert waits == []
-    assert (mnist.default_cache_dir() / TRAIN_IMAGES).read_bytes() == good_bytes
+    assert (from_env().cache_dir / TRAIN_IMAGES).read_bytes() == good_bytes
     assert cache_listing() == sorted(FILES)
     warnings = [message for message in caplog.messages if message.startswith(TRAIN_IMAGES)]
     assert len(warnings) == 1
@@ -477,7 +693,7 @@ def test_mirrors_are_tried_in_order(mnist_env, server, monkeypatch):
     third = server.serve_folder("third", mnist_env.folder)
     monkeypatch.setenv("MNIST_MIRROR", first)
     public_mirrors(monkeypatch, second, third)
-    assert_same_arrays(load_idx(mnist_env.checksums, *mnist.mirrors_from_env()), mnist_env)
+    assert_same_arrays(load_from_env(mnist_env.checksums), mnist_env)
     tried = [path for name in FILES for path in (f"/first/{name}", f"/second/{name}")]
     assert server.requests == tried
 
@@ -490,7 +706,7 @@ def test_every_mirror_failing_lists_each_with_its_reason(
     monkeypatch.setenv("MNIST_MIRROR", str(missing))
     public_mirrors(monkeypatch, server.url("empty"), refused_url)
     with pytest.raises(UserError) as caught:
-        load_idx(mnist_env.checksums, *mnist.mirrors_from_env())
+        load_from_env(mnist_env.checksums)
     assert str(caught.value) == (
         f"could not get a verified {TRAIN_IMAGES} from any mirror:\n"
         f"  {missing}: no such folder\n"
@@ -504,20 +720,17 @@ def test_every_mirror_failing_lists_each_with_its_reason(
 # --- the command line -------------------------------------------------------------------
 
 
-@pytest.mark.network
-def test_command_line_reports_one_error_and_writes_nothing(server, tmp_path):
-    project = tmp_path / "project"
+def run_stage_in_a_copy(project: Path, mirror: str, cache: Path) -> subprocess.CompletedProcess:
+    """Run fetch_and_scale as DVC does, in a copy of the project at ``project``."""
     ignore = shutil.ignore_patterns("__pycache__")
     shutil.copytree(ROOT / "stages", project / "stages", ignore=ignore)
     for name in ("params.yaml", "requirements.txt", "data/mnist.sha256"):
         (project / name).parent.mkdir(exist_ok=True)
         shutil.copy(ROOT / name, project / name)
-    mirror = server.url("mirror")  # serves nothing: every file is a 404
     env = {name: value for name, value in os.environ.items() if not name.startswith("MNIST_")}
     env |= {"MNIST_MIRROR": mirror, "MNIST_PUBLIC_MIRRORS": "off", "no_proxy": "127.0.0.1"}
-    env["MNIST_CACHE"] = str(tmp_path / "cache")
-
-    result = subprocess.run(
+    env["MNIST_CACHE"] = str(cache)
+    return subprocess.run(
         [sys.executable, "-m", "stages.fetch_and_scale"],
         cwd=project,
         env=env,
@@ -527,13 +740,41 @@ def test_command_line_reports_one_error_and_writes_nothing(server, tmp_path):
         check=False,
     )
 
+
+@pytest.mark.network
+def test_command_line_reports_one_error_and_writes_nothing(server, tmp_path):
+    mirror = server.url("mirror")  # serves nothing: every file is a 404
+    result = run_stage_in_a_copy(tmp_path / "project", mirror, tmp_path / "cache")
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [f"error: could not get a verified {TRAIN_IMAGES} from any mirror:"]
     assert f"\n  {mirror}: HTTP 404 Not Found\nSet MNIST_MIRROR" in result.stderr
     assert "Traceback" not in result.stderr
-    assert [p.name for p in (project / "data").iterdir()] == ["mnist.sha256"]
+    assert [p.name for p in (tmp_path / "project" / "data").iterdir()] == ["mnist.sha256"]
     assert server.requests == [f"/mirror/{TRAIN_IMAGES}"]
+
+
+@pytest.mark.network
+def test_command_line_shows_no_secret_of_the_mirror_url(server, tmp_path):
+    mirror = server.url("mirror").replace("http://", "http://tok-SECRET-1@") + "?sig=sig-SECRET-4"
+    result = run_stage_in_a_copy(tmp_path / "project", mirror, tmp_path / "cache")
+    assert result.returncode == 1
+    shown = f"http://***@127.0.0.1:{server.server_port}/mirror/?sig=***"
+    assert f"\n  {shown}: HTTP 404 Not Found\n" in result.stderr
+    assert "SECRET" not in result.stdout + result.stderr
+    assert server.requests == [f"/mirror/{TRAIN_IMAGES}?sig=sig-SECRET-4"]
+
+
+def test_command_line_refuses_a_malformed_mirror_in_one_line(tmp_path):
+    mirror = "http://reader:pw-SECRET@127.0.0.1:99999/"
+    result = run_stage_in_a_copy(tmp_path / "project", mirror, tmp_path / "cache")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"error: MNIST_MIRROR=http://***@127.0.0.1:99999/: the port must be a number from 1 to"
+        f" 65535{ABOUT} MNIST files"
+    ]
+    assert "SECRET" not in result.stdout
+    assert [p.name for p in (tmp_path / "project" / "data").iterdir()] == ["mnist.sha256"]
 
 
 # --- hostile mirrors, full disks and leftovers ------------------------------------------
@@ -571,6 +812,28 @@ def test_a_body_larger_than_the_file_can_be_is_cut_off(mnist_env, server, monkey
 
 
 @pytest.mark.network
+@pytest.mark.parametrize("length", ["abc", "-5", "+5", "1_000", "5 5"])
+def test_a_content_length_that_is_not_a_number_of_bytes_marks_a_bad_mirror(
+    mnist_env, server, waits, caplog, length
+):
+    # int() takes "-5", "+5" and "1_000" and refuses "abc" with a ValueError traceback;
+    # http.client reads "+5" as 5 and "-5" as no length at all.
+    bad = server.serve_folder("bad", mnist_env.folder)
+    good_bytes = (mnist_env.folder / TRAIN_IMAGES).read_bytes()
+    header = (("Content-Length", length),)
+    server.serve("bad", TRAIN_IMAGES, Reply(body=good_bytes, no_length=True, headers=header))
+    good = server.serve_folder("good", mnist_env.folder)
+    assert_same_arrays(load_idx(mnist_env.checksums, bad, good), mnist_env)
+    assert waits == []  # a bad mirror, not a network error: not retried
+    assert server.requests[:2] == [f"/bad/{TRAIN_IMAGES}", f"/good/{TRAIN_IMAGES}"]
+    assert [m for m in caplog.messages if m.startswith(TRAIN_IMAGES)] == [
+        f"{TRAIN_IMAGES} from {bad}: the server sent an invalid Content-Length {length!r},"
+        " not a number of bytes"
+    ]
+    assert cache_listing() == sorted(FILES)
+
+
+@pytest.mark.network
 def test_a_trickling_server_is_given_up_at_the_deadline_and_the_next_mirror_used(
     mnist_env, server, monkeypatch, caplog
 ):
@@ -593,7 +856,7 @@ def test_a_bad_download_time_limit_is_one_message(monkeypatch, value):
     with pytest.raises(
         UserError, match=rf"^MNIST_DOWNLOAD_SECONDS={value}: expected a positive number"
     ):
-        mnist.download_seconds()
+        from_env()
 
 
 @pytest.mark.network
@@ -607,7 +870,7 @@ def test_a_full_disk_is_named_not_blamed_on_the_mirror(
     url = server.serve_folder("mnist", mnist_env.folder)
     with pytest.raises(UserError) as caught:
         load_idx(mnist_env.checksums, url)
-    cache = mnist.default_cache_dir()
+    cache = from_env().cache_dir
     assert str(caught.value) == (
         f"the disk is full: cannot write the download cache {cache} (No space left on device);"
         " free some space, or set MNIST_CACHE to a folder on another disk"
@@ -617,7 +880,7 @@ def test_a_full_disk_is_named_not_blamed_on_the_mirror(
 
 
 def test_a_folder_where_a_cached_file_belongs_is_one_message(mnist_env):
-    (mnist.default_cache_dir() / TRAIN_IMAGES).mkdir(parents=True)
+    (from_env().cache_dir / TRAIN_IMAGES).mkdir(parents=True)
     with pytest.raises(
         UserError,
         match=r"^the download cache holds a folder .*train-images-idx3-ubyte.gz where a file"
@@ -628,7 +891,7 @@ def test_a_folder_where_a_cached_file_belongs_is_one_message(mnist_env):
 
 @pytest.mark.network
 def test_stale_temporaries_of_killed_downloads_are_removed(mnist_env, server):
-    cache = mnist.default_cache_dir()
+    cache = from_env().cache_dir
     cache.mkdir(parents=True)
     stale, live = cache / f".{TRAIN_IMAGES}.dead.tmp", cache / f".{TRAIN_IMAGES}.live.tmp"
     stale.write_bytes(b"half a download")
@@ -640,15 +903,90 @@ def test_stale_temporaries_of_killed_downloads_are_removed(mnist_env, server):
     assert live.exists()  # younger than a download may take: perhaps another run's
 
 
+# Secrets in a mirror's URL: the whole user part, every query value (a signed URL's).
+SECRETS = ("tok-SECRET-1", "pw-SECRET-2", "cred-SECRET-3", "sig-SECRET-4")
+SECRET_URLS = {
+    "token": ("http://tok-SECRET-1@{host}/private/", "http://***@{host}/private/"),
+    "password": ("http://reader:pw-SECRET-2@{host}/private/", "http://***@{host}/private/"),
+    "signed": (
+        "http://{host}/private/?X-Amz-Credential=cred-SECRET-3&X-Amz-Signature=sig-SECRET-4",
+        "http://{host}/private/?X-Amz-Credential=***&X-Amz-Signature=***",
+    ),
+    "all": (
+        "http://tok-SECRET-1@{host}/private/?X-Amz-Signature=sig-SECRET-4#cred-SECRET-3",
+        "http://***@{host}/private/?X-Amz-Signature=***#***",
+    ),
+}
+
+
 @pytest.mark.network
-def test_credentials_in_the_mirror_url_are_sent_but_never_shown(mnist_env, server, caplog):
-    url = server.url("private").replace("http://", "http://reader:s3cret@")
-    server.serve("private", TRAIN_IMAGES, Reply(status=401))
+@pytest.mark.parametrize("kind", SECRET_URLS)
+def test_secrets_in_the_mirror_url_are_sent_but_never_shown(
+    mnist_env, server, waits, caplog, capsys, kind
+):
+    caplog.set_level(logging.INFO, logger="stages")
+    host = f"127.0.0.1:{server.server_port}"
+    template, shown_template = SECRET_URLS[kind]
+    url, shown = template.format(host=host), shown_template.format(host=host)
+    query = url.partition("?")[2].partition("#")[0]
+    good = server.serve_folder("good", mnist_env.folder)
+
+    def route(name: str) -> str:
+        return f"/private/{name}" + (f"?{query}" if query else "")
+
+    # Credentials go only to a server that asks for them (401), as browsers do.
+    challenge = Reply(status=401, headers=(("WWW-Authenticate", 'Basic realm="mnist"'),))
+    for name in FILES:
+        body = (mnist_env.folder / name).read_bytes()
+        server.routes[route(name)] = (
+            [challenge, Reply(body=body)] if "@" in url else [Reply(body=body)]
+        )
+    # A retried server error, then a spoiled file; the next mirror has the good one.
+    spoiled = _other_content((mnist_env.folder / TRAIN_IMAGES).read_bytes())
+    server.routes[route(TRAIN_IMAGES)] = [Reply(status=503), Reply(body=spoiled)]
+    # A file no mirror has: the run ends in the error that lists every mirror.
+    server.routes[route(TEST_LABELS)] = [Reply(status=404)]
+    server.routes[f"/good/{TEST_LABELS}"] = [Reply(status=404)]
+
     with pytest.raises(UserError) as caught:
-        load_idx(mnist_env.checksums, url)
-    shown = url.replace("reader:s3cret@", "reader:***@")
-    assert f"\n  {shown}: HTTP 401" in str(caught.value)
-    assert "s3cret" not in str(caught.value) + caplog.text
+        load_idx(mnist_env.checksums, url, good)
+
+    out, err = capsys.readouterr()
+    everything = "\n".join([str(caught.value), repr(caught.value), caplog.text, out, err])
+    for secret in SECRETS:
+        assert secret not in everything
+    assert f"\n  {shown}: HTTP 404 Not Found\n" in str(caught.value)
+    assert f"{shown.split('?')[0]}{TRAIN_IMAGES}" in caplog.text  # the retry names the file
+    assert f"{TRAIN_IMAGES} from {shown}: checksum mismatch" in caplog.text
+    downloading = f"downloading {shown.split('?')[0]}{TRAIN_LABELS}"
+    assert any(message.startswith(downloading) for message in caplog.messages)
+    if "@" in url:  # the credentials were sent when the server asked for them
+        assert server.requests.count(route(TRAIN_LABELS)) == 2
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://u:pw@127.0.0.1:99999/m/", "https://***@127.0.0.1:99999/m/"),
+        ("https://TOKEN@host/m/", "https://***@host/m/"),
+        # An unencoded /, ? or # in a password: everything before the last @ is hidden,
+        # and after it too when a ? or # came before it.
+        ("https://u:pa/ss@host/m/", "https://***@host/m/"),
+        ("https://u:pa#ss@host/m/", "https://***@***"),
+        ("HTTPS://host/m/?sig=abc&flag&empty=", "HTTPS://host/m/?sig=***&***&empty="),
+        ("https://u:p?ss@host/m/?sig=abc", "https://***@***"),
+        # An @ in a query value cannot be told from a ? in a password: both are hidden.
+        ("https://host/m/?email=a@b.example&sig=abc", "https://***@***"),
+        ("https://host/m/#a@b", "https://***@***"),
+        ("https://host/m/#token", "https://host/m/#***"),
+        ("https://[::1", "https://[::1"),  # malformed: redacted, not raised
+        ("http://host:abc/m/", "http://host:abc/m/"),
+        ("/data/mnist?not-a-query", "/data/mnist?not-a-query"),  # a folder is shown as is
+        ("file:///data/mnist", "file:///data/mnist"),
+    ],
+)
+def test_redact_hides_the_whole_user_part_and_every_query_value(url, shown):
+    assert download.redact(url) == shown
 
 
 @pytest.mark.network

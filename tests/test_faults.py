@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages import fetch_and_scale, paths
+from stages import fetch_and_scale, mnist, paths
 from stages.config import read_yaml
 from stages.paths import Layout
 from tests.conftest import N_TRAIN, Repo
@@ -32,7 +32,7 @@ def scaled(tmp_path, mnist_env) -> Layout:
     files.params.write_text(paths.PROJECT.params.read_text().replace("60000", str(N_TRAIN)))
     files.checksums.parent.mkdir()
     files.checksums.write_bytes(mnist_env.checksums.read_bytes())
-    fetch_and_scale.run(files)
+    fetch_and_scale.run(files, mnist.Settings.from_environ(os.environ))
     return files
 
 

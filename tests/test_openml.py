@@ -9,7 +9,9 @@ ARFF file's URL from the data set's description; the tests point all of them at 
 import gzip
 import hashlib
 import json
+import os
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,15 +135,20 @@ def fake_openml(server, mnist_env, monkeypatch):
     return server
 
 
+def cache_dir() -> Path:
+    """The download cache that the environment names (the mnist_env fixture's)."""
+    return mnist.Settings.from_environ(os.environ).cache_dir
+
+
 def load_openml(fake: LocalServer):
-    return openml.load_openml(mnist.default_cache_dir(), fake.checksums)
+    return openml.load_openml(cache_dir(), fake.checksums)
 
 
 @pytest.mark.network
 def test_openml_gives_the_bytes_of_the_idx_files(fake_openml, mnist_env):
     from_openml = load_openml(fake_openml)
     checksums = mnist.read_checksums(mnist_env.checksums)
-    from_idx = mnist.load_idx([str(mnist_env.folder)], mnist.default_cache_dir(), checksums)
+    from_idx = mnist.load_idx(mnist.Settings.from_environ(os.environ), checksums)
     for openml_split, idx_split in zip(from_openml, from_idx, strict=True):
         for ours, theirs in (
             (openml_split.images, idx_split.images),

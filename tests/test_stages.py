@@ -1,6 +1,7 @@
 """The three stages' functions and mains on tiny synthetic data, without DVC."""
 
 import json
+import os
 
 import joblib
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 import yaml
 from sklearn.neural_network import MLPClassifier
 
-from stages import fetch_and_scale, formats, paths, train, visualize
+from stages import fetch_and_scale, formats, mnist, paths, train, visualize
 from stages.config import VisualizeParams, load_params, read_yaml
 from stages.errors import UserError
 from stages.paths import Layout
@@ -57,7 +58,7 @@ def test_write_scaled_gives_np_save_bytes(tmp_path, monkeypatch, dtype):
 
 
 def test_fetch_and_scale_writes_scaled_arrays_in_order(project, mnist_env):
-    fetch_and_scale.run(project)
+    fetch_and_scale.run(project, mnist.Settings.from_environ(os.environ))
     images = np.load(project.images, mmap_mode="r")
     labels = np.load(project.labels)
     assert images.shape == (N_TRAIN + N_TEST, 784) and images.dtype == np.float64
@@ -74,7 +75,7 @@ def test_fetch_and_scale_writes_scaled_arrays_in_order(project, mnist_env):
 
 @pytest.fixture
 def scaled(project) -> Layout:
-    fetch_and_scale.run(project)
+    fetch_and_scale.run(project, mnist.Settings.from_environ(os.environ))
     return project
 
 
