@@ -56,6 +56,14 @@ class DiskError(Exception):
         self.error = error
 
 
+def printable(text: object, limit: int = 200) -> str:
+    """What a server sent, fit for a terminal: control characters (escape sequences that
+    would recolour, retitle or rewrite the user's terminal) become ``?``, and it is cut at
+    ``limit`` characters."""
+    text = "".join(c if c.isprintable() else "?" for c in str(text))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def redact(url: str) -> str:
     """``url`` fit for a message, a log or a repr: its whole user part and every query
     value become ``***``, and so does a fragment.
@@ -187,7 +195,7 @@ def download(url: str, dest: Path, *, max_bytes: int, seconds: float) -> None:
             _stream_to(url, dest, max_bytes=max_bytes, deadline=deadline)
             return
         except urllib.error.HTTPError as exc:
-            reason = f"HTTP {exc.code} {exc.reason}"
+            reason = f"HTTP {exc.code} {printable(exc.reason)}"
             if exc.code < 500:
                 raise DownloadError(reason) from None
         except (urllib.error.URLError, OSError) as exc:
@@ -202,7 +210,7 @@ def download(url: str, dest: Path, *, max_bytes: int, seconds: float) -> None:
                 reason = str(getattr(inner, "strerror", None) or inner)
         except http.client.HTTPException as exc:
             # Not HTTP, or a reply that breaks off (a wrong port, a proxy in the way).
-            reason = f"invalid HTTP response ({type(exc).__name__}: {str(exc).strip()})"
+            reason = f"invalid HTTP response ({type(exc).__name__}: {printable(str(exc).strip())})"
         if attempt == RETRIES:
             raise DownloadError(f"{reason} (after {RETRIES + 1} attempts)")
         wait = BACKOFF_SECONDS * 2**attempt

@@ -601,6 +601,20 @@ def _good(good: bytes) -> list[Reply]:
             [1.0, 2.0, 4.0],
             id="not-http",
         ),
+        # What a hostile server says is shown without its control characters: an escape
+        # sequence could recolour, retitle or rewrite the user's terminal.
+        pytest.param(
+            lambda good: [Reply(raw=b"HTTP/1.0 404 Not\x1b[2JFound\r\n\r\n")],
+            r"HTTP 404 Not\?\[2JFound",
+            [],
+            id="escape-in-reason",
+        ),
+        pytest.param(
+            lambda good: [Reply(raw=b"\x1b]0;owned\x07" + b"x" * 300 + b"\r\n")],
+            r"invalid HTTP response \(BadStatusLine: \?\]0;owned\?x{187}\.\.\.\) \(after 4 attempts\)",
+            [1.0, 2.0, 4.0],
+            id="escape-and-length-in-status-line",
+        ),
         *(
             pytest.param(
                 lambda good, spoil=spoil: [Reply(body=spoil(good))], reason, [], id=f"served-{name}"
