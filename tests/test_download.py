@@ -611,7 +611,8 @@ def _good(good: bytes) -> list[Reply]:
         ),
         pytest.param(
             lambda good: [Reply(raw=b"\x1b]0;owned\x07" + b"x" * 300 + b"\r\n")],
-            r"invalid HTTP response \(BadStatusLine: \?\]0;owned\?x{187}\.\.\.\) \(after 4 attempts\)",
+            r"invalid HTTP response \(BadStatusLine: \?\]0;owned\?x{187}\.\.\.\)"
+            r" \(after 4 attempts\)",
             [1.0, 2.0, 4.0],
             id="escape-and-length-in-status-line",
         ),
