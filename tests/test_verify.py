@@ -24,6 +24,7 @@ from ruamel.yaml import YAML
 
 from stages import cpu, formats, paths, verify
 from stages.paths import Layout
+from tests import machines
 from tests.project import dvc_stages, entry_paths, read_yaml
 
 NOT_PINNABLE = "this CPU is aarch64, not x86-64"
@@ -837,6 +838,13 @@ def test_numbers_for_other_params_are_one_line(project):
 def test_numbers_compare_no_bytes(project):
     assert project.run("--numbers", "--lock", "dvc.lock")[0] == 2
     assert project.run("--numbers", "--strict")[0] == 2
+
+
+# --- one md5 helper ---------------------------------------------------------------------------
+
+
+def test_the_tests_hash_files_with_verifys_helper():
+    assert machines.md5 is verify.md5_of
 
 
 # --- end to end: the real CLI and DVC, with the cache on another file system -----------------
