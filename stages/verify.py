@@ -795,7 +795,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         log.error(
-            "stopped: verify did not finish (every object it moved is in the cache's %s/)",
+            "stopped: verify did not finish; a corrupt object it moved is in the cache's %s/",
             QUARANTINE,
         )
         return EXIT_STOPPED

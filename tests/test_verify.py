@@ -771,6 +771,18 @@ def test_a_corrupt_object_stays_on_its_caches_file_system(fake, tmp_path, monkey
     assert failure.endswith(f": moved to {aside}; `dvc repro` rebuilds it")
 
 
+def test_ctrl_c_is_one_line(project, monkeypatch):
+    def interrupted(path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(verify, "md5_of", interrupted)
+    code, lines = project.run()
+    assert code == 130
+    assert lines == [
+        "stopped: verify did not finish; a corrupt object it moved is in the cache's corrupt/"
+    ]
+
+
 # --- --numbers: the published numbers of the outputs on disk, no bytes ---------------------
 
 
