@@ -1,13 +1,13 @@
 """Other machines, as this one can act them out, and the check that a reproduction on
 each of them gives the same bytes."""
 
-import hashlib
 import os
 from pathlib import Path
 
 import pytest
 
 from stages import cpu
+from stages.verify import md5_of as md5
 
 # A 1-core container, a 4-core box, a user's (or a CI image's) own choice of OpenBLAS
 # kernels, and numpy on a CPU without AVX-512.
@@ -24,10 +24,6 @@ SIMULATED_MACHINES = {
 
 PINNABLE = cpu.why_not_pinnable(os.uname().machine, cpu.cpu_flags()) is None
 needs_pin = pytest.mark.skipif(not PINNABLE, reason="this CPU cannot run the pinned code paths")
-
-
-def md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
 
 
 def outputs(root: Path) -> dict[str, str]:

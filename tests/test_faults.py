@@ -2,15 +2,12 @@
 wrong interpreter. Each leaves nothing that looks like a result, or says what is wrong."""
 
 import os
-import random
-import re
 import subprocess
 import sys
 import textwrap
 import venv
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from stages import fetch_and_scale, mnist, paths
@@ -157,33 +154,6 @@ def test_an_output_edited_in_place_leaves_the_cache_intact(tiny_repo):
     repo.dvc("checkout", "--force")
     assert metrics.read_text() == good
     assert "Data and pipelines are up to date." in repo.dvc("status").stdout
-
-
-@pytest.mark.slow
-def test_a_corrupt_cache_object_is_found_moved_aside_and_rebuilt(tiny_repo):
-    repo = tiny_repo
-    repo.dvc("repro")
-    labels = repo.root / "data" / "labels.npy"
-    good = labels.read_bytes()
-    obj = cache_object(repo, locked_md5(repo, "data/labels.npy"))
-    shuffled = np.load(labels)
-    random.Random(0).shuffle(shuffled)
-    obj.chmod(0o644)
-    np.save(obj.open("wb"), shuffled)  # the cache now lies about the labels
-    labels.unlink()  # as in a fresh checkout: the next one would come from the cache
-
-    verified = repo.run(sys.executable, "-m", "stages.verify", check=False)
-    assert verified.returncode == 1
-    assert re.search(
-        r"FAIL corrupt    cache object of data/labels.npy \(.*\) holds md5 [0-9a-f]{32}: moved to"
-        r" .*\.dvc/tmp/corrupt/[0-9a-f]{32}\.\d{8}T\d{6}; `dvc repro` rebuilds it",
-        verified.stderr,
-    ), verified.stderr
-    assert not obj.exists()
-
-    assert repo.ran_stages(repo.dvc("repro")) == ["fetch_and_scale"]
-    assert labels.read_bytes() == good
-    assert repo.run(sys.executable, "-m", "stages.verify", "--strict").returncode == 0
 
 
 # --- the wrong interpreter -----------------------------------------------------------------
