@@ -11,6 +11,7 @@ strings for both, which the typed fields then refuse.
 """
 
 import difflib
+import reprlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -141,6 +142,13 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
     return model
 
 
+def _quoted(value: Any) -> str:
+    """``value`` for a message, a long or deeply nested one cut short to keep it one line."""
+    short = reprlib.Repr()
+    short.maxlevel, short.maxstring, short.maxother = 3, 60, 60
+    return short.repr(value)
+
+
 def _describe(error: dict) -> str:
     loc = error["loc"]
     key = ".".join(str(part) for part in loc) or "params.yaml"
@@ -154,13 +162,15 @@ def _describe(error: dict) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "value_error" and not loc:
         return message
-    return f"{key}: {message} (got {error['input']!r})"
+    return f"{key}: {message} (got {_quoted(error['input'])})"
 
 
 def parse_params(raw: Any) -> Params:
     """Check the parsed YAML ``raw`` and build ``Params``; a ``UserError`` lists every problem."""
     if not isinstance(raw, dict):
-        raise UserError(f"params.yaml: expected sections data, train and visualize, got {raw!r}")
+        raise UserError(
+            f"params.yaml: expected sections data, train and visualize, got {_quoted(raw)}"
+        )
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
@@ -179,11 +189,26 @@ def read_yaml(path: Path) -> Any:
     DVC records 12, "yes" and "1:00".
     """
     try:
-        return YAML(typ="safe").load(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"{path} not found: the pipeline needs its params.yaml") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{path} is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}):"
+            " params.yaml must be a YAML text file"
+        ) from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read it ({exc.strerror})") from None
+    try:
+        return YAML(typ="safe").load(text)
     except YAMLError as exc:
         raise UserError(f"{path} is not valid YAML: {exc}".replace("\n", " ")) from None
+    except RecursionError:
+        # ruamel.yaml parses nested blocks recursively; params.yaml nests three levels.
+        raise UserError(
+            f"{path} is nested too deeply for a YAML parser to read: params.yaml holds"
+            " sections of plain values"
+        ) from None
 
 
 def load_params(path: Path) -> Params:

@@ -293,3 +293,47 @@ def test_unreadable_params_file(tmp_path, text, expected):
 def test_missing_params_file(tmp_path):
     with pytest.raises(UserError, match="params.yaml not found"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_a_binary_params_file_is_one_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_bytes(b"train:\n  \x89PNG\r\n\x1a\n")
+    with pytest.raises(UserError) as info:
+        load_params(path)
+    assert str(info.value) == (
+        f"{path} is not UTF-8 text (byte 9 is 0x89): params.yaml must be a YAML text file"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "train: " + "[" * 600 + "]" * 600,
+        "".join(" " * depth + "train:\n" for depth in range(600)),
+    ],
+    ids=["flow", "block"],
+)
+def test_a_params_file_nested_too_deeply_is_one_line(tmp_path, text):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError) as info:
+        load_params(path)
+    assert str(info.value) == (
+        f"{path} is nested too deeply for a YAML parser to read: params.yaml holds sections"
+        " of plain values"
+    )
+
+
+def test_a_params_path_that_is_a_folder_is_one_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.mkdir()
+    with pytest.raises(UserError, match=rf"^{path}: cannot read it \(Is a directory\)$"):
+        load_params(path)
+
+
+def test_a_long_or_deeply_nested_value_is_cut_short_in_its_line(raw):
+    raw["train"]["solver"] = "s" * 10_000
+    raw["train"]["max_iter"] = [[[[[[12]]]]]]
+    solver, max_iter = problems(raw)
+    assert solver.endswith(f"(got '{'s' * 27}...{'s' * 28}')")
+    assert max_iter == "train.max_iter: Input should be a valid integer (got [[[[...]]]])"

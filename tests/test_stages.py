@@ -1,6 +1,8 @@
 """The three stages' functions and mains on tiny synthetic data, without DVC."""
 
 import json
+import subprocess
+import sys
 
 import joblib
 import numpy as np
@@ -201,6 +203,33 @@ def test_diverging_training_is_one_message_naming_the_learning_rate(scaled):
         match=r"^training diverged: .* train.learning_rate_init = 1e\+308 is likely too large",
     ):
         train.fit(X_train, y_train, params)
+
+
+def run_stage_in_a_fresh_process(module: str, files: Layout) -> subprocess.CompletedProcess:
+    """Run stage ``module`` on ``files`` as ``python -m stages.<module>`` runs it on the project."""
+    code = (
+        f"from pathlib import Path; from stages import errors, {module}; from stages.paths import"
+        f" Layout; errors.run_stage(lambda: {module}.run(Layout.under(Path({str(files.root)!r}))))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=paths.ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"\x89PNG\r\n\x1a\n", "is not UTF-8 text (byte 0 is 0x89)"),
+        (b"train: " + b"[" * 600 + b"]" * 600, "is nested too deeply for a YAML parser to read"),
+    ],
+    ids=["binary", "nested"],
+)
+def test_a_stage_given_an_unreadable_params_file_says_so_in_one_line(project, content, expected):
+    project.params.write_bytes(content)
+    result = run_stage_in_a_fresh_process("train", project)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {project.params} {expected}")
 
 
 # visualize
