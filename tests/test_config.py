@@ -254,8 +254,8 @@ def test_grid_larger_than_first_layer_is_refused(raw):
     raw["visualize"]["rows"] = 8
     raw["visualize"]["cols"] = 8
     assert problems(raw) == [
-        "visualize.rows x visualize.cols = 8 x 8 = 64 cells, but the first hidden layer has"
-        " only 50 units (train.hidden_layer_sizes[0]); make the grid at most 50 cells"
+        "visualize.rows x visualize.cols = 8 x 8 = 64 cells, but the first hidden layer"
+        " (train.hidden_layer_sizes[0]) has only 50 units; make the grid at most 50 cells"
     ]
 
 

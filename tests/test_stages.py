@@ -10,7 +10,7 @@ import pytest
 import yaml
 from sklearn.neural_network import MLPClassifier
 
-from stages import fetch_and_scale, formats, paths, train, visualize
+from stages import fetch_and_scale, formats, model, paths, train, visualize
 from stages.config import VisualizeParams, load_params, read_yaml
 from stages.errors import UserError
 from stages.paths import Layout
@@ -85,10 +85,12 @@ def test_train_matches_a_direct_mlpclassifier_fit(scaled):
     params = load_params(scaled.params)
     X_train, y_train, X_test, y_test = train.load_split(scaled, params.data.train_size)
     assert (len(X_train), len(X_test)) == (N_TRAIN, N_TEST)
-    model = train.fit(X_train, y_train, params.train)
+    fitted = model.fit(X_train, y_train, params.train)
     reference = MLPClassifier(**EXAMPLE_ARGS).fit(np.array(X_train), np.array(y_train))
-    assert model.loss_curve_ == reference.loss_curve_
-    np.testing.assert_array_equal(model.coefs_[0], reference.coefs_[0])
+    assert fitted.loss_curve_ == reference.loss_curve_
+    np.testing.assert_array_equal(fitted.coefs_[0], reference.coefs_[0])
+    np.testing.assert_array_equal(model.first_layer_weights(fitted), reference.coefs_[0])
+    assert model.loss_history(fitted) == list(enumerate(reference.loss_curve_, start=1))
 
 
 def test_train_prints_losses_and_writes_outputs(scaled, capsys):
@@ -97,26 +99,26 @@ def test_train_prints_losses_and_writes_outputs(scaled, capsys):
     assert [line.split(",")[0] for line in out[:10]] == [f"Iteration {i}" for i in range(1, 11)]
     assert out[10].startswith("Training set score: ") and out[11].startswith("Test set score: ")
 
-    model = joblib.load(scaled.model)
+    fitted = joblib.load(scaled.model)
     metrics = json.loads(scaled.metrics.read_text())
     assert metrics == returned
     assert set(metrics) == {"train_accuracy", "test_accuracy", "final_loss", "iterations"}
     assert out[10] == f"Training set score: {metrics['train_accuracy']:f}"
     assert out[11] == f"Test set score: {metrics['test_accuracy']:f}"
-    assert metrics["final_loss"] == model.loss_curve_[-1]
-    assert metrics["iterations"] == model.n_iter_ == 10
+    assert metrics["final_loss"] == fitted.loss_curve_[-1] == fitted.loss_
+    assert metrics["iterations"] == fitted.n_iter_ == 10
 
     lines = scaled.loss_csv.read_text().splitlines()
     assert lines[0] == "iteration,loss"
-    assert [float(line.split(",")[1]) for line in lines[1:]] == model.loss_curve_
-    np.testing.assert_array_equal(formats.read_weights(scaled.weights), model.coefs_[0])
+    assert [float(line.split(",")[1]) for line in lines[1:]] == fitted.loss_curve_
+    np.testing.assert_array_equal(formats.read_weights(scaled.weights), fitted.coefs_[0])
 
     predictions = formats.read_predictions(scaled.predictions)
     X_test = np.load(scaled.images)[N_TRAIN:]
     np.testing.assert_array_equal(predictions[:, 0], np.arange(N_TRAIN, N_TRAIN + N_TEST))
     np.testing.assert_array_equal(predictions[:, 1], np.load(scaled.labels)[N_TRAIN:])
-    np.testing.assert_array_equal(predictions[:, 2], model.predict(X_test))
-    assert metrics["test_accuracy"] == model.score(X_test, predictions[:, 1])
+    np.testing.assert_array_equal(predictions[:, 2], fitted.predict(X_test))
+    assert metrics["test_accuracy"] == fitted.score(X_test, predictions[:, 1])
     per_class = scaled.per_class.read_text().splitlines()
     assert per_class[0] == "digit,precision,recall,f1,support"
     assert [line.split(",")[0] for line in per_class[1:]] == [str(d) for d in range(10)]
@@ -124,21 +126,18 @@ def test_train_prints_losses_and_writes_outputs(scaled, capsys):
 
 
 def test_metrics_and_per_class_scores_against_hand_counts():
-    class Fitted:  # the attributes evaluate reads besides score()
-        loss_ = 0.5
-        n_iter_ = 1
-
+    class Fitted:  # evaluate reads only score()
         def score(self, X, y):
             return 0.75
 
     actual = np.array([0, 0, 1, 1, 2, 2])
     predicted = np.array([0, 1, 1, 1, 0, 2])
-    metrics = train.evaluate(Fitted(), None, None, None, actual, predicted)
+    metrics = train.evaluate(Fitted(), None, None, actual, predicted, [(1, 0.75), (2, 0.5)])
     assert metrics == {
         "train_accuracy": 0.75,
         "test_accuracy": 4 / 6,
         "final_loss": 0.5,
-        "iterations": 1,
+        "iterations": 2,
     }
     # class 0: predicted twice, right once; 2 true, found once
     assert train.per_class(np.array([0, 1, 2]), actual, predicted) == [
@@ -167,10 +166,10 @@ def test_lbfgs_which_keeps_no_loss_curve_records_its_final_loss(scaled):
     params = load_params(scaled.params)
     X_train, y_train, _, _ = train.load_split(scaled, params.data.train_size)
     lbfgs = params.train.model_copy(update={"solver": "lbfgs", "max_iter": 3})
-    model = train.fit(X_train, y_train, lbfgs)
-    assert not hasattr(model, "loss_curve_")
-    assert train.loss_history(model) == [(model.n_iter_, model.loss_)]
-    assert train.loss_history(model)[0][0] == 3
+    fitted = model.fit(X_train, y_train, lbfgs)
+    assert not hasattr(fitted, "loss_curve_")
+    assert model.loss_history(fitted) == [(fitted.n_iter_, fitted.loss_)]
+    assert model.loss_history(fitted)[0][0] == 3
 
 
 def test_train_size_that_leaves_no_test_rows_is_refused(scaled):
@@ -202,7 +201,7 @@ def test_diverging_training_is_one_message_naming_the_learning_rate(scaled):
         UserError,
         match=r"^training diverged: .* train.learning_rate_init = 1e\+308 is likely too large",
     ):
-        train.fit(X_train, y_train, params)
+        model.fit(X_train, y_train, params)
 
 
 def run_stage_in_a_fresh_process(module: str, files: Layout) -> subprocess.CompletedProcess:
