@@ -56,7 +56,7 @@ class Params(Section):
 
 def problems_across_sections(params: Params) -> list[str]:
     """What each section allows on its own but not with the others, one line each."""
-    problems = []
+    problems = model.problems(params.train, train_size=params.data.train_size)
     units, layer = model.drawn_units(params.train)
     rows, cols = params.visualize.rows, params.visualize.cols
     if rows * cols > units:

@@ -5,12 +5,17 @@
 - ``build`` and ``fit``: the estimator, made and trained;
 - ``first_layer_weights``: what visualize draws, the input weights of each first-layer
   unit (``drawn_units`` says how many there are, for the grid's check);
-- ``loss_history``: what loss.csv records.
+- ``loss_history``: what loss.csv records;
+- ``problems``: the params that scikit-learn would refuse only once it sees the data's
+  size, found before any work; ``check_memory``: a fit too large for this machine,
+  refused before it starts.
 
 Another estimator is a change of this module and of params.yaml's ``train`` section.
 """
 
+import math
 import warnings
+from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -51,7 +56,7 @@ class TrainParams(Section):
     batch_size: BatchSize
     learning_rate: Literal["constant", "invscaling", "adaptive"]
     learning_rate_init: Annotated[Float, Field(gt=0)]
-    power_t: Float
+    power_t: Annotated[Float, Field(ge=0)]
     max_iter: Annotated[Int, Field(ge=1)]
     shuffle: StrictBool
     random_state: Annotated[Int, Field(ge=0, le=2**32 - 1)]
@@ -120,3 +125,113 @@ def loss_history(estimator) -> list[tuple[int, float]]:
     if hasattr(estimator, "loss_curve_"):
         return list(enumerate(map(float, estimator.loss_curve_), start=1))
     return [(int(estimator.n_iter_), float(estimator.loss_))]
+
+
+def _held_out(params: TrainParams, n_samples: int) -> int:
+    """The rows early stopping sets aside to validate on: ``train_test_split``'s count."""
+    if not params.early_stopping or params.solver == "lbfgs":  # lbfgs does not stop early
+        return 0
+    return math.ceil(params.validation_fraction * n_samples)
+
+
+def problems(params: TrainParams, *, train_size: int) -> list[str]:
+    """What scikit-learn would refuse in ``params`` once it sees ``train_size`` rows, one
+    line each: early stopping's validation set, too small or all the rows.
+
+    (A two-class training set would also be split by class; MNIST's first rows hold more
+    classes than the few rows for which that could fail.)
+    """
+    held_out = _held_out(params, train_size)
+    if not held_out or (held_out >= 2 and train_size - held_out >= 1):
+        return []
+    turn_off = "or set train.early_stopping to false"
+    if train_size < 3:
+        return [
+            f"data.train_size = {train_size} is too few rows for train.early_stopping:"
+            f" scikit-learn needs 2 to validate on and 1 to train on; use at least 3, {turn_off}"
+        ]
+    fraction = f"train.validation_fraction = {params.validation_fraction}"
+    if held_out < 2:
+        return [
+            f"{fraction} sets aside {held_out} of data.train_size = {train_size} rows for"
+            " early stopping's validation set, and scikit-learn needs at least 2: make it"
+            f" more than 1/{train_size}, {turn_off}"
+        ]
+    return [
+        f"{fraction} sets aside all {train_size} rows of data.train_size for early stopping's"
+        f" validation set, leaving none to train on: make it at most"
+        f" {train_size - 1}/{train_size}, {turn_off}"
+    ]
+
+
+# Copies of the weights and biases that the stage certainly holds at once, during the fit
+# and after it: the weights, the best-so-far copy and the gradients; the solver's state
+# (sgd: velocities; adam: two moments; lbfgs: the weights and gradient packed into one
+# vector each, and scipy's L-BFGS-B history of 10 pairs of vectors). A fitted estimator
+# keeps the weights and the solver's state.
+WEIGHT_COPIES = {"sgd": (4, 2), "adam": (5, 3), "lbfgs": (25, 2)}
+
+
+def memory_needed(
+    params: TrainParams,
+    *,
+    n_samples: int,
+    n_features: int,
+    n_classes: int,
+    n_test: int,
+    itemsize: int,
+) -> int:
+    """Bytes that the train stage's arrays certainly need at once: a lower bound.
+
+    It counts, in the images' float size: during the fit, the copies of the weights and
+    biases (``WEIGHT_COPIES``), a batch's activations and their deltas (lbfgs's batch is
+    every row), the copies of the rows that shuffled batches and early stopping's split
+    make; after the fit, the
+    weights kept and the outputs of two layers at a time in the forward pass that scores
+    every training (or test) row. It leaves out short-lived temporaries (the peaks that
+    tests/test_model.py measures are 1 to 1.7 times the bound) and the memory-mapped
+    images, which the page cache holds and can give back.
+    """
+    widths = [*params.hidden_layer_sizes, n_classes if n_classes > 2 else 1]
+    weights = sum((fan_in + 1) * fan_out for fan_in, fan_out in pairwise([n_features, *widths]))
+    forward = max(a + b for a, b in pairwise([0, *widths]))
+    during, after = WEIGHT_COPIES[params.solver]
+    held_out = _held_out(params, n_samples)
+    if params.solver == "lbfgs":
+        batch, copied = n_samples, 0  # lbfgs computes on the rows as they are
+    else:
+        batch = min(200 if params.batch_size == "auto" else params.batch_size, n_samples - held_out)
+        copied = (n_samples if held_out else 0) + (batch if params.shuffle else 0)
+    fitting = during * weights + 2 * batch * sum(widths) + copied * n_features
+    scoring = after * weights + max(n_samples, n_test) * forward
+    return itemsize * max(fitting, scoring)
+
+
+def _size(n_bytes: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n_bytes < 1024:
+            return f"{n_bytes:.0f} {unit}" if unit == "bytes" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+    return f"{n_bytes:.1f} TiB"
+
+
+def check_memory(params: TrainParams, X: np.ndarray, y: np.ndarray, *, n_test: int, available: int):
+    """Refuse, in one line, a fit of ``X`` and ``y`` that certainly needs more than
+    ``available`` bytes (``memory_needed``), before it starts."""
+    n_samples, n_features = X.shape
+    needed = memory_needed(
+        params,
+        n_samples=n_samples,
+        n_features=n_features,
+        n_classes=len(np.unique(y)),
+        n_test=n_test,
+        itemsize=X.dtype.itemsize,
+    )
+    if needed > available:
+        raise UserError(
+            f"training needs at least {_size(needed)} of memory (its largest arrays, counted"
+            f" for train.hidden_layer_sizes = {params.hidden_layer_sizes} and"
+            f" train.solver = {params.solver} on {n_samples} rows of {n_features} values),"
+            f" but this machine has {_size(available)} available: make the hidden layers"
+            " smaller, or data.train_size"
+        )

@@ -1,17 +1,19 @@
 """Stage train: fit the estimator of ``stages/model.py`` on the first ``data.train_size`` digits.
 
 Reads params ``train`` and ``data.train_size`` and the arrays of fetch_and_scale
-(memory-mapped, never copied whole). Prints the loss of each iteration as the example
-does, then writes, all or none: ``outputs/model.joblib``, and the files of
-``stages/formats.py``: ``weights.npz`` (the first layer's weights, pickle-free, for
-visualize), ``loss.csv``, ``metrics.json`` (accuracies, final loss, iterations: nothing
-that varies run to run), ``per_class.csv`` and ``predictions.csv``.
+(memory-mapped, never copied whole). Refuses, before fitting, a fit that this machine's
+memory cannot hold. Prints the loss of each iteration as the example does, then writes,
+all or none: ``outputs/model.joblib``, and the files of ``stages/formats.py``:
+``weights.npz`` (the first layer's weights, pickle-free, for visualize), ``loss.csv``,
+``metrics.json`` (accuracies, final loss, iterations: nothing that varies run to run),
+``per_class.csv`` and ``predictions.csv``.
 """
 
 import logging
 
 import joblib
 import numpy as np
+import psutil
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
 from stages import formats, model, paths
@@ -32,6 +34,12 @@ def load_split(files: Layout, train_size: int):
             f"data.train_size = {train_size} leaves no test rows: the data has {len(images)} images"
         )
     return images[:train_size], labels[:train_size], images[train_size:], labels[train_size:]
+
+
+def available_memory() -> int:
+    """Bytes of memory that this machine can give now without swapping (the system's
+    figure: a container's own memory limit is not seen)."""
+    return psutil.virtual_memory().available
 
 
 def evaluate(estimator, X_train, y_train, y_test, predicted, history) -> dict:
@@ -62,6 +70,9 @@ def run(files: Layout) -> dict:
     """Train and write the outputs under ``files``; return the headline metrics."""
     params = load_params(files.params)
     X_train, y_train, X_test, y_test = load_split(files, params.data.train_size)
+    model.check_memory(
+        params.train, X_train, y_train, n_test=len(X_test), available=available_memory()
+    )
     estimator = model.fit(X_train, y_train, params.train)
     predicted = estimator.predict(X_test)
     history = model.loss_history(estimator)

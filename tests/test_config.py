@@ -191,6 +191,13 @@ def exc_detail(exc: UserError) -> str:
         ),
         ("train", "shuffle", "yes", "train.shuffle: Input should be a valid boolean (got 'yes')"),
         ("train", "alpha", float("nan"), "train.alpha: Input should be a finite number"),
+        # scikit-learn refuses a negative power_t, mid-stage, after the data was read
+        (
+            "train",
+            "power_t",
+            -1,
+            "train.power_t: Input should be greater than or equal to 0 (got -1)",
+        ),
         (
             "data",
             "pixel_dtype",
@@ -256,6 +263,37 @@ def test_grid_larger_than_first_layer_is_refused(raw):
     assert problems(raw) == [
         "visualize.rows x visualize.cols = 8 x 8 = 64 cells, but the first hidden layer"
         " (train.hidden_layer_sizes[0]) has only 50 units; make the grid at most 50 cells"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("train_size", "fraction", "expected"),
+    [
+        (60000, 0.00001, "train.validation_fraction = 1e-05 sets aside 1 of data.train_size"),
+        (60, 0.999, "train.validation_fraction = 0.999 sets aside all 60 rows of data.train_size"),
+        (2, 0.1, "data.train_size = 2 is too few rows for train.early_stopping"),
+    ],
+)
+def test_early_stopping_that_scikit_learn_would_refuse_is_a_params_problem(
+    raw, train_size, fraction, expected
+):
+    # Each gave scikit-learn's traceback ("The validation set is too small", "the
+    # resulting train set will be empty") once the data was read and split.
+    raw["data"]["train_size"] = train_size
+    raw["train"]["early_stopping"] = True
+    raw["train"]["validation_fraction"] = fraction
+    [line] = problems(raw)
+    assert line.startswith(expected)
+
+
+def test_problems_across_sections_are_reported_together(raw):
+    raw["train"]["early_stopping"] = True
+    raw["train"]["validation_fraction"] = 0.00001
+    raw["visualize"]["rows"] = 8
+    raw["visualize"]["cols"] = 8
+    assert [line.split(" ")[0] for line in problems(raw)] == [
+        "train.validation_fraction",
+        "visualize.rows",
     ]
 
 

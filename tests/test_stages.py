@@ -3,9 +3,11 @@
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import joblib
 import numpy as np
+import psutil
 import pytest
 import yaml
 from sklearn.neural_network import MLPClassifier
@@ -202,6 +204,50 @@ def test_diverging_training_is_one_message_naming_the_learning_rate(scaled):
         match=r"^training diverged: .* train.learning_rate_init = 1e\+308 is likely too large",
     ):
         model.fit(X_train, y_train, params)
+
+
+def with_params(files: Layout, section: str, **changes) -> Layout:
+    raw = read_yaml(files.params)
+    raw[section] |= changes
+    files.params.write_text(yaml.safe_dump(raw))
+    return files
+
+
+def available(monkeypatch, n_bytes: int) -> None:
+    """This machine has ``n_bytes`` of memory available, as far as the stage can tell."""
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=n_bytes))
+
+
+def test_a_fit_too_large_for_the_memory_is_refused_before_it_starts(scaled, monkeypatch, capsys):
+    # [10000000] tried to allocate 58.4 GiB for its first weights and died in numpy.
+    # 60 rows of 784 pixels, 10 classes: (784 + 1) x 10^7 + (10^7 + 1) x 10 weights, 4 copies
+    # for sgd; activations and deltas of the 60 rows; their shuffled copy.
+    with_params(scaled, "train", hidden_layer_sizes=[10_000_000])
+    weights = 785 * 10**7 + (10**7 + 1) * 10
+    needed = 8 * (4 * weights + 2 * 60 * (10**7 + 10) + 60 * 784)
+    available(monkeypatch, 16 * 2**30)
+    with pytest.raises(UserError) as refused:
+        train.run(scaled)
+    assert str(refused.value) == (
+        f"training needs at least {needed / 2**30:.1f} GiB of memory (its largest arrays,"
+        " counted for train.hidden_layer_sizes = [10000000] and train.solver = sgd on 60 rows"
+        " of 784 values), but this machine has 16.0 GiB available: make the hidden layers"
+        " smaller, or data.train_size"
+    )
+    assert f"{needed / 2**30:.1f}" == "245.9"
+    assert capsys.readouterr().out == ""  # not one iteration ran
+    assert not scaled.model.parent.exists()
+
+
+def test_train_runs_with_just_the_memory_it_needs_and_not_a_byte_less(scaled, monkeypatch):
+    # The example's shape on 60 rows: (784 + 1) x 50 + 51 x 10 = 39760 weights; scoring
+    # the 60 rows (2 copies kept, 60 x 60 outputs) is less than fitting them.
+    needed = 8 * (4 * 39760 + 2 * 60 * 60 + 60 * 784)
+    available(monkeypatch, needed - 1)
+    with pytest.raises(UserError, match=r"^training needs at least 1\.6 MiB of memory"):
+        train.run(scaled)
+    available(monkeypatch, needed)
+    assert train.run(scaled)["iterations"] == 10
 
 
 def run_stage_in_a_fresh_process(module: str, files: Layout) -> subprocess.CompletedProcess:
