@@ -11,52 +11,20 @@ strings for both, which the typed fields then refuse.
 """
 
 import difflib
+import reprlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainValidator,
-    StrictBool,
-    ValidationError,
-    model_validator,
-)
+from pydantic import BaseModel, Field, ValidationError
 from ruamel.yaml import YAML, YAMLError
 
+from stages import model
 from stages.errors import UserError
+from stages.model import TrainParams
+from stages.schema import Float, Int, Section
 
 
-def _number_only(value: Any) -> Any:
-    # pydantic's lax mode would read ``true`` as 1 and "12" as 12. DVC records both as what
-    # they are, a boolean and a string: a number here is a YAML number, nothing else.
-    if isinstance(value, bool):
-        raise ValueError("expected a number, not a boolean")
-    if isinstance(value, str):
-        raise ValueError("expected a number, not a string (remove the quotes)")
-    return value
-
-
-def _positive_int_or_auto(value: Any) -> int | str:
-    if value == "auto":
-        return value
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return value
-    raise ValueError("expected a positive integer or 'auto'")
-
-
-Float = Annotated[float, BeforeValidator(_number_only), Field(allow_inf_nan=False)]
-Int = Annotated[int, BeforeValidator(_number_only)]
-BatchSize = Annotated[int | str, PlainValidator(_positive_int_or_auto)]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataParams(_Section):
+class DataParams(Section):
     """How fetch_and_scale gets and scales the images (and where train splits them)."""
 
     source: Literal["idx", "openml"]
@@ -64,43 +32,11 @@ class DataParams(_Section):
     train_size: Annotated[Int, Field(ge=1)]
 
 
-class TrainParams(_Section):
-    """The arguments of scikit-learn's ``MLPClassifier``, under their own names."""
-
-    hidden_layer_sizes: Annotated[list[Annotated[Int, Field(ge=1)]], Field(min_length=1)]
-    activation: Literal["identity", "logistic", "tanh", "relu"]
-    solver: Literal["lbfgs", "sgd", "adam"]
-    alpha: Annotated[Float, Field(ge=0)]
-    batch_size: BatchSize
-    learning_rate: Literal["constant", "invscaling", "adaptive"]
-    learning_rate_init: Annotated[Float, Field(gt=0)]
-    power_t: Float
-    max_iter: Annotated[Int, Field(ge=1)]
-    shuffle: StrictBool
-    random_state: Annotated[Int, Field(ge=0, le=2**32 - 1)]
-    tol: Annotated[Float, Field(ge=0)]
-    momentum: Annotated[Float, Field(ge=0, le=1)]
-    nesterovs_momentum: StrictBool
-    early_stopping: StrictBool
-    validation_fraction: Annotated[Float, Field(gt=0, lt=1)]
-    beta_1: Annotated[Float, Field(ge=0, lt=1)]
-    beta_2: Annotated[Float, Field(ge=0, lt=1)]
-    epsilon: Annotated[Float, Field(gt=0)]
-    n_iter_no_change: Annotated[Int, Field(ge=1)]
-    max_fun: Annotated[Int, Field(ge=1)]
-
-    def estimator_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments for ``MLPClassifier``."""
-        kwargs = self.model_dump()
-        kwargs["hidden_layer_sizes"] = tuple(self.hidden_layer_sizes)
-        return kwargs
-
-
 # The largest grids a figure is drawn for: 1000 x 1000 digits would need tens of GB.
 MAX_GRID_SIDE = 40
 
 
-class VisualizeParams(_Section):
+class VisualizeParams(Section):
     """The weight grid (its shape and gray scale) and the grid of misclassified digits."""
 
     rows: Annotated[Int, Field(ge=1, le=MAX_GRID_SIDE)]
@@ -110,35 +46,43 @@ class VisualizeParams(_Section):
     misclassified_cols: Annotated[Int, Field(ge=1, le=MAX_GRID_SIDE)]
 
 
-class Params(_Section):
-    """All of params.yaml."""
+class Params(Section):
+    """All of params.yaml. The train section is the estimator's, from ``stages/model.py``."""
 
     data: DataParams
     train: TrainParams
     visualize: VisualizeParams
 
-    @model_validator(mode="after")
-    def _grid_fits_first_layer(self) -> "Params":
-        units = self.train.hidden_layer_sizes[0]
-        cells = self.visualize.rows * self.visualize.cols
-        if cells > units:
-            raise ValueError(
-                f"visualize.rows x visualize.cols = {self.visualize.rows} x {self.visualize.cols}"
-                f" = {cells} cells, but the first hidden layer has only {units} units"
-                f" (train.hidden_layer_sizes[0]); make the grid at most {units} cells"
-            )
-        return self
+
+def problems_across_sections(params: Params) -> list[str]:
+    """What each section allows on its own but not with the others, one line each."""
+    problems = model.problems(params.train, train_size=params.data.train_size)
+    units, layer = model.drawn_units(params.train)
+    rows, cols = params.visualize.rows, params.visualize.cols
+    if rows * cols > units:
+        problems.append(
+            f"visualize.rows x visualize.cols = {rows} x {cols} = {rows * cols} cells, but"
+            f" {layer} has only {units} units; make the grid at most {units} cells"
+        )
+    return problems
 
 
-def _model_at(loc: tuple) -> type[BaseModel] | None:
-    model: type[BaseModel] = Params
+def _section_at(loc: tuple) -> type[BaseModel] | None:
+    section: type[BaseModel] = Params
     for part in loc:
-        field = model.model_fields.get(part) if isinstance(part, str) else None
+        field = section.model_fields.get(part) if isinstance(part, str) else None
         annotation = field.annotation if field else None
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return None
-        model = annotation
-    return model
+        section = annotation
+    return section
+
+
+def _quoted(value: Any) -> str:
+    """``value`` for a message, a long or deeply nested one cut short to keep it one line."""
+    short = reprlib.Repr()
+    short.maxlevel, short.maxstring, short.maxother = 3, 60, 60
+    return short.repr(value)
 
 
 def _describe(error: dict) -> str:
@@ -147,28 +91,35 @@ def _describe(error: dict) -> str:
     if error["type"] == "missing":
         return f"{key}: missing"
     if error["type"] == "extra_forbidden":
-        known = list(_model_at(loc[:-1]).model_fields) if _model_at(loc[:-1]) else []
+        section = _section_at(loc[:-1])
+        known = list(section.model_fields) if section else []
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(known)}"
         return f"{key}: unknown key{hint}"
     message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "value_error" and not loc:
-        return message
-    return f"{key}: {message} (got {error['input']!r})"
+    return f"{key}: {message} (got {_quoted(error['input'])})"
 
 
 def parse_params(raw: Any) -> Params:
     """Check the parsed YAML ``raw`` and build ``Params``; a ``UserError`` lists every problem."""
     if not isinstance(raw, dict):
-        raise UserError(f"params.yaml: expected sections data, train and visualize, got {raw!r}")
+        raise UserError(
+            f"params.yaml: expected sections data, train and visualize, got {_quoted(raw)}"
+        )
     try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
     except ValidationError as exc:
+        # Across sections only once every key is valid on its own: a check of two values
+        # cannot run while one of them is refused.
         lines = [_describe(error) for error in exc.errors()]
+    else:
+        lines = problems_across_sections(params)
+    if lines:
         raise UserError(
             f"params.yaml has {len(lines)} problem{'s' if len(lines) > 1 else ''}:\n  "
             + "\n  ".join(lines)
-        ) from None
+        )
+    return params
 
 
 def read_yaml(path: Path) -> Any:
@@ -179,11 +130,26 @@ def read_yaml(path: Path) -> Any:
     DVC records 12, "yes" and "1:00".
     """
     try:
-        return YAML(typ="safe").load(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"{path} not found: the pipeline needs its params.yaml") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{path} is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}):"
+            " params.yaml must be a YAML text file"
+        ) from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read it ({exc.strerror})") from None
+    try:
+        return YAML(typ="safe").load(text)
     except YAMLError as exc:
         raise UserError(f"{path} is not valid YAML: {exc}".replace("\n", " ")) from None
+    except RecursionError:
+        # ruamel.yaml parses nested blocks recursively; params.yaml nests three levels.
+        raise UserError(
+            f"{path} is nested too deeply for a YAML parser to read: params.yaml holds"
+            " sections of plain values"
+        ) from None
 
 
 def load_params(path: Path) -> Params:

@@ -3,7 +3,8 @@ side by side, so that a change of format is one edit.
 
 - ``images.npy`` and ``labels.npy``: written by ``fetch_and_scale.write_scaled`` and
   ``write_labels`` (streamed, so they stay there), read here by ``read_array``;
-- ``weights.npz``: the first layer's weights (784 x units) under ``FIRST_LAYER``;
+- ``weights.npz``: the first layer's weights under ``FIRST_LAYER``, (features, units),
+  what ``stages/model.py``'s ``first_layer_weights`` gives;
 - ``loss.csv``: ``iteration,loss``, at full precision;
 - ``predictions.csv``: ``index,actual,predicted`` for each test digit, ``index`` its
   row in ``images.npy``;
@@ -42,10 +43,12 @@ def read_array(path: Path, **kwargs) -> np.ndarray:
 
 
 def write_weights(path: Path, first_layer: np.ndarray) -> None:
+    """The input weights of each first-layer unit, (n_features, n_units)."""
     write_npz(path, {FIRST_LAYER: first_layer})
 
 
 def read_weights(path: Path) -> np.ndarray:
+    """The (n_features, n_units) weights of a weights.npz."""
     return read_npz(path)[FIRST_LAYER]
 
 

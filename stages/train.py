@@ -1,25 +1,24 @@
-"""Stage train: fit scikit-learn's MLPClassifier on the first ``data.train_size`` digits.
+"""Stage train: fit the estimator of ``stages/model.py`` on the first ``data.train_size`` digits.
 
 Reads params ``train`` and ``data.train_size`` and the arrays of fetch_and_scale
-(memory-mapped, never copied whole). Prints the loss of each iteration as the example
-does, then writes, all or none: ``outputs/model.joblib``, and the files of
-``stages/formats.py``: ``weights.npz`` (the first layer's weights, pickle-free, for
-visualize), ``loss.csv``, ``metrics.json`` (accuracies, final loss, iterations: nothing
-that varies run to run), ``per_class.csv`` and ``predictions.csv``.
+(memory-mapped, never copied whole). Refuses, before fitting, a fit that this machine's
+memory cannot hold. Prints the loss of each iteration as the example does, then writes,
+all or none: ``outputs/model.joblib``, and the files of ``stages/formats.py``:
+``weights.npz`` (the first layer's weights, pickle-free, for visualize), ``loss.csv``,
+``metrics.json`` (accuracies, final loss, iterations: nothing that varies run to run),
+``per_class.csv`` and ``predictions.csv``.
 """
 
 import logging
-import warnings
 
 import joblib
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
+import psutil
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
-from sklearn.neural_network import MLPClassifier
 
-from stages import formats, paths
+from stages import formats, model, paths
 from stages.artifacts import all_or_none
-from stages.config import TrainParams, load_params
+from stages.config import load_params
 from stages.errors import UserError, run_stage
 from stages.paths import Layout
 
@@ -37,37 +36,24 @@ def load_split(files: Layout, train_size: int):
     return images[:train_size], labels[:train_size], images[train_size:], labels[train_size:]
 
 
-def fit(X: np.ndarray, y: np.ndarray, params: TrainParams) -> MLPClassifier:
-    """Fit the classifier, printing the loss of each iteration."""
-    model = MLPClassifier(verbose=True, **params.estimator_kwargs())
-    # A short max_iter is the example's point: silence the warning it causes, and only it.
-    # A fit that diverges is reported below in one line; numpy's overflow warnings on its
-    # way there would only bury that line.
-    with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
-        warnings.filterwarnings("ignore", category=ConvergenceWarning, module="sklearn")
-        try:
-            model.fit(X, y)
-        except ValueError as exc:
-            if "non-finite" not in str(exc):
-                raise
-            raise UserError(
-                f"training diverged: the weights became infinite or NaN ({exc})."
-                f" train.learning_rate_init = {params.learning_rate_init} is likely too large;"
-                " lower it and run again"
-            ) from None
-    return model
+def available_memory() -> int:
+    """Bytes of memory that this machine can give now without swapping (the system's
+    figure: a container's own memory limit is not seen)."""
+    return psutil.virtual_memory().available
 
 
-def evaluate(model: MLPClassifier, X_train, y_train, X_test, y_test, predicted) -> dict:
+def evaluate(estimator, X_train, y_train, y_test, predicted, history) -> dict:
     """The headline metrics: accuracies, final loss and iterations run.
 
-    ``predicted`` is ``model.predict(X_test)``, computed once by the caller.
+    ``predicted`` is ``estimator.predict(X_test)``, computed once by the caller;
+    ``history`` the estimator's (iteration, loss) pairs, ``model.loss_history``.
     """
+    iterations, final_loss = history[-1]
     return {
-        "train_accuracy": float(model.score(X_train, y_train)),
+        "train_accuracy": float(estimator.score(X_train, y_train)),
         "test_accuracy": float(accuracy_score(y_test, predicted)),
-        "final_loss": float(model.loss_),
-        "iterations": int(model.n_iter_),
+        "final_loss": final_loss,
+        "iterations": iterations,
     }
 
 
@@ -80,30 +66,27 @@ def per_class(classes: np.ndarray, y_test, predicted) -> list[tuple[int, float, 
     ]
 
 
-def loss_history(model: MLPClassifier) -> list[tuple[int, float]]:
-    """(iteration, loss) pairs: every iteration's for sgd and adam; lbfgs keeps only its last."""
-    if hasattr(model, "loss_curve_"):
-        return list(enumerate(map(float, model.loss_curve_), start=1))
-    return [(int(model.n_iter_), float(model.loss_))]
-
-
 def run(files: Layout) -> dict:
     """Train and write the outputs under ``files``; return the headline metrics."""
     params = load_params(files.params)
     X_train, y_train, X_test, y_test = load_split(files, params.data.train_size)
-    model = fit(X_train, y_train, params.train)
-    predicted = model.predict(X_test)
-    metrics = evaluate(model, X_train, y_train, X_test, y_test, predicted)
+    model.check_memory(
+        params.train, X_train, y_train, n_test=len(X_test), available=available_memory()
+    )
+    estimator = model.fit(X_train, y_train, params.train)
+    predicted = estimator.predict(X_test)
+    history = model.loss_history(estimator)
+    metrics = evaluate(estimator, X_train, y_train, y_test, predicted, history)
     print(f"Training set score: {metrics['train_accuracy']:f}")
     print(f"Test set score: {metrics['test_accuracy']:f}")
 
     with all_or_none() as out:
-        joblib.dump(model, out.temp(files.model))
-        formats.write_weights(out.temp(files.weights), model.coefs_[0])
-        formats.write_loss(out.temp(files.loss_csv), loss_history(model))
+        joblib.dump(estimator, out.temp(files.model))
+        formats.write_weights(out.temp(files.weights), model.first_layer_weights(estimator))
+        formats.write_loss(out.temp(files.loss_csv), history)
         formats.write_metrics(out.temp(files.metrics), metrics)
         formats.write_per_class(
-            out.temp(files.per_class), per_class(model.classes_, y_test, predicted)
+            out.temp(files.per_class), per_class(estimator.classes_, y_test, predicted)
         )
         formats.write_predictions(out.temp(files.predictions), len(X_train), y_test, predicted)
     return metrics

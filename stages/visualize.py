@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from stages import formats, paths
+from stages import formats, model, paths
 from stages.artifacts import all_or_none
 from stages.config import VisualizeParams, load_params
 from stages.errors import UserError, run_stage
@@ -26,11 +26,11 @@ MOSAIC_GAP = 12
 
 
 def weight_grid(weights: np.ndarray, params: VisualizeParams) -> Figure:
-    """Draw the input weights of the first rows x cols hidden units, one image each.
+    """Draw the input weights of the first rows x cols first-layer units, one image each.
 
     All images share one gray scale, ``range_factor`` times the global minimum and
     maximum of ``weights`` (n_features, n_units), as in scikit-learn's example. The grid
-    fits the layer: ``config.Params`` checks it against ``train.hidden_layer_sizes``.
+    fits the layer: ``config`` checks it against ``model.drawn_units``.
     """
     n_features = weights.shape[0]
     side = math.isqrt(n_features)
@@ -53,13 +53,13 @@ def weight_grid(weights: np.ndarray, params: VisualizeParams) -> Figure:
 
 
 def loss_curve(iterations: list[int], losses: list[float]) -> Figure:
-    """The training loss per iteration."""
+    """The training loss per iteration, titled with the estimator's name."""
     fig = Figure()
     ax = fig.subplots()
     ax.plot(iterations, losses, marker="o")
     ax.set_xlabel("iteration")
     ax.set_ylabel("training loss")
-    ax.set_title("MLPClassifier loss curve")
+    ax.set_title(f"{model.NAME} loss curve")
     ax.grid(True, alpha=0.3)
     return fig
 

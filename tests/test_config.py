@@ -191,6 +191,13 @@ def exc_detail(exc: UserError) -> str:
         ),
         ("train", "shuffle", "yes", "train.shuffle: Input should be a valid boolean (got 'yes')"),
         ("train", "alpha", float("nan"), "train.alpha: Input should be a finite number"),
+        # scikit-learn refuses a negative power_t, mid-stage, after the data was read
+        (
+            "train",
+            "power_t",
+            -1,
+            "train.power_t: Input should be greater than or equal to 0 (got -1)",
+        ),
         (
             "data",
             "pixel_dtype",
@@ -254,8 +261,39 @@ def test_grid_larger_than_first_layer_is_refused(raw):
     raw["visualize"]["rows"] = 8
     raw["visualize"]["cols"] = 8
     assert problems(raw) == [
-        "visualize.rows x visualize.cols = 8 x 8 = 64 cells, but the first hidden layer has"
-        " only 50 units (train.hidden_layer_sizes[0]); make the grid at most 50 cells"
+        "visualize.rows x visualize.cols = 8 x 8 = 64 cells, but the first hidden layer"
+        " (train.hidden_layer_sizes[0]) has only 50 units; make the grid at most 50 cells"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("train_size", "fraction", "expected"),
+    [
+        (60000, 0.00001, "train.validation_fraction = 1e-05 sets aside 1 of data.train_size"),
+        (60, 0.999, "train.validation_fraction = 0.999 sets aside all 60 rows of data.train_size"),
+        (2, 0.1, "data.train_size = 2 is too few rows for train.early_stopping"),
+    ],
+)
+def test_early_stopping_that_scikit_learn_would_refuse_is_a_params_problem(
+    raw, train_size, fraction, expected
+):
+    # Each gave scikit-learn's traceback ("The validation set is too small", "the
+    # resulting train set will be empty") once the data was read and split.
+    raw["data"]["train_size"] = train_size
+    raw["train"]["early_stopping"] = True
+    raw["train"]["validation_fraction"] = fraction
+    [line] = problems(raw)
+    assert line.startswith(expected)
+
+
+def test_problems_across_sections_are_reported_together(raw):
+    raw["train"]["early_stopping"] = True
+    raw["train"]["validation_fraction"] = 0.00001
+    raw["visualize"]["rows"] = 8
+    raw["visualize"]["cols"] = 8
+    assert [line.split(" ")[0] for line in problems(raw)] == [
+        "train.validation_fraction",
+        "visualize.rows",
     ]
 
 
@@ -293,3 +331,47 @@ def test_unreadable_params_file(tmp_path, text, expected):
 def test_missing_params_file(tmp_path):
     with pytest.raises(UserError, match="params.yaml not found"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_a_binary_params_file_is_one_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_bytes(b"train:\n  \x89PNG\r\n\x1a\n")
+    with pytest.raises(UserError) as info:
+        load_params(path)
+    assert str(info.value) == (
+        f"{path} is not UTF-8 text (byte 9 is 0x89): params.yaml must be a YAML text file"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "train: " + "[" * 600 + "]" * 600,
+        "".join(" " * depth + "train:\n" for depth in range(600)),
+    ],
+    ids=["flow", "block"],
+)
+def test_a_params_file_nested_too_deeply_is_one_line(tmp_path, text):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError) as info:
+        load_params(path)
+    assert str(info.value) == (
+        f"{path} is nested too deeply for a YAML parser to read: params.yaml holds sections"
+        " of plain values"
+    )
+
+
+def test_a_params_path_that_is_a_folder_is_one_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.mkdir()
+    with pytest.raises(UserError, match=rf"^{path}: cannot read it \(Is a directory\)$"):
+        load_params(path)
+
+
+def test_a_long_or_deeply_nested_value_is_cut_short_in_its_line(raw):
+    raw["train"]["solver"] = "s" * 10_000
+    raw["train"]["max_iter"] = [[[[[[12]]]]]]
+    solver, max_iter = problems(raw)
+    assert solver.endswith(f"(got '{'s' * 27}...{'s' * 28}')")
+    assert max_iter == "train.max_iter: Input should be a valid integer (got [[[[...]]]])"

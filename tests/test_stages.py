@@ -2,14 +2,18 @@
 
 import json
 import os
+import subprocess
+import sys
+from types import SimpleNamespace
 
 import joblib
 import numpy as np
+import psutil
 import pytest
 import yaml
 from sklearn.neural_network import MLPClassifier
 
-from stages import fetch_and_scale, formats, mnist, paths, train, visualize
+from stages import fetch_and_scale, formats, mnist, model, paths, train, visualize
 from stages.config import VisualizeParams, load_params, read_yaml
 from stages.errors import UserError
 from stages.paths import Layout
@@ -84,10 +88,12 @@ def test_train_matches_a_direct_mlpclassifier_fit(scaled):
     params = load_params(scaled.params)
     X_train, y_train, X_test, y_test = train.load_split(scaled, params.data.train_size)
     assert (len(X_train), len(X_test)) == (N_TRAIN, N_TEST)
-    model = train.fit(X_train, y_train, params.train)
+    fitted = model.fit(X_train, y_train, params.train)
     reference = MLPClassifier(**EXAMPLE_ARGS).fit(np.array(X_train), np.array(y_train))
-    assert model.loss_curve_ == reference.loss_curve_
-    np.testing.assert_array_equal(model.coefs_[0], reference.coefs_[0])
+    assert fitted.loss_curve_ == reference.loss_curve_
+    np.testing.assert_array_equal(fitted.coefs_[0], reference.coefs_[0])
+    np.testing.assert_array_equal(model.first_layer_weights(fitted), reference.coefs_[0])
+    assert model.loss_history(fitted) == list(enumerate(reference.loss_curve_, start=1))
 
 
 def test_train_prints_losses_and_writes_outputs(scaled, capsys):
@@ -96,26 +102,26 @@ def test_train_prints_losses_and_writes_outputs(scaled, capsys):
     assert [line.split(",")[0] for line in out[:10]] == [f"Iteration {i}" for i in range(1, 11)]
     assert out[10].startswith("Training set score: ") and out[11].startswith("Test set score: ")
 
-    model = joblib.load(scaled.model)
+    fitted = joblib.load(scaled.model)
     metrics = json.loads(scaled.metrics.read_text())
     assert metrics == returned
     assert set(metrics) == {"train_accuracy", "test_accuracy", "final_loss", "iterations"}
     assert out[10] == f"Training set score: {metrics['train_accuracy']:f}"
     assert out[11] == f"Test set score: {metrics['test_accuracy']:f}"
-    assert metrics["final_loss"] == model.loss_curve_[-1]
-    assert metrics["iterations"] == model.n_iter_ == 10
+    assert metrics["final_loss"] == fitted.loss_curve_[-1] == fitted.loss_
+    assert metrics["iterations"] == fitted.n_iter_ == 10
 
     lines = scaled.loss_csv.read_text().splitlines()
     assert lines[0] == "iteration,loss"
-    assert [float(line.split(",")[1]) for line in lines[1:]] == model.loss_curve_
-    np.testing.assert_array_equal(formats.read_weights(scaled.weights), model.coefs_[0])
+    assert [float(line.split(",")[1]) for line in lines[1:]] == fitted.loss_curve_
+    np.testing.assert_array_equal(formats.read_weights(scaled.weights), fitted.coefs_[0])
 
     predictions = formats.read_predictions(scaled.predictions)
     X_test = np.load(scaled.images)[N_TRAIN:]
     np.testing.assert_array_equal(predictions[:, 0], np.arange(N_TRAIN, N_TRAIN + N_TEST))
     np.testing.assert_array_equal(predictions[:, 1], np.load(scaled.labels)[N_TRAIN:])
-    np.testing.assert_array_equal(predictions[:, 2], model.predict(X_test))
-    assert metrics["test_accuracy"] == model.score(X_test, predictions[:, 1])
+    np.testing.assert_array_equal(predictions[:, 2], fitted.predict(X_test))
+    assert metrics["test_accuracy"] == fitted.score(X_test, predictions[:, 1])
     per_class = scaled.per_class.read_text().splitlines()
     assert per_class[0] == "digit,precision,recall,f1,support"
     assert [line.split(",")[0] for line in per_class[1:]] == [str(d) for d in range(10)]
@@ -123,21 +129,18 @@ def test_train_prints_losses_and_writes_outputs(scaled, capsys):
 
 
 def test_metrics_and_per_class_scores_against_hand_counts():
-    class Fitted:  # the attributes evaluate reads besides score()
-        loss_ = 0.5
-        n_iter_ = 1
-
+    class Fitted:  # evaluate reads only score()
         def score(self, X, y):
             return 0.75
 
     actual = np.array([0, 0, 1, 1, 2, 2])
     predicted = np.array([0, 1, 1, 1, 0, 2])
-    metrics = train.evaluate(Fitted(), None, None, None, actual, predicted)
+    metrics = train.evaluate(Fitted(), None, None, actual, predicted, [(1, 0.75), (2, 0.5)])
     assert metrics == {
         "train_accuracy": 0.75,
         "test_accuracy": 4 / 6,
         "final_loss": 0.5,
-        "iterations": 1,
+        "iterations": 2,
     }
     # class 0: predicted twice, right once; 2 true, found once
     assert train.per_class(np.array([0, 1, 2]), actual, predicted) == [
@@ -166,10 +169,10 @@ def test_lbfgs_which_keeps_no_loss_curve_records_its_final_loss(scaled):
     params = load_params(scaled.params)
     X_train, y_train, _, _ = train.load_split(scaled, params.data.train_size)
     lbfgs = params.train.model_copy(update={"solver": "lbfgs", "max_iter": 3})
-    model = train.fit(X_train, y_train, lbfgs)
-    assert not hasattr(model, "loss_curve_")
-    assert train.loss_history(model) == [(model.n_iter_, model.loss_)]
-    assert train.loss_history(model)[0][0] == 3
+    fitted = model.fit(X_train, y_train, lbfgs)
+    assert not hasattr(fitted, "loss_curve_")
+    assert model.loss_history(fitted) == [(fitted.n_iter_, fitted.loss_)]
+    assert model.loss_history(fitted)[0][0] == 3
 
 
 def test_train_size_that_leaves_no_test_rows_is_refused(scaled):
@@ -201,7 +204,78 @@ def test_diverging_training_is_one_message_naming_the_learning_rate(scaled):
         UserError,
         match=r"^training diverged: .* train.learning_rate_init = 1e\+308 is likely too large",
     ):
-        train.fit(X_train, y_train, params)
+        model.fit(X_train, y_train, params)
+
+
+def with_params(files: Layout, section: str, **changes) -> Layout:
+    raw = read_yaml(files.params)
+    raw[section] |= changes
+    files.params.write_text(yaml.safe_dump(raw))
+    return files
+
+
+def available(monkeypatch, n_bytes: int) -> None:
+    """This machine has ``n_bytes`` of memory available, as far as the stage can tell."""
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=n_bytes))
+
+
+def test_a_fit_too_large_for_the_memory_is_refused_before_it_starts(scaled, monkeypatch, capsys):
+    # [10000000] tried to allocate 58.4 GiB for its first weights and died in numpy.
+    # 60 rows of 784 pixels, 10 classes: (784 + 1) x 10^7 + (10^7 + 1) x 10 weights, 4 copies
+    # for sgd; activations and deltas of the 60 rows; their shuffled copy.
+    with_params(scaled, "train", hidden_layer_sizes=[10_000_000])
+    weights = 785 * 10**7 + (10**7 + 1) * 10
+    needed = 8 * (4 * weights + 2 * 60 * (10**7 + 10) + 60 * 784)
+    available(monkeypatch, 16 * 2**30)
+    with pytest.raises(UserError) as refused:
+        train.run(scaled)
+    assert str(refused.value) == (
+        f"training needs at least {needed / 2**30:.1f} GiB of memory (its largest arrays,"
+        " counted for train.hidden_layer_sizes = [10000000] and train.solver = sgd on 60 rows"
+        " of 784 values), but this machine has 16.0 GiB available: make the hidden layers"
+        " smaller, or data.train_size"
+    )
+    assert f"{needed / 2**30:.1f}" == "245.9"
+    assert capsys.readouterr().out == ""  # not one iteration ran
+    assert not scaled.model.parent.exists()
+
+
+def test_train_runs_with_just_the_memory_it_needs_and_not_a_byte_less(scaled, monkeypatch):
+    # The example's shape on 60 rows: (784 + 1) x 50 + 51 x 10 = 39760 weights; scoring
+    # the 60 rows (2 copies kept, 60 x 60 outputs) is less than fitting them.
+    needed = 8 * (4 * 39760 + 2 * 60 * 60 + 60 * 784)
+    available(monkeypatch, needed - 1)
+    with pytest.raises(UserError, match=r"^training needs at least 1\.6 MiB of memory"):
+        train.run(scaled)
+    available(monkeypatch, needed)
+    assert train.run(scaled)["iterations"] == 10
+
+
+def run_stage_in_a_fresh_process(module: str, files: Layout) -> subprocess.CompletedProcess:
+    """Run stage ``module`` on ``files`` as ``python -m stages.<module>`` runs it on the project."""
+    code = (
+        f"from pathlib import Path; from stages import errors, {module}; from stages.paths import"
+        f" Layout; errors.run_stage(lambda: {module}.run(Layout.under(Path({str(files.root)!r}))))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=paths.ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"\x89PNG\r\n\x1a\n", "is not UTF-8 text (byte 0 is 0x89)"),
+        (b"train: " + b"[" * 600 + b"]" * 600, "is nested too deeply for a YAML parser to read"),
+    ],
+    ids=["binary", "nested"],
+)
+def test_a_stage_given_an_unreadable_params_file_says_so_in_one_line(project, content, expected):
+    project.params.write_bytes(content)
+    result = run_stage_in_a_fresh_process("train", project)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {project.params} {expected}")
 
 
 # visualize

@@ -1,0 +1,237 @@
+"""The estimator, and all that the pipeline knows about it: scikit-learn's MLPClassifier.
+
+- ``TrainParams``: params.yaml's ``train`` section, the estimator's arguments under their
+  own names;
+- ``build`` and ``fit``: the estimator, made and trained;
+- ``first_layer_weights``: what visualize draws, the input weights of each first-layer
+  unit (``drawn_units`` says how many there are, for the grid's check);
+- ``loss_history``: what loss.csv records;
+- ``problems``: the params that scikit-learn would refuse only once it sees the data's
+  size, found before any work; ``check_memory``: a fit too large for this machine,
+  refused before it starts.
+
+Another estimator is a change of this module and of params.yaml's ``train`` section.
+"""
+
+import math
+import warnings
+from itertools import pairwise
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import Field, PlainValidator, StrictBool
+
+from stages.errors import UserError
+from stages.schema import Float, Int, Section
+
+# The estimator's name, in the loss curve's title.
+NAME = "MLPClassifier"
+
+
+def _positive_int_or_auto(value: Any) -> int | str:
+    if value == "auto":
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise ValueError("expected a positive integer or 'auto'")
+
+
+BatchSize = Annotated[int | str, PlainValidator(_positive_int_or_auto)]
+
+
+class TrainParams(Section):
+    """The arguments of scikit-learn's ``MLPClassifier``, under their own names.
+
+    The bounds are scikit-learn's own (``MLPClassifier._parameter_constraints``), or
+    narrower where a value would make no sense here: ``random_state`` is a number, so
+    that every run gives the same bytes, and ``validation_fraction`` is above 0.
+    ``verbose`` and ``warm_start`` are not params: the stage prints each iteration's
+    loss, and always trains afresh.
+    """
+
+    hidden_layer_sizes: Annotated[list[Annotated[Int, Field(ge=1)]], Field(min_length=1)]
+    activation: Literal["identity", "logistic", "tanh", "relu"]
+    solver: Literal["lbfgs", "sgd", "adam"]
+    alpha: Annotated[Float, Field(ge=0)]
+    batch_size: BatchSize
+    learning_rate: Literal["constant", "invscaling", "adaptive"]
+    learning_rate_init: Annotated[Float, Field(gt=0)]
+    power_t: Annotated[Float, Field(ge=0)]
+    max_iter: Annotated[Int, Field(ge=1)]
+    shuffle: StrictBool
+    random_state: Annotated[Int, Field(ge=0, le=2**32 - 1)]
+    tol: Annotated[Float, Field(ge=0)]
+    momentum: Annotated[Float, Field(ge=0, le=1)]
+    nesterovs_momentum: StrictBool
+    early_stopping: StrictBool
+    validation_fraction: Annotated[Float, Field(gt=0, lt=1)]
+    beta_1: Annotated[Float, Field(ge=0, lt=1)]
+    beta_2: Annotated[Float, Field(ge=0, lt=1)]
+    epsilon: Annotated[Float, Field(gt=0)]
+    n_iter_no_change: Annotated[Int, Field(ge=1)]
+    max_fun: Annotated[Int, Field(ge=1)]
+
+    def estimator_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments for ``MLPClassifier``."""
+        kwargs = self.model_dump()
+        kwargs["hidden_layer_sizes"] = tuple(self.hidden_layer_sizes)
+        return kwargs
+
+
+def build(params: TrainParams, *, verbose: bool = False):
+    """The estimator that ``params`` describe, not yet fitted."""
+    # Imported here, not at the top: every stage reads params.yaml through this module,
+    # and fetch_and_scale and visualize need no second of importing scikit-learn for it.
+    from sklearn.neural_network import MLPClassifier
+
+    return MLPClassifier(verbose=verbose, **params.estimator_kwargs())
+
+
+def fit(X: np.ndarray, y: np.ndarray, params: TrainParams):
+    """Fit the estimator, printing the loss of each iteration as the example does."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    estimator = build(params, verbose=True)
+    # A short max_iter is the example's point: silence the warning it causes, and only it.
+    # A fit that diverges is reported below in one line; numpy's overflow warnings on its
+    # way there would only bury that line.
+    with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
+        warnings.filterwarnings("ignore", category=ConvergenceWarning, module="sklearn")
+        try:
+            estimator.fit(X, y)
+        except ValueError as exc:
+            if "non-finite" not in str(exc):
+                raise
+            raise UserError(
+                f"training diverged: the weights became infinite or NaN ({exc})."
+                f" train.learning_rate_init = {params.learning_rate_init} is likely too large;"
+                " lower it and run again"
+            ) from None
+    return estimator
+
+
+def first_layer_weights(estimator) -> np.ndarray:
+    """The input weights of each unit of the first layer, (n_features, n_units)."""
+    return estimator.coefs_[0]
+
+
+def drawn_units(params: TrainParams) -> tuple[int, str]:
+    """How many units ``first_layer_weights`` will have, and what in params.yaml says so."""
+    return params.hidden_layer_sizes[0], "the first hidden layer (train.hidden_layer_sizes[0])"
+
+
+def loss_history(estimator) -> list[tuple[int, float]]:
+    """(iteration, loss) pairs: every iteration's for sgd and adam; lbfgs keeps only its last."""
+    if hasattr(estimator, "loss_curve_"):
+        return list(enumerate(map(float, estimator.loss_curve_), start=1))
+    return [(int(estimator.n_iter_), float(estimator.loss_))]
+
+
+def _held_out(params: TrainParams, n_samples: int) -> int:
+    """The rows early stopping sets aside to validate on: ``train_test_split``'s count."""
+    if not params.early_stopping or params.solver == "lbfgs":  # lbfgs does not stop early
+        return 0
+    return math.ceil(params.validation_fraction * n_samples)
+
+
+def problems(params: TrainParams, *, train_size: int) -> list[str]:
+    """What scikit-learn would refuse in ``params`` once it sees ``train_size`` rows, one
+    line each: early stopping's validation set, too small or all the rows.
+
+    (A two-class training set would also be split by class; MNIST's first rows hold more
+    classes than the few rows for which that could fail.)
+    """
+    held_out = _held_out(params, train_size)
+    if not held_out or (held_out >= 2 and train_size - held_out >= 1):
+        return []
+    turn_off = "or set train.early_stopping to false"
+    if train_size < 3:
+        return [
+            f"data.train_size = {train_size} is too few rows for train.early_stopping:"
+            f" scikit-learn needs 2 to validate on and 1 to train on; use at least 3, {turn_off}"
+        ]
+    fraction = f"train.validation_fraction = {params.validation_fraction}"
+    if held_out < 2:
+        return [
+            f"{fraction} sets aside {held_out} of data.train_size = {train_size} rows for"
+            " early stopping's validation set, and scikit-learn needs at least 2: make it"
+            f" more than 1/{train_size}, {turn_off}"
+        ]
+    return [
+        f"{fraction} sets aside all {train_size} rows of data.train_size for early stopping's"
+        f" validation set, leaving none to train on: make it at most"
+        f" {train_size - 1}/{train_size}, {turn_off}"
+    ]
+
+
+# Copies of the weights and biases that the stage certainly holds at once, during the fit
+# and after it: the weights, the best-so-far copy and the gradients; the solver's state
+# (sgd: velocities; adam: two moments; lbfgs: the weights and gradient packed into one
+# vector each, and scipy's L-BFGS-B history of 10 pairs of vectors). A fitted estimator
+# keeps the weights and the solver's state.
+WEIGHT_COPIES = {"sgd": (4, 2), "adam": (5, 3), "lbfgs": (25, 2)}
+
+
+def memory_needed(
+    params: TrainParams,
+    *,
+    n_samples: int,
+    n_features: int,
+    n_classes: int,
+    n_test: int,
+    itemsize: int,
+) -> int:
+    """Bytes that the train stage's arrays certainly need at once: a lower bound.
+
+    It counts, in the images' float size: during the fit, the copies of the weights and
+    biases (``WEIGHT_COPIES``), a batch's activations and their deltas (lbfgs's batch is
+    every row), the copies of the rows that shuffled batches and early stopping's split
+    make; after the fit, the
+    weights kept and the outputs of two layers at a time in the forward pass that scores
+    every training (or test) row. It leaves out short-lived temporaries (the peaks that
+    tests/test_model.py measures are 1 to 1.7 times the bound) and the memory-mapped
+    images, which the page cache holds and can give back.
+    """
+    widths = [*params.hidden_layer_sizes, n_classes if n_classes > 2 else 1]
+    weights = sum((fan_in + 1) * fan_out for fan_in, fan_out in pairwise([n_features, *widths]))
+    forward = max(a + b for a, b in pairwise([0, *widths]))
+    during, after = WEIGHT_COPIES[params.solver]
+    held_out = _held_out(params, n_samples)
+    if params.solver == "lbfgs":
+        batch, copied = n_samples, 0  # lbfgs computes on the rows as they are
+    else:
+        batch = min(200 if params.batch_size == "auto" else params.batch_size, n_samples - held_out)
+        copied = (n_samples if held_out else 0) + (batch if params.shuffle else 0)
+    fitting = during * weights + 2 * batch * sum(widths) + copied * n_features
+    scoring = after * weights + max(n_samples, n_test) * forward
+    return itemsize * max(fitting, scoring)
+
+
+def _size(n_bytes: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n_bytes < 1024:
+            return f"{n_bytes:.0f} {unit}" if unit == "bytes" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+    return f"{n_bytes:.1f} TiB"
+
+
+def check_memory(params: TrainParams, X: np.ndarray, y: np.ndarray, *, n_test: int, available: int):
+    """Refuse, in one line, a fit of ``X`` and ``y`` that certainly needs more than
+    ``available`` bytes (``memory_needed``), before it starts."""
+    n_samples, n_features = X.shape
+    needed = memory_needed(
+        params,
+        n_samples=n_samples,
+        n_features=n_features,
+        n_classes=len(np.unique(y)),
+        n_test=n_test,
+        itemsize=X.dtype.itemsize,
+    )
+    if needed > available:
+        raise UserError(
+            f"training needs at least {_size(needed)} of memory (its largest arrays, counted"
+            f" for train.hidden_layer_sizes = {params.hidden_layer_sizes} and"
+            f" train.solver = {params.solver} on {n_samples} rows of {n_features} values),"
+            f" but this machine has {_size(available)} available: make the hidden layers"
+            " smaller, or data.train_size"
+        )
