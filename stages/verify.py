@@ -567,10 +567,14 @@ def differences_from_example(params: Params) -> list[str]:
         "data.train_size": params.data.train_size,
         "data.pixel_dtype": params.data.pixel_dtype,
     }
-    wanted = {f"train.{key}": expected[key] for key in params.train.estimator_kwargs()}
+    # Another estimator's arguments have no value in the example: each is a difference.
+    absent = object()
+    wanted = {f"train.{key}": expected.get(key, absent) for key in params.train.estimator_kwargs()}
     wanted |= {"data.train_size": EXAMPLE_TRAIN_SIZE, "data.pixel_dtype": EXAMPLE_PIXEL_DTYPE}
     return [
-        f"{key}: {shown(found[key])} (example: {shown(wanted[key])})"
+        f"{key}: {shown(found[key])} (example: "
+        + ("no such argument" if wanted[key] is absent else shown(wanted[key]))
+        + ")"
         for key in wanted
         if found[key] != wanted[key]
     ]

@@ -17,6 +17,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -845,6 +846,14 @@ def test_numbers_for_other_params_are_one_line(project):
         " (example: 10) (scikit-learn's example settings are in git: `git checkout"
         " params.yaml`)"
     )
+
+
+def test_another_estimators_arguments_are_differences_not_a_crash():
+    train = SimpleNamespace(estimator_kwargs=lambda: {"C": 1.0, "max_iter": 10})
+    data = SimpleNamespace(train_size=60000, pixel_dtype="float64")
+    assert verify.differences_from_example(SimpleNamespace(train=train, data=data)) == [
+        "train.C: 1.0 (example: no such argument)"
+    ]
 
 
 def test_numbers_compare_no_bytes(project):
