@@ -114,7 +114,8 @@ def test_metrics_are_cached_and_plots_declared():
     assert STAGES["train"]["metrics"] == ["outputs/metrics.json"]
     loss, per_class, confusion = STAGES["train"]["plots"]
     spec = per_class["outputs/per_class.csv"]
-    assert (spec["template"], spec["x"], spec["y"]) == ("bar_horizontal", "f1", "digit")
+    assert (spec["template"], spec["x"], spec["y"]) == ("dot_horizontal", "f1", "digit")
+    assert (paths.ROOT / ".dvc" / "plots" / "dot_horizontal.json").is_file()
     assert loss["outputs/loss.csv"]["x"] == "iteration" and loss["outputs/loss.csv"]["y"] == "loss"
     # Errors only, as a share of each true class: the true class is the rows (y).
     spec = confusion["outputs/predictions.csv"]

@@ -101,6 +101,9 @@ VIEW_STATE = """(ids => ids.map(id => {
         marks: all("path, rect, line, text").length,
         text: svg ? svg.textContent : "",
         labels: all("g.mark-text.role-mark text").map(text => text.textContent),  // data labels
+        x_ticks: all("g.role-axis[aria-label^='X-axis'] g.role-axis-label text")
+            .map(text => text.textContent),
+        dots: all("g.mark-symbol.role-mark path").map(path => path.getAttribute("transform")),
         error: view.classList.contains("plot-error") ? view.textContent : null,
     };
 }))(%s)"""
@@ -201,3 +204,48 @@ def test_page_without_vega_says_so_in_place_of_each_chart(chromium_executable, t
         assert "This chart needs Vega" in view["error"] and "make setup" in view["error"]
     assert any("This chart needs Vega" in error for error in log.errors)
     assert off_the_machine(log.requests) == []
+
+
+def per_class_plot() -> dict:
+    """The F1 chart's properties as dvc.yaml declares them (template, x, y, titles)."""
+    [plot] = [
+        p["outputs/per_class.csv"]
+        for p in dvc_stages()["train"]["plots"]
+        if "outputs/per_class.csv" in p
+    ]
+    return plot
+
+
+def test_f1_chart_spans_the_scores_and_parts_two_revisions(
+    chromium_executable, tmp_path, vega_files
+):
+    # Scores near 1, as MNIST's are, equal in both revisions but for digit 3, 0.01 apart.
+    # On bars from 0 to 1 (Vega-Lite stacks bars from 0, whatever scale.zero says), the
+    # two revisions looked the same: 0.01 was 3 of the chart's 300 pixels.
+    f1 = {"workspace": [0.95 + digit / 1000 for digit in range(10)]}
+    f1["HEAD"] = [score + 0.01 * (digit == 3) for digit, score in enumerate(f1["workspace"])]
+    data = [
+        {"digit": str(digit), "f1": str(score), "rev": rev}
+        for rev, scores in f1.items()
+        for digit, score in enumerate(scores)
+    ]
+    renderer = VegaRenderer(
+        data, "outputs/per_class.csv", template_dir=str(PAGE.parent), **per_class_plot()
+    )
+    page = render_html([renderer], tmp_path / "dvc_plots" / "index.html", html_template=str(PAGE))
+    (tmp_path / "node_modules").symlink_to(vega_files)
+
+    [view], _, log = open_page(chromium_executable, Path(page))
+
+    assert_rendered([view], [], log)
+    ticks = [float(tick) for tick in view["x_ticks"]]
+    assert 0.94 <= min(ticks) < max(ticks) <= 0.97  # the axis spans the scores, not 0 to 1
+    # one dot per revision and digit; the revisions' dots apart for digit 3 only
+    assert len(view["dots"]) == 20
+    rows: dict[float, list[float]] = {}
+    for dot in view["dots"]:
+        x, y = map(float, re.fullmatch(r"translate\(([-\d.e]+),([-\d.e]+)\)", dot).groups())
+        rows.setdefault(y, []).append(x)
+    spreads = sorted(max(xs) - min(xs) for xs in rows.values())
+    assert spreads[:-1] == [0] * 9
+    assert spreads[-1] >= 100  # of the chart's 300 pixels
