@@ -23,6 +23,12 @@ from stages.paths import Layout
 _PNG_METADATA = {"Software": None}
 # Pixels between digits in the misclassified grid, room for each digit's label.
 MOSAIC_GAP = 12
+# The misclassified grid's layout, in inches: a digit's cell (with its label), the
+# title's line above the grid (the first row's labels have their room inside the grid),
+# and the margin above the title and below the grid.
+MOSAIC_CELL_INCHES = 0.8
+MOSAIC_TITLE_INCHES = 0.2
+MOSAIC_MARGIN_INCHES = 0.08
 
 
 def weight_grid(weights: np.ndarray, params: VisualizeParams) -> Figure:
@@ -75,8 +81,12 @@ def misclassified_grid(images: np.ndarray, predictions: np.ndarray, rows: int, c
     side = math.isqrt(images.shape[1])
     cell = side + MOSAIC_GAP
     mosaic = np.zeros((rows * cell, cols * cell))
-    fig = Figure(figsize=(0.8 * cols, 0.9 * rows + 0.5))
-    ax = fig.add_axes((0, 0, 1, 0.9 * rows / (0.9 * rows + 0.5)))
+    # The axes get the mosaic's own aspect ratio, so that the image fills them: in axes
+    # of any other shape, imshow centres it and leaves blank bands above and below.
+    width, height = MOSAIC_CELL_INCHES * cols, MOSAIC_CELL_INCHES * rows
+    total = MOSAIC_MARGIN_INCHES + height + MOSAIC_TITLE_INCHES
+    fig = Figure(figsize=(width, total))
+    ax = fig.add_axes((0, MOSAIC_MARGIN_INCHES / total, 1, height / total))
     for n, (index, actual, predicted) in enumerate(wrong[: rows * cols]):
         row, col = divmod(n, cols)
         top, left = row * cell + MOSAIC_GAP, col * cell + MOSAIC_GAP // 2
@@ -88,6 +98,8 @@ def misclassified_grid(images: np.ndarray, predictions: np.ndarray, rows: int, c
     fig.suptitle(
         f"{len(wrong)} of {len(predictions)} test digits misclassified (true -> predicted)",
         fontsize=9,
+        y=1 - MOSAIC_MARGIN_INCHES / total,
+        va="top",
     )
     return fig
 

@@ -1,9 +1,11 @@
 """The three stages' functions and mains on tiny synthetic data, without DVC."""
 
+import itertools
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import joblib
@@ -11,6 +13,7 @@ import numpy as np
 import psutil
 import pytest
 import yaml
+from matplotlib.image import imread
 from sklearn.neural_network import MLPClassifier
 
 from stages import fetch_and_scale, formats, mnist, model, paths, train, visualize
@@ -343,6 +346,29 @@ def test_misclassified_grid_shows_only_wrong_predictions_with_labels():
             tiles[gap : gap + 28, left : left + 28], images[index].reshape(28, 28)
         )
     assert not tiles[:, 2 * cell :].any()  # the third cell stays empty: only two are wrong
+
+
+def blank_bands(png: Path) -> list[int]:
+    """The heights in pixels of the runs of blank rows in ``png``, from top to bottom,
+    between the runs of rows with ink (a pixel darker than light grey)."""
+    ink = (imread(png)[..., :3] < 0.9).any(axis=(1, 2))
+    return [len(list(rows)) for has_ink, rows in itertools.groupby(ink) if not has_ink]
+
+
+def test_misclassified_grid_has_no_blank_band_under_its_title(tmp_path):
+    images = np.random.default_rng(6).random((40, 784))  # ink in every row of a digit
+    predictions = np.array([[i, 1, 2] for i in range(40)])
+    png = tmp_path / "misclassified.png"
+    visualize.save_png(visualize.misclassified_grid(images, predictions, rows=4, cols=8), png)
+
+    # the margin, the title, then 4 rows of labels over digits, and the margin
+    top, under_title, *within_grid, bottom = blank_bands(png)
+    assert len(within_grid) == 2 * 4 - 1
+    between_rows = max(within_grid)
+    assert between_rows == 12
+    # No wider than the space between two rows of digits; it was 59 pixels.
+    assert under_title <= between_rows
+    assert top <= between_rows and bottom <= between_rows
 
 
 def test_misclassified_grid_shows_at_most_rows_x_cols():
