@@ -55,23 +55,24 @@ def test_stage_depends_on_exactly_the_code_it_imports(stage):
     assert code_deps == imported_stage_modules(stage)
 
 
-def test_outputs_match_the_paths_module():
+def test_dvc_yaml_declares_the_stages_and_outputs_of_the_paths_module():
+    # paths.py spells each file once; dvc.yaml is the pipeline's truth: the two agree.
+    assert list(STAGES) == list(paths.STAGES)
     outs = {
         stage: plain(spec.get("outs")) | plain(spec.get("metrics")) | plain(spec.get("plots"))
         for stage, spec in STAGES.items()
     }
-    assert outs == {
-        "fetch_and_scale": {rel(FILES.images), rel(FILES.labels)},
-        "train": {
-            rel(FILES.model),
-            rel(FILES.weights),
-            rel(FILES.metrics),
-            rel(FILES.loss_csv),
-            rel(FILES.predictions),
-            rel(FILES.per_class),
-        },
-        "visualize": {rel(FILES.weights_png), rel(FILES.loss_png), rel(FILES.misclassified_png)},
-    }
+    assert outs == {stage: set(files.values()) for stage, files in paths.OUTPUTS.items()}
+    assert {stage: set(map(rel, FILES.outputs(stage))) for stage in STAGES} == outs
+
+
+def test_the_layout_names_each_file_once():
+    names = [*paths.INPUTS, *(name for files in paths.OUTPUTS.values() for name in files)]
+    assert len(names) == len(set(names))
+    assert FILES.images == paths.ROOT / "data" / "images.npy"
+    assert FILES.outputs("visualize") == [
+        paths.ROOT / "outputs" / name for name in ("weights.png", "loss.png", "misclassified.png")
+    ]
 
 
 def data_deps(stage: str) -> set[str]:
