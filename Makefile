@@ -45,10 +45,10 @@ verify: setup
 # The benchmark's report and logs go to benchmarks/out/ (ignored by git); bench-publish
 # also overwrites the committed benchmarks/results.{md,json}.
 bench: setup
-	python benchmarks/run.py
+	python -m benchmarks.run
 
 bench-publish: setup
-	python benchmarks/run.py --publish
+	python -m benchmarks.run --publish
 
 # A sweep of 6 experiments: python -m sweep vs dvc's queue vs sequential dvc exp run,
 # reported in benchmarks/out/ (make bench-sweep PUBLISH=--publish updates the committed one).

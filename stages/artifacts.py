@@ -10,7 +10,6 @@ same bytes for the same content (no dates), because dvc.lock records every outpu
 import contextlib
 import json
 import os
-import signal
 import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages import errors
+from stages import runner
 
 # A fixed timestamp for the members of .npz files: numpy's own savez stamps the
 # current time, which would change the file's hash on every run.
@@ -75,20 +74,16 @@ class StagedOutputs:
         """Rename every output into place, with SIGINT and SIGTERM held off meanwhile.
 
         A stop that a finalizer swallowed earlier stops the commit before it starts; one
-        that arrives during it is delivered when it ends, and is ignored from then on
-        (``errors.outputs_complete``): the stage's work is done once its outputs are in
-        place. So no stop leaves some outputs renamed and others not, and none makes a
-        stage that finished report that it wrote nothing.
+        that arrives during it is ignored (``runner.outputs_complete``): the stage's work
+        is done once its outputs are in place. So no stop leaves some outputs renamed and
+        others not, and none makes a stage that finished report that it wrote nothing.
         """
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, errors.STOP_SIGNALS)
-        try:
-            errors.raise_if_stopped()
+        with runner.stops_held():
+            runner.raise_if_stopped()
             for tmp, target in self._staged:
                 os.replace(tmp, target)
                 self._placed.append(target)
-            errors.outputs_complete()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            runner.outputs_complete()
 
     def discard(self) -> None:
         """Remove every temporary file, and every output already renamed into place."""

@@ -20,8 +20,9 @@ from sklearn.neural_network import MLPClassifier
 from stages import formats, paths
 from stages.artifacts import all_or_none
 from stages.config import TrainParams, load_params
-from stages.errors import UserError, run_stage
+from stages.errors import UserError
 from stages.paths import Layout
+from stages.runner import refuse_direct_run
 
 log = logging.getLogger(__name__)
 
@@ -114,4 +115,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    refuse_direct_run("train")

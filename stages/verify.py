@@ -30,8 +30,9 @@ from ruamel.yaml import YAML
 
 from stages import formats, paths
 from stages.config import Params, load_params
-from stages.errors import UserError, run_stage
+from stages.errors import UserError
 from stages.paths import Layout
+from stages.runner import run_stage
 
 log = logging.getLogger(__name__)
 

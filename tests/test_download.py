@@ -518,7 +518,7 @@ def test_command_line_reports_one_error_and_writes_nothing(server, tmp_path):
     env["MNIST_CACHE"] = str(tmp_path / "cache")
 
     result = subprocess.run(
-        [sys.executable, "-m", "stages.fetch_and_scale"],
+        [sys.executable, "-m", "stages", "fetch_and_scale"],
         cwd=project,
         env=env,
         capture_output=True,

@@ -21,9 +21,10 @@ def plain(entries) -> set[str]:
 
 
 def imported_stage_modules(module: str) -> set[str]:
-    """``stages/*.py`` files that ``module`` imports, transitively, wherever the import is,
-    with the package's ``__init__.py``, which Python runs before any of them."""
-    seen, todo = set(), ["__init__", module]
+    """``stages/*.py`` files that the entry point running ``module`` imports (``module``
+    itself, which it imports by name), transitively, wherever the import is, with the
+    package's ``__init__.py``, which Python runs before any of them."""
+    seen, todo = set(), ["__init__", "__main__", module]
     while todo:
         name = todo.pop()
         if name in seen:
@@ -45,8 +46,8 @@ def imported_stage_modules(module: str) -> set[str]:
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
-def test_stage_runs_its_own_module(stage):
-    assert STAGES[stage]["cmd"] == f"python -m stages.{stage}"
+def test_stage_runs_through_the_entry_point(stage):
+    assert STAGES[stage]["cmd"] == f"python -m stages {stage}"
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
@@ -81,7 +82,7 @@ def data_deps(stage: str) -> set[str]:
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
 def test_stage_depends_on_the_versions_its_interpreter_is_checked_against(stage):
-    # stages/__init__.py refuses packages other than requirements.txt pins: new pins can
+    # stages/__main__.py refuses packages other than requirements.txt pins: new pins can
     # compute other bytes, so they rerun the stage.
     assert "requirements.txt" in data_deps(stage)
 

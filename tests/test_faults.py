@@ -38,23 +38,29 @@ def scaled(tmp_path, mnist_env) -> Layout:
 
 def run_train(files: Layout, setup: str) -> subprocess.CompletedProcess:
     """Run the train stage on ``files`` in a fresh interpreter, after ``setup`` (Python
-    that plants a fault: ``train``, ``formats``, ``artifacts``, ``errors``, ``os`` and
-    ``signal`` are imported for it)."""
+    that plants a fault: ``train``, ``formats``, ``artifacts``, ``runner``, ``os`` and
+    ``signal`` are imported for it), as the runner runs it."""
     code = (
         textwrap.dedent(
             f"""
+        from stages import cpu
+        cpu.pin_float_paths()  # as the entry point does, before numpy loads
         import os, signal
         from pathlib import Path
-        from stages import artifacts, errors, formats, train
+        from stages import artifacts, formats, runner, train
         from stages.paths import Layout
         files = Layout.under(Path({str(files.root)!r}))
         """
         )
         + textwrap.dedent(setup)
-        + "\nerrors.run_stage(lambda: train.run(files))\n"
+        + "\nrunner.run_stage(lambda: train.run(files))\n"
     )
     return subprocess.run(
-        [sys.executable, "-c", code], cwd=paths.ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code],
+        cwd=paths.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -77,7 +83,7 @@ SWALLOWED_STOP = """
 write_weights = formats.write_weights
 def swallowed(*args):
     write_weights(*args)
-    errors._State.stopped_by = signal.SIGTERM
+    runner._State.stopped_by = signal.SIGTERM
 formats.write_weights = swallowed
 """
 

@@ -1,0 +1,47 @@
+"""Run one stage of the pipeline: ``python -m stages <stage>``, as dvc.yaml's commands do.
+
+Before the stage's module is imported, and numpy with it, this
+
+1. refuses an interpreter that is not the project's environment (``stages/interpreter.py``);
+2. pins numpy's and OpenBLAS's floating-point code paths (``stages/cpu.py``), which both
+   read once, when they load: so the outputs are the same bytes on every x86-64 CPU with
+   AVX2.
+
+Then the stage's ``main`` runs under ``runner.run_stage``. Exit codes: 0; 1 for a
+problem the message names; 2 for a wrong command line; 128+N when stopped by signal N.
+"""
+
+import argparse
+import importlib
+import sys
+
+from stages import cpu, paths, runner
+from stages.interpreter import check_interpreter
+
+
+def parser() -> argparse.ArgumentParser:
+    stages = argparse.ArgumentParser(
+        prog="python -m stages", description="Run one stage of the pipeline (dvc.yaml's commands)."
+    )
+    stages.add_argument("stage", choices=paths.STAGES)
+    return stages
+
+
+def run(stage: str) -> None:
+    """Run ``stage``'s ``main``."""
+    # Imported only now, after the pin: it loads numpy.
+    module = importlib.import_module(f"stages.{stage}")
+    module.main()
+
+
+def main(argv: list[str] | None = None) -> None:
+    stage = parser().parse_args(argv).stage
+    problem = check_interpreter(paths.ROOT / "requirements.txt")
+    if problem:
+        sys.exit(problem)
+    cpu.pin_float_paths()
+    runner.run_stage(lambda: run(stage))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""The stage runner: one message and one exit code per cause, and stops that unwind.
+
+``python -m stages <stage>`` (``stages/__main__.py``) runs every stage's ``main`` through
+``run_stage``. SIGINT and SIGTERM become ``StageStopped``, an exception that library code
+cannot swallow, so that every cleanup runs; a ``UserError`` or an error of the disk is
+one line and exit 1, never a traceback.
+"""
+
+import contextlib
+import errno
+import logging
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from typing import NoReturn
+
+from stages.errors import STOP_SIGNALS, StageStopped, UserError
+
+log = logging.getLogger(__name__)
+
+
+class _State:
+    """What the signal handler needs to know: a stop that arrived, whether stops are held
+    off, and whether the stage's outputs are already complete (then a stop no longer
+    undoes anything)."""
+
+    stopped_by: int | None = None
+    held = False
+    complete = False
+
+
+def _on_stop(signum, frame):
+    if _State.complete:
+        return  # the outputs are in place: the stage is finishing, let it
+    _State.stopped_by = signum
+    if _State.held:
+        return  # raised when the hold ends (``stops_held``)
+    # Unwind like an exception, so that every ``except BaseException`` that removes a
+    # temporary file runs before the process exits.
+    raise StageStopped(signum)
+
+
+def raise_if_stopped() -> None:
+    """Raise ``StageStopped`` for a stop that arrived but was swallowed on its way (an
+    exception raised in a finalizer, such as ``ZipFile.__del__``, is only printed)."""
+    if _State.stopped_by is not None:
+        raise StageStopped(_State.stopped_by)
+
+
+def outputs_complete() -> None:
+    """Every output of the stage is in place: from now on a stop is ignored."""
+    _State.complete = True
+
+
+@contextlib.contextmanager
+def stops_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM off during the block: one that arrives meanwhile raises
+    ``StageStopped`` when the block ends, unless the block called ``outputs_complete``.
+
+    A flag that the handler reads, not a blocked signal: the kernel delivers a signal to
+    any thread that does not block it (OpenBLAS's, where it runs several), and Python
+    then runs the handler in the main thread all the same.
+    """
+    _State.held = True
+    try:
+        yield
+    finally:
+        _State.held = False
+    if _State.complete:
+        _State.stopped_by = None  # it came too late to undo anything: ignored
+    raise_if_stopped()
+
+
+# errno values that mean the user's disk, not our code: one line, no traceback.
+_DISK_ERRORS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exhausted",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+}
+
+
+def run_stage(main: Callable[[], None]) -> None:
+    """Run a stage's ``main``: one message and exit 1 on a ``UserError`` or a full disk,
+    128+N on signal N."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    _State.stopped_by, _State.held, _State.complete = None, False, False
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _on_stop)
+    try:
+        main()
+        raise_if_stopped()
+    except UserError as exc:
+        log.error("error: %s", exc)
+        sys.exit(1)
+    except StageStopped as exc:
+        log.error("stopped by %s: this stage wrote no output", exc)
+        sys.exit(128 + exc.signum)
+    except OSError as exc:
+        if exc.errno not in _DISK_ERRORS:
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        log.error(
+            "error: %s%s (%s): free some space or fix the folder's permissions, then run"
+            " again; this stage wrote no output",
+            _DISK_ERRORS[exc.errno],
+            where,
+            exc.strerror,
+        )
+        sys.exit(1)
+
+
+def refuse_direct_run(stage: str) -> NoReturn:
+    """What ``python -m stages.<stage>`` does: say in one line how to run the stage."""
+    print(
+        f"error: run this stage as `python -m stages {stage}` (or `dvc repro`):"
+        f" `python -m stages.{stage}` loads numpy before its code paths can be pinned",
+        file=sys.stderr,
+    )
+    sys.exit(2)
