@@ -5,7 +5,9 @@ Before the stage's module is imported, and numpy with it, this
 1. refuses an interpreter that is not the project's environment (``stages/interpreter.py``);
 2. pins numpy's and OpenBLAS's floating-point code paths (``stages/cpu.py``), which both
    read once, when they load: so the outputs are the same bytes on every x86-64 CPU with
-   AVX2.
+   AVX2;
+3. ties the stage to the process that started it (``runner.die_with_starter``): a stage
+   whose ``dvc repro`` is killed stops too, instead of overwriting a newer run's outputs.
 
 Then the stage's ``main`` runs under ``runner.run_stage``. Exit codes: 0; 1 for a
 problem the message names; 2 for a wrong command line; 128+N when stopped by signal N.
@@ -13,6 +15,7 @@ problem the message names; 2 for a wrong command line; 128+N when stopped by sig
 
 import argparse
 import importlib
+import os
 import sys
 
 from stages import cpu, paths, runner
@@ -35,11 +38,13 @@ def run(stage: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    parent = os.getppid()  # first: the process that started this one, before it can end
     stage = parser().parse_args(argv).stage
     problem = check_interpreter(paths.ROOT / "requirements.txt")
     if problem:
         sys.exit(problem)
     cpu.pin_float_paths()
+    runner.die_with_starter(parent)
     runner.run_stage(lambda: run(stage))
 
 

@@ -1,17 +1,20 @@
-"""The stages' entry point: importing a module does nothing else, and a stage runs only
-through ``python -m stages <stage>``."""
+"""The stages' entry point and runner: importing a module does nothing else, a stage runs
+only through ``python -m stages <stage>``, and it dies with the process that started it."""
 
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
-from stages import paths
+from stages import paths, runner
 from stages.paths import Layout
+from tests.project import dvc_stages
 
 # Every module under stages/ and sweep/, but the entry points, which act by design.
 MODULES = sorted(
@@ -110,3 +113,100 @@ def test_the_entry_point_names_the_stages_it_runs():
         "python -m stages: error: argument stage: invalid choice: 'trian'"
         " (choose from 'fetch_and_scale', 'train', 'visualize')"
     )
+
+
+# --- a stage dies with the process that started it --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["/bin/sh", "-c", "python -m stages train"], True),
+        (["/usr/bin/bash", "--noprofile", "--norc", "-c", "python -m stages train"], True),
+        (["-bash", "-lc", "python -m stages train"], True),
+        (["zsh", "--no-rcs", "-c", "python -m stages train"], True),
+        (["-bash"], False),  # a login shell: the user's, not a wrapper
+        (["bash", "script.sh", "-c"], False),
+        (["python", "-c", "import x"], False),
+        (["dvc", "repro"], False),
+        ([], False),
+    ],
+)
+def test_which_parents_are_shells_running_a_command(argv, expected):
+    assert runner.is_command_shell(argv) is expected
+
+
+def test_a_processs_parent_and_arguments_are_read_from_proc():
+    with subprocess.Popen(["sleep", "60"]) as child:
+        assert runner.parent_of(child.pid) == os.getpid()
+        assert runner.command_line(child.pid) == ["sleep", "60"]
+        child.kill()
+    assert runner.parent_of(child.pid) is None
+    assert runner.command_line(child.pid) == []
+
+
+# How DVC runs a stage's command (dvc/stage/run.py): its shell (``$SHELL``, else /bin/sh)
+# with ``-c``, in a child process that it waits for.
+STARTER = """
+import subprocess, sys
+subprocess.Popen([sys.argv[1], "-c", sys.argv[2]]).communicate()
+"""
+
+
+def alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_for(predicate, what: str, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := predicate():
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux's")
+@pytest.mark.parametrize(
+    "shell",
+    [
+        "/bin/sh",  # dash forks the command and waits: the stage's parent is the shell
+        "/bin/bash",  # bash execs a lone command: the stage's parent is the starter itself
+    ],
+)
+def test_a_stage_dies_with_the_process_that_started_it(scaled_repo, tmp_path, shell):
+    if not Path(shell).exists():
+        pytest.skip(f"no {shell}")
+    repo = scaled_repo
+    # Train for a long time: a stage that outlived its starter would still be running.
+    repo.set_param("max_iter", "1000000")
+    repo.set_param("n_iter_no_change", "1000000")
+    log = tmp_path / "stage.log"
+    command = dvc_stages(repo.root)["train"]["cmd"]
+    with log.open("w") as out:
+        starter = subprocess.Popen(
+            [sys.executable, "-c", STARTER, shell, command],
+            cwd=repo.root,
+            env=repo.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    stages = []
+    try:
+        wait_for(lambda: "Iteration 2," in log.read_text(), "the stage to train")
+        stages = [p for p in psutil.Process(starter.pid).children(recursive=True) if alive(p)]
+        assert any("stages" in p.cmdline() or "stages.train" in p.cmdline() for p in stages)
+        starter.kill()
+        starter.wait()
+        wait_for(lambda: not any(alive(p) for p in stages), "the stage to stop", timeout=30)
+    finally:
+        starter.kill()
+        for process in stages:
+            if alive(process):
+                process.kill()
+    outputs = repo.root / "outputs"
+    assert sorted(p.name for p in outputs.iterdir()) == [".gitignore"]
+    assert log.read_text().splitlines()[-1] == "stopped by SIGTERM: this stage wrote no output"
