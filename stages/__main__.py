@@ -9,8 +9,11 @@ Before the stage's module is imported, and numpy with it, this
 3. ties the stage to the process that started it (``runner.die_with_starter``): a stage
    whose ``dvc repro`` is killed stops too, instead of overwriting a newer run's outputs.
 
-Then the stage's ``main`` runs under ``runner.run_stage``. Exit codes: 0; 1 for a
-problem the message names; 2 for a wrong command line; 128+N when stopped by signal N.
+Then the stage runs under ``runner.run_stage``: its outputs are checked first (no folder
+where a file goes, folders writable) and temporary files that killed runs left beside
+them are removed (``artifacts.prepare_outputs``), then its ``main`` runs. Exit codes: 0;
+1 for a problem the message names; 2 for a wrong command line; 128+N when stopped by
+signal N.
 """
 
 import argparse
@@ -31,9 +34,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(stage: str) -> None:
-    """Run ``stage``'s ``main``."""
-    # Imported only now, after the pin: it loads numpy.
+    """Check and tidy ``stage``'s outputs, then run its ``main``."""
+    # Imported only now, after the pin: they load numpy.
+    from stages import artifacts
+
     module = importlib.import_module(f"stages.{stage}")
+    artifacts.prepare_outputs(paths.PROJECT.outputs(stage))
     module.main()
 
 

@@ -3,8 +3,8 @@ stage that lives no longer than the process that started it.
 
 ``python -m stages <stage>`` (``stages/__main__.py``) runs every stage's ``main`` through
 ``run_stage``. SIGINT and SIGTERM become ``StageStopped``, an exception that library code
-cannot swallow, so that every cleanup runs; a ``UserError`` or an error of the disk is
-one line and exit 1, never a traceback.
+cannot swallow, so that every cleanup runs; a ``UserError`` or an error of the disk or
+of a folder is one line and exit 1, never a traceback.
 """
 
 import contextlib
@@ -77,18 +77,21 @@ def stops_held() -> Iterator[None]:
     raise_if_stopped()
 
 
-# errno values that mean the user's disk, not our code: one line, no traceback.
-_DISK_ERRORS = {
-    errno.ENOSPC: "the disk is full",
-    errno.EDQUOT: "the disk quota is exhausted",
-    errno.EROFS: "the file system is read-only",
-    errno.EACCES: "permission denied",
+# errno values that mean the user's disk or folders, not our code: what happened, and
+# what to do about it, in one line.
+_OS_ERRORS = {
+    errno.ENOSPC: ("the disk is full", "free some space"),
+    errno.EDQUOT: ("the disk quota is exhausted", "free some space"),
+    errno.EROFS: ("the file system is read-only", "make it writable"),
+    errno.EACCES: ("permission denied", "fix the folder's permissions"),
+    errno.EPERM: ("operation not permitted", "fix the folder's permissions or attributes"),
+    errno.EISDIR: ("a folder stands where a file goes", "move it away"),
 }
 
 
 def run_stage(main: Callable[[], None]) -> None:
-    """Run a stage's ``main``: one message and exit 1 on a ``UserError`` or a full disk,
-    128+N on signal N."""
+    """Run ``main``: one message and exit 1 on a ``UserError`` or an error of the disk or
+    a folder, 128+N on signal N."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     _State.stopped_by, _State.held, _State.complete = None, False, False
     for signum in STOP_SIGNALS:
@@ -103,15 +106,16 @@ def run_stage(main: Callable[[], None]) -> None:
         log.error("stopped by %s: this stage wrote no output", exc)
         sys.exit(128 + exc.signum)
     except OSError as exc:
-        if exc.errno not in _DISK_ERRORS:
+        if exc.errno not in _OS_ERRORS:
             raise
+        what, fix = _OS_ERRORS[exc.errno]
         where = f" writing {exc.filename}" if exc.filename else ""
         log.error(
-            "error: %s%s (%s): free some space or fix the folder's permissions, then run"
-            " again; this stage wrote no output",
-            _DISK_ERRORS[exc.errno],
+            "error: %s%s (%s): %s, then run again; this stage wrote no output",
+            what,
             where,
             exc.strerror,
+            fix,
         )
         sys.exit(1)
 
