@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(problem)
     cpu.pin_float_paths()
     runner.die_with_starter(parent)
-    runner.run_stage(lambda: run(stage))
+    runner.run_stage(lambda: run(stage), stage=stage)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import NoReturn
 
@@ -89,33 +89,55 @@ _OS_ERRORS = {
 }
 
 
-def run_stage(main: Callable[[], None]) -> None:
+def after_failure(stage: str | None, environ: Mapping[str, str] = os.environ) -> str:
+    """What a failed ``stage`` leaves, where DVC ran it: DVC removes a stage's outputs
+    before it runs the stage's command, and brings them back from its cache on request."""
+    dvc_stage = environ.get("DVC_STAGE")  # how DVC names the stage it runs
+    if stage is None or not dvc_stage:
+        return ""
+    return (
+        "DVC removed the stage's previous outputs when it started it:"
+        f" `dvc checkout {dvc_stage}` brings them back"
+    )
+
+
+def _report(message: str, hint: str) -> None:
+    if hint:
+        # On the message's own line, unless it is a list of problems
+        message += ("\n" if "\n" in message else "; ") + hint
+    log.error("%s", message)
+
+
+def run_stage(main: Callable[[], None], *, stage: str | None = None) -> None:
     """Run ``main``: one message and exit 1 on a ``UserError`` or an error of the disk or
-    a folder, 128+N on signal N."""
+    a folder, 128+N on signal N.
+
+    ``stage`` names the pipeline's stage that ``main`` runs: where DVC runs it, the
+    message also says how to bring back the outputs that DVC removed before.
+    """
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     _State.stopped_by, _State.held, _State.complete = None, False, False
     for signum in STOP_SIGNALS:
         signal.signal(signum, _on_stop)
+    hint = after_failure(stage)
     try:
         main()
         raise_if_stopped()
     except UserError as exc:
-        log.error("error: %s", exc)
+        _report(f"error: {exc}", hint)
         sys.exit(1)
     except StageStopped as exc:
-        log.error("stopped by %s: this stage wrote no output", exc)
+        _report(f"stopped by {exc}: this stage wrote no output", hint)
         sys.exit(128 + exc.signum)
     except OSError as exc:
         if exc.errno not in _OS_ERRORS:
             raise
         what, fix = _OS_ERRORS[exc.errno]
         where = f" writing {exc.filename}" if exc.filename else ""
-        log.error(
-            "error: %s%s (%s): %s, then run again; this stage wrote no output",
-            what,
-            where,
-            exc.strerror,
-            fix,
+        _report(
+            f"error: {what}{where} ({exc.strerror}): {fix}, then run again;"
+            " this stage wrote no output",
+            hint,
         )
         sys.exit(1)
 

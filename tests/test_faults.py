@@ -18,7 +18,7 @@ import pytest
 from stages import fetch_and_scale, paths
 from stages.config import read_yaml
 from stages.paths import Layout
-from tests.conftest import N_TRAIN, Repo
+from tests.conftest import N_TEST, N_TRAIN, Repo
 from tests.machines import md5
 from tests.project import stage_commands
 
@@ -39,10 +39,11 @@ def scaled(tmp_path, mnist_env) -> Layout:
     return files
 
 
-def run_train(files: Layout, setup: str) -> subprocess.CompletedProcess:
+def run_train(files: Layout, setup: str, **env: str) -> subprocess.CompletedProcess:
     """Run the train stage on ``files`` in a fresh interpreter, after ``setup`` (Python
     that plants a fault: ``train``, ``formats``, ``artifacts``, ``runner``, ``errno``,
-    ``os`` and ``signal`` are imported for it), as the runner runs it."""
+    ``os`` and ``signal`` are imported for it), as the runner runs it, with ``env`` added
+    to the environment."""
     code = (
         textwrap.dedent(
             f"""
@@ -56,11 +57,12 @@ def run_train(files: Layout, setup: str) -> subprocess.CompletedProcess:
         """
         )
         + textwrap.dedent(setup)
-        + "\nrunner.run_stage(lambda: train.run(files))\n"
+        + "\nrunner.run_stage(lambda: train.run(files), stage='train')\n"
     )
     return subprocess.run(
         [sys.executable, "-c", code],
         cwd=paths.ROOT,
+        env=os.environ | env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -111,6 +113,17 @@ def replace_then_stop(src, dst):
     os.kill(os.getpid(), signal.SIGTERM)
 os.replace = replace_then_stop
 """
+
+
+def test_where_dvc_ran_the_stage_the_message_says_how_to_get_its_outputs_back(scaled):
+    # DVC removes a stage's outputs before it runs the stage's command
+    result = run_train(scaled, KILL_AFTER_METRICS, DVC_STAGE="train")
+    assert result.returncode == 128 + 15, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "stopped by SIGTERM: this stage wrote no output; DVC removed the stage's previous"
+        " outputs when it started it: `dvc checkout train` brings them back"
+    )
+    assert outputs_left(scaled) == []
 
 
 def test_a_stop_during_the_renames_waits_for_them_and_the_stage_finishes(scaled):
@@ -224,6 +237,25 @@ def test_outputs_that_cannot_be_written_are_one_line_before_any_work(scaled_repo
     assert error.endswith("then run again")
     assert "Iteration" not in result.stdout  # refused before the training
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_after_a_failed_stage_dvc_checkout_brings_its_outputs_back_as_the_message_says(tiny_repo):
+    repo = tiny_repo
+    repo.dvc("repro")
+    model = repo.root / "outputs" / "model.joblib"
+    good = md5(model)
+    repo.set_param("train_size", str(N_TRAIN + N_TEST))  # leaves no test rows
+    failed = repo.dvc("repro", check=False)
+    assert failed.returncode != 0
+    assert not model.exists()  # DVC removed it before running the stage
+    assert (
+        f"error: data.train_size = {N_TRAIN + N_TEST} leaves no test rows: the data has"
+        f" {N_TRAIN + N_TEST} images; DVC removed the stage's previous outputs when it started"
+        " it: `dvc checkout train` brings them back\n"
+    ) in failed.stderr
+    repo.dvc("checkout", "train")
+    assert md5(model) == good
 
 
 # --- the DVC cache ------------------------------------------------------------------------

@@ -4,6 +4,7 @@ only through ``python -m stages <stage>``, and it dies with the process that sta
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import psutil
 import pytest
 
 from stages import paths, runner
+from stages.errors import STOP_SIGNALS, UserError
 from stages.paths import Layout
 from tests.project import dvc_stages
 
@@ -113,6 +115,49 @@ def test_the_entry_point_names_the_stages_it_runs():
         "python -m stages: error: argument stage: invalid choice: 'trian'"
         " (choose from 'fetch_and_scale', 'train', 'visualize')"
     )
+
+
+# --- what a failed stage says ------------------------------------------------------------
+
+
+def failing(message: str):
+    def main():
+        raise UserError(message)
+
+    return main
+
+
+HINT = (
+    "DVC removed the stage's previous outputs when it started it:"
+    " `dvc checkout train` brings them back"
+)
+
+
+@pytest.mark.parametrize(
+    ("message", "stage", "dvc_stage", "said"),
+    [
+        ("no data", "train", "train", f"error: no data; {HINT}"),
+        ("2 problems:\n  a\n  b", "train", "train", f"error: 2 problems:\n  a\n  b\n{HINT}"),
+        ("no data", "train", None, "error: no data"),
+        ("no such commit", None, "train", "error: no such commit"),  # a tool, not a stage
+    ],
+)
+def test_a_failure_says_how_to_bring_back_what_dvc_removed(
+    message, stage, dvc_stage, said, monkeypatch, caplog
+):
+    if dvc_stage:
+        monkeypatch.setenv("DVC_STAGE", dvc_stage)
+    else:
+        monkeypatch.delenv("DVC_STAGE", raising=False)
+    handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    try:
+        with pytest.raises(SystemExit) as exited:
+            runner.run_stage(failing(message), stage=stage)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    assert exited.value.code == 1
+    assert caplog.messages == [said]
 
 
 # --- a stage dies with the process that started it --------------------------------------
