@@ -46,10 +46,10 @@ verify: setup
 # also overwrites the committed benchmarks/results.{md,json}. BENCH_ARGS passes options
 # through, for example make bench BENCH_ARGS="--repeats 1" for a quick check.
 bench: setup
-	python benchmarks/run.py $(BENCH_ARGS)
+	python -m benchmarks.run $(BENCH_ARGS)
 
 bench-publish: setup
-	python benchmarks/run.py --publish $(BENCH_ARGS)
+	python -m benchmarks.run --publish $(BENCH_ARGS)
 
 # A sweep of 6 experiments: python -m sweep vs dvc's queue vs sequential dvc exp run,
 # reported in benchmarks/out/ (make bench-sweep PUBLISH=--publish updates the committed one).

@@ -16,9 +16,9 @@ that a slow spell of the machine hits all of them alike:
   f  float32 cold    ``data.pixel_dtype: float32``, cold ``dvc repro``
   g  train alone     in b's clone after e: the train stage's command run directly
                      (pinned, as every stage is), then the same stage with numpy loaded
-                     first, too late for the pin to apply
+                     before its entry point, too late for the pin to apply
 
-The example script does not import the stages package, so it runs on whatever code paths
+The example script does not run the stages' entry point, so it runs on whatever code paths
 numpy and OpenBLAS pick for this CPU; the pinned example and g measure what the pin costs.
 Where the CPU cannot run the pinned paths, both are skipped and the report says why.
 
@@ -39,7 +39,7 @@ verdict, PASS or FAIL with the measured value and the limit, and a one-line summ
 The exit code is 0 whether targets pass or fail: this is a report. It is non-zero only
 when a command fails; the tail of the command's output is then printed.
 
-Usage: ``python benchmarks/run.py [--repeats N] [--out DIR] [--publish]`` (``make bench``,
+Usage: ``python -m benchmarks.run [--repeats N] [--out DIR] [--publish]`` (``make bench``,
 ``make bench-publish``).
 """
 
@@ -47,7 +47,6 @@ import argparse
 import contextlib
 import datetime
 import importlib.metadata
-import importlib.util
 import json
 import logging
 import os
@@ -59,10 +58,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from stages import cpu
+from tests import project
 
 log = logging.getLogger("benchmark")
 
@@ -111,12 +112,10 @@ RATIOS = {
     ),
 }
 
-# The train stage with numpy imported before the stages package: numpy and OpenBLAS
-# have then read their variables already, so the pin cannot apply (the stage says so on
+# The train stage with numpy imported before its entry point: numpy and OpenBLAS have
+# then read their variables already, so the pin cannot apply (the stage says so on
 # stderr) and the stage runs on the code paths this CPU picks, like the example script.
-TRAIN_UNPINNED = (
-    "import numpy, runpy; runpy.run_module('stages.train', run_name='__main__', alter_sys=True)"
-)
+TRAIN_UNPINNED = "import numpy; from stages.__main__ import main; main(['train'])"
 
 # The params edits of scenarios d, e and f: (key, new value).
 VISUALIZE_CHANGE = ("visualize.rows", "2")
@@ -240,30 +239,7 @@ def tool_environment(mirror: Path, scratch: Path) -> dict[str, str]:
     return env
 
 
-def load_file(path: Path) -> types.ModuleType:
-    """The Python file ``path``, loaded as a module of its own, not through its package.
-
-    Not ``import stages.cpu`` or ``import tests.project``: importing the stages package
-    (which the tests package imports) pins this process's environment, and with it every
-    command's, the unpinned example's included.
-    """
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def load_cpu_module() -> types.ModuleType:
-    """``stages/cpu.py``, which says what the pin sets and where it can."""
-    return load_file(ROOT / "stages" / "cpu.py")
-
-
-# The project as the tests drive it too: dvc.yaml's stages and outputs, params.yaml edits,
-# the stages a run says it ran.
-project = load_file(ROOT / "tests" / "project.py")
-
-
-def pinned_environment(env: dict[str, str], cpu: types.ModuleType) -> dict[str, str]:
+def pinned_environment(env: dict[str, str]) -> dict[str, str]:
     """``env`` with the variables ``stages/cpu.py`` sets before numpy loads, as it sets them."""
     return {k: v for k, v in env.items() if k not in cpu.CLEARED} | cpu.PINNED
 
@@ -456,12 +432,12 @@ class Benchmark:
 
 def machine() -> dict:
     """The machine and software the numbers were measured with."""
-    cpu = platform.processor() or platform.machine()
+    model = platform.processor() or platform.machine()
     memory = None
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
+                model = line.split(":", 1)[1].strip()
                 break
     with contextlib.suppress(OSError, ValueError):
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -477,7 +453,7 @@ def machine() -> dict:
     return {
         "nproc": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu,
+        "cpu_model": model,
         "memory_bytes": memory,
         "platform": platform.platform(),
         "versions": versions,
@@ -724,8 +700,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mnist-mlp-bench-", dir=args.tmpdir) as tmp:
         scratch = Path(tmp)
         env = tool_environment(mirror, scratch)
-        cpu = load_cpu_module()
-        reason = cpu.why_not_pinnable(platform.machine(), cpu.cpu_flags())
+        reason = cpu.why_not_pinnable_here()
         if reason:
             why = f"{reason}, so it cannot run the pinned code paths"
             log.info("skipping the pin's cost: %s", why)
@@ -741,7 +716,7 @@ def main(argv: list[str] | None = None) -> int:
             scratch,
             results,
             report["git"]["commit"],
-            pinned_env=None if reason else pinned_environment(env, cpu),
+            pinned_env=None if reason else pinned_environment(env),
         )
         try:
             for round_no in range(1, args.repeats + 1):

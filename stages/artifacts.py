@@ -5,12 +5,17 @@ A stage writes each of its outputs under a temporary name in the output's own fo
 (``all_or_none``), so that a crash, a full disk, Ctrl-C or SIGTERM never leaves a file
 that looks like a result, nor a mix of new and missing ones. Writers here produce the
 same bytes for the same content (no dates), because dvc.lock records every output's hash.
+
+A temporary file is named ``.NAME.PID.RANDOM.tmp`` after its target and its writer's
+process: what a ``kill -9`` leaves behind, the stage's next run removes
+(``prepare_outputs``), and it leaves alone those of a writer that is still running.
 """
 
 import contextlib
+import glob
 import json
+import logging
 import os
-import signal
 import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -18,7 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from stages import errors
+from stages import runner
+from stages.errors import UserError
+
+log = logging.getLogger(__name__)
 
 # A fixed timestamp for the members of .npz files: numpy's own savez stamps the
 # current time, which would change the file's hash on every run.
@@ -26,13 +34,16 @@ _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def temp_beside(target: Path) -> Path:
-    """A new, empty temporary file in ``target``'s folder (created if need be).
+    """A new, empty temporary file in ``target``'s folder (created if need be), named
+    ``.NAME.PID.RANDOM.tmp`` after ``target`` and this process.
 
     Its mode follows the umask, like any file the user creates: ``mkstemp`` would leave
     it readable by its owner alone, which a shared cache or output folder cannot use.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, name = tempfile.mkstemp(
+        prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent
+    )
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -40,6 +51,79 @@ def temp_beside(target: Path) -> Path:
     finally:
         os.close(fd)
     return Path(name)
+
+
+def _writer_pid(temp: Path, target: Path) -> int | None:
+    """The process named in a temporary file's name; None for a name without one (before
+    names held it, they were ``.NAME.RANDOM.tmp``)."""
+    middle = temp.name.removeprefix(f".{target.name}.").removesuffix(".tmp")
+    pid, dot, _ = middle.partition(".")
+    return int(pid) if dot and pid.isdecimal() else None
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def remove_stale_temps(target: Path) -> list[Path]:
+    """Remove the temporary files of ``target`` whose writers no longer run; return them.
+
+    Those are what a killed writer leaves (``kill -9``, a crash, a power cut). Those of a
+    writer that still runs, such as a concurrent run of the same stage, are left alone;
+    this process's own count as stale, so call it before this process writes ``target``.
+    Only processes on this machine are seen: a folder that writers on other machines
+    share at the same time needs other means.
+    """
+    removed = []
+    for temp in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        pid = _writer_pid(temp, target)
+        if not temp.is_file() or (pid not in (None, os.getpid()) and _running(pid)):
+            continue
+        temp.unlink(missing_ok=True)
+        removed.append(temp)
+    return removed
+
+
+def prepare_outputs(targets: list[Path]) -> None:
+    """Before a stage's work, check that its outputs can be written, and remove the
+    temporary files that killed runs left beside them.
+
+    A ``UserError`` for a folder where an output file goes, a file where a folder goes,
+    or a folder where this process cannot create files (permissions, an immutable
+    folder, a read-only file system); it is found now, not after the work. Missing
+    folders are created, as the writers would.
+    """
+    for target in targets:
+        if target.is_dir():
+            raise UserError(
+                f"{target} is a folder, where this stage writes a file: move it away,"
+                " then run again"
+            )
+    for target in {target.parent: target for target in targets}.values():
+        folder = target.parent
+        existing = next(p for p in (folder, *folder.parents) if p.exists())
+        if not existing.is_dir():
+            raise UserError(
+                f"{existing} is a file, where this stage needs a folder: move it away,"
+                " then run again"
+            )
+        try:
+            temp_beside(target).unlink()
+        except OSError as exc:
+            raise UserError(
+                f"cannot create files in {folder} ({exc.strerror}): make it a writable"
+                " folder (check its permissions, `lsattr -d` and the file system), then run"
+                " again"
+            ) from None
+    for target in targets:
+        for temp in remove_stale_temps(target):
+            log.info("removed %s, left by a run that was killed", temp)
 
 
 @contextlib.contextmanager
@@ -75,20 +159,16 @@ class StagedOutputs:
         """Rename every output into place, with SIGINT and SIGTERM held off meanwhile.
 
         A stop that a finalizer swallowed earlier stops the commit before it starts; one
-        that arrives during it is delivered when it ends, and is ignored from then on
-        (``errors.outputs_complete``): the stage's work is done once its outputs are in
-        place. So no stop leaves some outputs renamed and others not, and none makes a
-        stage that finished report that it wrote nothing.
+        that arrives during it is ignored (``runner.outputs_complete``): the stage's work
+        is done once its outputs are in place. So no stop leaves some outputs renamed and
+        others not, and none makes a stage that finished report that it wrote nothing.
         """
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, errors.STOP_SIGNALS)
-        try:
-            errors.raise_if_stopped()
+        with runner.stops_held():
+            runner.raise_if_stopped()
             for tmp, target in self._staged:
                 os.replace(tmp, target)
                 self._placed.append(target)
-            errors.outputs_complete()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            runner.outputs_complete()
 
     def discard(self) -> None:
         """Remove every temporary file, and every output already renamed into place."""

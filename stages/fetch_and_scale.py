@@ -18,8 +18,8 @@ import numpy as np
 from stages import mnist, paths
 from stages.artifacts import all_or_none
 from stages.config import load_params
-from stages.errors import run_stage
 from stages.paths import Layout
+from stages.runner import refuse_direct_run
 
 log = logging.getLogger(__name__)
 
@@ -93,4 +93,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    refuse_direct_run("fetch_and_scale")

@@ -2,7 +2,9 @@
 
 ``PROJECT`` is the repository itself, which the stages' ``main`` functions use; tests
 lay the same files out under a folder of their own with ``Layout.under(tmp_path)``.
-dvc.yaml spells the same paths; ``tests/test_dvc_yaml.py`` checks that the two agree.
+``OUTPUTS`` also says which stage writes which file, so that the runner can check a
+stage's outputs before it starts. dvc.yaml declares the same stages and outputs;
+``tests/test_dvc_yaml.py`` keeps the two equal.
 """
 
 from dataclasses import dataclass
@@ -10,14 +12,41 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The files the stages read that no stage writes, relative to the root.
+INPUTS = {
+    "params": "params.yaml",
+    "checksums": "data/mnist.sha256",  # committed: the data set's identity
+}
+# What each stage writes, relative to the root; the stages in the pipeline's order.
+OUTPUTS = {
+    "fetch_and_scale": {
+        "images": "data/images.npy",
+        "labels": "data/labels.npy",
+    },
+    "train": {
+        "model": "outputs/model.joblib",
+        "weights": "outputs/weights.npz",
+        "loss_csv": "outputs/loss.csv",
+        "metrics": "outputs/metrics.json",
+        "per_class": "outputs/per_class.csv",
+        "predictions": "outputs/predictions.csv",
+    },
+    "visualize": {
+        "weights_png": "outputs/weights.png",
+        "loss_png": "outputs/loss.png",
+        "misclassified_png": "outputs/misclassified.png",
+    },
+}
+STAGES = tuple(OUTPUTS)
+
 
 @dataclass(frozen=True)
 class Layout:
-    """The pipeline's files under one root."""
+    """The pipeline's files under one root, by the names of ``INPUTS`` and ``OUTPUTS``."""
 
     root: Path
     params: Path
-    checksums: Path  # committed: the data set's identity
+    checksums: Path
     images: Path
     labels: Path
     model: Path
@@ -32,23 +61,12 @@ class Layout:
 
     @classmethod
     def under(cls, root: Path) -> "Layout":
-        data, outputs = root / "data", root / "outputs"
-        return cls(
-            root=root,
-            params=root / "params.yaml",
-            checksums=data / "mnist.sha256",
-            images=data / "images.npy",
-            labels=data / "labels.npy",
-            model=outputs / "model.joblib",
-            weights=outputs / "weights.npz",
-            loss_csv=outputs / "loss.csv",
-            metrics=outputs / "metrics.json",
-            per_class=outputs / "per_class.csv",
-            predictions=outputs / "predictions.csv",
-            weights_png=outputs / "weights.png",
-            loss_png=outputs / "loss.png",
-            misclassified_png=outputs / "misclassified.png",
-        )
+        files = INPUTS | {name: path for stage in OUTPUTS.values() for name, path in stage.items()}
+        return cls(root=root, **{name: root / path for name, path in files.items()})
+
+    def outputs(self, stage: str) -> list[Path]:
+        """The files that ``stage`` writes."""
+        return [getattr(self, name) for name in OUTPUTS[stage]]
 
 
 PROJECT = Layout.under(ROOT)

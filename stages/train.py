@@ -19,8 +19,9 @@ from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 from stages import formats, model, paths
 from stages.artifacts import all_or_none
 from stages.config import load_params
-from stages.errors import UserError, run_stage
+from stages.errors import UserError
 from stages.paths import Layout
+from stages.runner import refuse_direct_run
 
 log = logging.getLogger(__name__)
 
@@ -97,4 +98,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    refuse_direct_run("train")

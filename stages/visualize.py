@@ -16,8 +16,9 @@ from matplotlib.figure import Figure
 from stages import formats, model, paths
 from stages.artifacts import all_or_none
 from stages.config import VisualizeParams, load_params
-from stages.errors import UserError, run_stage
+from stages.errors import UserError
 from stages.paths import Layout
+from stages.runner import refuse_direct_run
 
 # Written into every PNG by default; dropped so that reruns give identical bytes.
 _PNG_METADATA = {"Software": None}
@@ -130,4 +131,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    refuse_direct_run("visualize")

@@ -34,7 +34,8 @@ from pathlib import Path
 
 import yaml
 
-from stages.errors import UserError, run_stage
+from stages.errors import UserError
+from stages.runner import run_stage
 from sweep.jobs import PointJob, PointResult
 from sweep.processes import die_with_parent, run_in_group
 

@@ -12,7 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from stages.errors import UserError, run_stage
+from stages.errors import UserError
+from stages.runner import run_stage
 from sweep.driver import HEADLINE_METRICS, METRICS_FILE, cell, dvc, run
 
 PARAMS_FILE = "params.yaml"

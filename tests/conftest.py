@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from stages import fetch_and_scale
+from stages.paths import Layout
 from tests.local_http import LocalServer
 from tests.project import Repo, hermetic_env, write_home
 
@@ -154,6 +156,14 @@ def tiny_repo(tmp_path, tiny_mirror) -> Repo:
     use_tiny_data(repo, tiny_mirror)
     repo.git("commit", "-qam", "tiny data")
     return repo
+
+
+@pytest.fixture
+def scaled_repo(tiny_repo, mnist_env) -> Repo:
+    """``tiny_repo`` with fetch_and_scale's tiny arrays in place, where the commands of
+    the later stages can run."""
+    fetch_and_scale.run(Layout.under(tiny_repo.root))
+    return tiny_repo
 
 
 # The local HTTP server and the offline guard of the download tests

@@ -1,11 +1,5 @@
 """The project as the tests and the benchmark drive it: its dvc.yaml, its params.yaml,
-what `dvc repro` says it ran, and copies of it in git repositories of their own.
-
-The benchmark loads this file by its path, not as ``tests.project``: importing the
-``tests`` package imports ``stages``, which pins numpy's code paths in the importing
-process, and the benchmark must time the example script without that pin. So nothing
-here imports ``stages`` or numpy.
-"""
+what `dvc repro` says it ran, and copies of it in git repositories of their own."""
 
 import os
 import re

@@ -1,14 +1,32 @@
-"""Outputs written all or none, atomic single files, reproducible bytes, file modes."""
+"""Outputs written all or none, atomic single files, reproducible bytes, file modes; stale
+temporary files removed, and outputs that cannot be written refused before the work."""
 
+import errno
+import logging
 import os
+import re
 import signal
+import subprocess
+import tempfile
+import threading
 import zipfile
 
 import numpy as np
 import pytest
 
-from stages import errors
-from stages.artifacts import all_or_none, atomic_path, read_npz, write_json, write_npz, write_text
+from stages import paths, runner
+from stages.artifacts import (
+    all_or_none,
+    atomic_path,
+    prepare_outputs,
+    read_npz,
+    remove_stale_temps,
+    temp_beside,
+    write_json,
+    write_npz,
+    write_text,
+)
+from stages.errors import StageStopped, UserError
 
 
 def listing(folder) -> list[str]:
@@ -46,7 +64,7 @@ def test_all_or_none_places_every_output_only_at_the_end(tmp_path):
     assert listing(tmp_path) == ["a.txt", "sub"] and listing(tmp_path / "sub") == ["b.txt"]
 
 
-@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), errors.StageStopped(15)])
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), StageStopped(15)])
 def test_all_or_none_leaves_nothing_when_the_last_output_fails(tmp_path, error):
     with pytest.raises(type(error)), all_or_none() as out:
         write_text(out.temp(tmp_path / "a.txt"), "a")
@@ -57,16 +75,18 @@ def test_all_or_none_leaves_nothing_when_the_last_output_fails(tmp_path, error):
 
 def test_a_stop_swallowed_before_the_commit_still_stops_it(tmp_path, monkeypatch):
     # As when SIGTERM's exception is raised inside a finalizer, which Python only prints.
-    monkeypatch.setattr(errors._State, "stopped_by", signal.SIGTERM)
-    with pytest.raises(errors.StageStopped), all_or_none() as out:
+    monkeypatch.setattr(runner._State, "stopped_by", signal.SIGTERM)
+    with pytest.raises(StageStopped), all_or_none() as out:
         write_text(out.temp(tmp_path / "a.txt"), "a")
     assert listing(tmp_path) == []
 
 
 def test_a_stop_during_the_commit_waits_and_is_then_ignored(tmp_path, monkeypatch):
-    monkeypatch.setattr(errors._State, "stopped_by", None)
-    monkeypatch.setattr(errors._State, "complete", False)
-    previous = signal.signal(signal.SIGTERM, errors._on_stop)
+    monkeypatch.setattr(runner._State, "stopped_by", None)
+    monkeypatch.setattr(runner._State, "complete", False)
+    # Other threads, which a blocked signal would reach instead (OpenBLAS has some here).
+    assert threading.active_count() > 1 or len(os.listdir("/proc/self/task")) > 1
+    previous = signal.signal(signal.SIGTERM, runner._on_stop)
     real_replace = os.replace
 
     def replace_and_get_stopped(src, dst):
@@ -81,7 +101,7 @@ def test_a_stop_during_the_commit_waits_and_is_then_ignored(tmp_path, monkeypatc
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert listing(tmp_path) == ["a.txt", "b.txt"]
-    assert errors._State.complete and errors._State.stopped_by is None
+    assert runner._State.complete and runner._State.stopped_by is None
 
 
 def test_files_follow_the_umask_not_mkstemps_0600(tmp_path):
@@ -120,3 +140,82 @@ def test_npz_refuses_object_arrays(tmp_path):
     with pytest.raises(ValueError, match="pickle"), all_or_none() as out:
         write_npz(out.temp(tmp_path / "o.npz"), {"o": np.array([{"a": 1}], dtype=object)})
     assert list(tmp_path.iterdir()) == []
+
+
+# --- temporary files that killed writers leave ------------------------------------------
+
+
+def ended_pid() -> int:
+    """The PID of a process that has ended."""
+    with subprocess.Popen(["true"]) as process:
+        pass
+    return process.pid
+
+
+def test_a_temporary_file_names_its_target_and_writer(tmp_path):
+    temp = temp_beside(tmp_path / "model.joblib")
+    assert re.fullmatch(rf"\.model\.joblib\.{os.getpid()}\.\w{{8}}\.tmp", temp.name)
+
+
+def test_stale_temporary_files_of_the_target_are_removed_and_others_left(tmp_path):
+    target = tmp_path / "images.npy"
+    with subprocess.Popen(["sleep", "60"]) as writer:
+        names = {
+            "killed": f".images.npy.{ended_pid()}.abcd1234.tmp",
+            "older": ".images.npy.k2j3h4g5.tmp",  # named before names held the writer
+            "running": f".images.npy.{writer.pid}.abcd1234.tmp",  # a concurrent run's
+            "other_target": f".labels.npy.{ended_pid()}.abcd1234.tmp",
+            "not_temporary": "images.npy.1.abcd1234.tmp",
+        }
+        for name in names.values():
+            (tmp_path / name).write_bytes(b"partial")
+        removed = remove_stale_temps(target)
+        writer.kill()
+    assert sorted(p.name for p in removed) == sorted([names["killed"], names["older"]])
+    assert listing(tmp_path) == sorted(
+        names[key] for key in ("running", "other_target", "not_temporary")
+    )
+
+
+@pytest.mark.parametrize("folder", ["data", "outputs"])
+def test_git_ignores_the_temporary_files(folder):
+    name = f"{folder}/.images.npy.{os.getpid()}.abcd1234.tmp"
+    result = subprocess.run(["git", "check-ignore", "-q", name], cwd=paths.ROOT)
+    assert result.returncode == 0
+
+
+# --- a stage's outputs, checked before its work --------------------------------------------
+
+
+def test_outputs_that_can_be_written_pass_and_lose_their_stale_temporaries(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    targets = [tmp_path / "new" / "a.csv", tmp_path / "b.csv"]
+    stale = tmp_path / f".b.csv.{ended_pid()}.abcd1234.tmp"
+    stale.write_bytes(b"partial")
+    prepare_outputs(targets)
+    assert listing(tmp_path) == ["new"] and listing(tmp_path / "new") == []
+    assert f"removed {stale}, left by a run that was killed" in caplog.messages
+
+
+def test_a_folder_where_an_output_goes_is_refused(tmp_path):
+    (tmp_path / "model.joblib").mkdir()
+    message = f"{tmp_path / 'model.joblib'} is a folder, where this stage writes a file"
+    with pytest.raises(UserError, match=re.escape(message) + ": move it away, then run again$"):
+        prepare_outputs([tmp_path / "weights.npz", tmp_path / "model.joblib"])
+
+
+def test_a_file_where_an_outputs_folder_goes_is_refused(tmp_path):
+    (tmp_path / "outputs").write_text("")
+    message = f"{tmp_path / 'outputs'} is a file, where this stage needs a folder"
+    with pytest.raises(UserError, match=re.escape(message)):
+        prepare_outputs([tmp_path / "outputs" / "sub" / "model.joblib"])
+
+
+def test_a_folder_without_write_permission_is_refused(tmp_path, monkeypatch):
+    # root may write anywhere: the permission check is the kernel's, played here.
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    with pytest.raises(UserError, match=re.escape(f"cannot create files in {tmp_path} (Perm")):
+        prepare_outputs([tmp_path / "model.joblib"])

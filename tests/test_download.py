@@ -746,7 +746,7 @@ def run_stage_in_a_copy(project: Path, mirror: str, cache: Path) -> subprocess.C
     env |= {"MNIST_MIRROR": mirror, "MNIST_PUBLIC_MIRRORS": "off", "no_proxy": "127.0.0.1"}
     env["MNIST_CACHE"] = str(cache)
     return subprocess.run(
-        [sys.executable, "-m", "stages.fetch_and_scale"],
+        [sys.executable, "-m", "stages", "fetch_and_scale"],
         cwd=project,
         env=env,
         capture_output=True,

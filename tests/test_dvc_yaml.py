@@ -21,9 +21,10 @@ def plain(entries) -> set[str]:
 
 
 def imported_stage_modules(module: str) -> set[str]:
-    """``stages/*.py`` files that ``module`` imports, transitively, wherever the import is,
-    with the package's ``__init__.py``, which Python runs before any of them."""
-    seen, todo = set(), ["__init__", module]
+    """``stages/*.py`` files that the entry point running ``module`` imports (``module``
+    itself, which it imports by name), transitively, wherever the import is, with the
+    package's ``__init__.py``, which Python runs before any of them."""
+    seen, todo = set(), ["__init__", "__main__", module]
     while todo:
         name = todo.pop()
         if name in seen:
@@ -45,8 +46,8 @@ def imported_stage_modules(module: str) -> set[str]:
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
-def test_stage_runs_its_own_module(stage):
-    assert STAGES[stage]["cmd"] == f"python -m stages.{stage}"
+def test_stage_runs_through_the_entry_point(stage):
+    assert STAGES[stage]["cmd"] == f"python -m stages {stage}"
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
@@ -55,23 +56,24 @@ def test_stage_depends_on_exactly_the_code_it_imports(stage):
     assert code_deps == imported_stage_modules(stage)
 
 
-def test_outputs_match_the_paths_module():
+def test_dvc_yaml_declares_the_stages_and_outputs_of_the_paths_module():
+    # paths.py spells each file once; dvc.yaml is the pipeline's truth: the two agree.
+    assert list(STAGES) == list(paths.STAGES)
     outs = {
         stage: plain(spec.get("outs")) | plain(spec.get("metrics")) | plain(spec.get("plots"))
         for stage, spec in STAGES.items()
     }
-    assert outs == {
-        "fetch_and_scale": {rel(FILES.images), rel(FILES.labels)},
-        "train": {
-            rel(FILES.model),
-            rel(FILES.weights),
-            rel(FILES.metrics),
-            rel(FILES.loss_csv),
-            rel(FILES.predictions),
-            rel(FILES.per_class),
-        },
-        "visualize": {rel(FILES.weights_png), rel(FILES.loss_png), rel(FILES.misclassified_png)},
-    }
+    assert outs == {stage: set(files.values()) for stage, files in paths.OUTPUTS.items()}
+    assert {stage: set(map(rel, FILES.outputs(stage))) for stage in STAGES} == outs
+
+
+def test_the_layout_names_each_file_once():
+    names = [*paths.INPUTS, *(name for files in paths.OUTPUTS.values() for name in files)]
+    assert len(names) == len(set(names))
+    assert FILES.images == paths.ROOT / "data" / "images.npy"
+    assert FILES.outputs("visualize") == [
+        paths.ROOT / "outputs" / name for name in ("weights.png", "loss.png", "misclassified.png")
+    ]
 
 
 def data_deps(stage: str) -> set[str]:
@@ -80,7 +82,7 @@ def data_deps(stage: str) -> set[str]:
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
 def test_stage_depends_on_the_versions_its_interpreter_is_checked_against(stage):
-    # stages/__init__.py refuses packages other than requirements.txt pins: new pins can
+    # stages/__main__.py refuses packages other than requirements.txt pins: new pins can
     # compute other bytes, so they rerun the stage.
     assert "requirements.txt" in data_deps(stage)
 

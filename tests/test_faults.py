@@ -1,6 +1,8 @@
-"""Faults: a stop at the worst moment, a full disk, a corrupt or hand-edited cache, the
-wrong interpreter. Each leaves nothing that looks like a result, or says what is wrong."""
+"""Faults: a stop at the worst moment, a full disk, outputs that cannot be written, what
+killed runs left, a corrupt or hand-edited cache, the wrong interpreter. Each leaves
+nothing that looks like a result, or says what is wrong."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -13,8 +15,9 @@ import pytest
 from stages import fetch_and_scale, mnist, paths
 from stages.config import read_yaml
 from stages.paths import Layout
-from tests.conftest import N_TRAIN, Repo
+from tests.conftest import N_TEST, N_TRAIN, Repo
 from tests.machines import md5
+from tests.project import stage_commands
 
 TRAIN_OUTPUTS = ("model", "weights", "loss_csv", "metrics", "per_class", "predictions")
 
@@ -33,25 +36,33 @@ def scaled(tmp_path, mnist_env) -> Layout:
     return files
 
 
-def run_train(files: Layout, setup: str) -> subprocess.CompletedProcess:
+def run_train(files: Layout, setup: str, **env: str) -> subprocess.CompletedProcess:
     """Run the train stage on ``files`` in a fresh interpreter, after ``setup`` (Python
-    that plants a fault: ``train``, ``formats``, ``artifacts``, ``errors``, ``os`` and
-    ``signal`` are imported for it)."""
+    that plants a fault: ``train``, ``formats``, ``artifacts``, ``runner``, ``errno``,
+    ``os`` and ``signal`` are imported for it), as the runner runs it, with ``env`` added
+    to the environment."""
     code = (
         textwrap.dedent(
             f"""
-        import os, signal
+        from stages import cpu
+        cpu.pin_float_paths()  # as the entry point does, before numpy loads
+        import errno, os, signal
         from pathlib import Path
-        from stages import artifacts, errors, formats, train
+        from stages import artifacts, formats, runner, train
         from stages.paths import Layout
         files = Layout.under(Path({str(files.root)!r}))
         """
         )
         + textwrap.dedent(setup)
-        + "\nerrors.run_stage(lambda: train.run(files))\n"
+        + "\nrunner.run_stage(lambda: train.run(files), stage='train')\n"
     )
     return subprocess.run(
-        [sys.executable, "-c", code], cwd=paths.ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code],
+        cwd=paths.ROOT,
+        env=os.environ | env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -74,7 +85,7 @@ SWALLOWED_STOP = """
 write_weights = formats.write_weights
 def swallowed(*args):
     write_weights(*args)
-    errors._State.stopped_by = signal.SIGTERM
+    runner._State.stopped_by = signal.SIGTERM
 formats.write_weights = swallowed
 """
 
@@ -101,6 +112,17 @@ os.replace = replace_then_stop
 """
 
 
+def test_where_dvc_ran_the_stage_the_message_says_how_to_get_its_outputs_back(scaled):
+    # DVC removes a stage's outputs before it runs the stage's command
+    result = run_train(scaled, KILL_AFTER_METRICS, DVC_STAGE="train")
+    assert result.returncode == 128 + 15, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "stopped by SIGTERM: this stage wrote no output; DVC removed the stage's previous"
+        " outputs when it started it: `dvc checkout train` brings them back"
+    )
+    assert outputs_left(scaled) == []
+
+
 def test_a_stop_during_the_renames_waits_for_them_and_the_stage_finishes(scaled):
     result = run_train(scaled, KILL_DURING_COMMIT)
     assert result.returncode == 0, result.stderr
@@ -120,6 +142,117 @@ def test_a_full_disk_in_a_stage_is_one_line_and_leaves_nothing(scaled, tmp_path)
     assert line.endswith("then run again; this stage wrote no output")
     assert "Traceback" not in result.stderr
     assert outputs_left(scaled) == []
+
+
+# As on a folder made immutable, or an output path that is a folder, found only at the end.
+REFUSED_RENAME = """
+def refused(src, dst):
+    raise OSError(errno.{name}, os.strerror(errno.{name}), str(dst))
+os.replace = refused
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "line"),
+    [
+        ("EPERM", "error: operation not permitted writing {target} (Operation not permitted):"),
+        ("EISDIR", "error: a folder stands where a file goes writing {target} (Is a directory):"),
+    ],
+)
+def test_a_refused_write_at_the_end_is_one_line_and_leaves_nothing(scaled, name, line):
+    result = run_train(scaled, REFUSED_RENAME.format(name=name))
+    assert result.returncode == 1
+    [error] = [text for text in result.stderr.splitlines() if text.startswith("error:")]
+    assert error.startswith(line.format(target=scaled.model))
+    assert error.endswith("then run again; this stage wrote no output")
+    assert "Traceback" not in result.stderr
+    assert outputs_left(scaled) == []
+
+
+# --- the outputs, checked and tidied before the work -----------------------------------------
+
+
+def run_stage_command(repo: Repo, stage: str) -> subprocess.CompletedProcess:
+    """``stage``'s command as dvc.yaml spells it, run in ``repo`` (without DVC)."""
+    return repo.run(*stage_commands(repo.root)[stage], check=False)
+
+
+def ended_pid() -> int:
+    with subprocess.Popen(["true"]) as process:
+        pass
+    return process.pid
+
+
+def test_a_stage_removes_the_temporary_files_that_killed_runs_of_it_left(scaled_repo):
+    repo = scaled_repo
+    data, outputs = repo.root / "data", repo.root / "outputs"
+    dead = ended_pid()
+    stale = [outputs / f".model.joblib.{dead}.abcd1234.tmp", outputs / ".loss.csv.k2j3h4g5.tmp"]
+    others = [
+        outputs / f".weights.png.{dead}.abcd1234.tmp",  # visualize's
+        data / f".images.npy.{dead}.abcd1234.tmp",  # fetch_and_scale's
+    ]
+    with subprocess.Popen(["sleep", "60"]) as writer:
+        running = outputs / f".weights.npz.{writer.pid}.abcd1234.tmp"  # a concurrent run's
+        for temp in [*stale, *others, running]:
+            temp.write_bytes(b"partial")
+        result = run_stage_command(repo, "train")
+        writer.kill()
+    assert result.returncode == 0, result.stderr
+    assert [temp.exists() for temp in stale] == [False, False]
+    assert all(temp.exists() for temp in [*others, running])
+    assert f"removed {stale[0]}, left by a run that was killed" in result.stderr.splitlines()
+    assert repo.git("status", "--porcelain") == ""
+
+
+@contextlib.contextmanager
+def immutable(folder: Path):
+    """``folder`` made immutable for the block (even root cannot create files in it)."""
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("fault", ["folder_for_an_output", "immutable_folder"])
+def test_outputs_that_cannot_be_written_are_one_line_before_any_work(scaled_repo, fault):
+    outputs = scaled_repo.root / "outputs"
+    if fault == "folder_for_an_output":
+        (outputs / "model.joblib").mkdir()
+        expected = f"error: {outputs / 'model.joblib'} is a folder, where this stage writes a file"
+        held = contextlib.nullcontext()
+    else:
+        held = immutable(outputs)
+        expected = f"error: cannot create files in {outputs} (Operation not permitted)"
+    with held:
+        result = run_stage_command(scaled_repo, "train")
+    assert result.returncode == 1
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert error.startswith(expected)
+    assert error.endswith("then run again")
+    assert "Iteration" not in result.stdout  # refused before the training
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_after_a_failed_stage_dvc_checkout_brings_its_outputs_back_as_the_message_says(tiny_repo):
+    repo = tiny_repo
+    repo.dvc("repro")
+    model = repo.root / "outputs" / "model.joblib"
+    good = md5(model)
+    repo.set_param("train_size", str(N_TRAIN + N_TEST))  # leaves no test rows
+    failed = repo.dvc("repro", check=False)
+    assert failed.returncode != 0
+    assert not model.exists()  # DVC removed it before running the stage
+    assert (
+        f"error: data.train_size = {N_TRAIN + N_TEST} leaves no test rows: the data has"
+        f" {N_TRAIN + N_TEST} images; DVC removed the stage's previous outputs when it started"
+        " it: `dvc checkout train` brings them back\n"
+    ) in failed.stderr
+    repo.dvc("checkout", "train")
+    assert md5(model) == good
 
 
 # --- the DVC cache ------------------------------------------------------------------------

@@ -29,7 +29,7 @@ HASWELL_FLAGS = frozenset(
 )
 
 # A fit on the tests' tiny shapes, printing the md5 of the first layer's weights. Run in
-# a fresh interpreter, with or without importing the stages package first.
+# a fresh interpreter, with or without pinning first as a stage's entry point does.
 FIT = """
 import hashlib, warnings
 import numpy as np
@@ -106,7 +106,7 @@ def test_a_stage_process_runs_the_pinned_kernels_whatever_the_environment_asks()
     env = os.environ | SIMULATED_MACHINES["OpenBLAS SkylakeX kernels, 3 threads"]
     env |= SIMULATED_MACHINES["numpy without AVX-512"]
     code = (
-        "import stages, numpy, scipy.linalg, threadpoolctl\n"
+        "from stages import cpu\ncpu.pin_float_paths()\nimport numpy, scipy.linalg, threadpoolctl\n"
         "import numpy._core._multiarray_umath as m\n"
         "blas = threadpoolctl.threadpool_info()\n"
         "print(sorted({(i['architecture'], i['num_threads']) for i in blas}))\n"
@@ -126,7 +126,7 @@ def test_the_simulated_machines_differ_without_the_pin_and_agree_with_it():
     for extra in [{}, *SIMULATED_MACHINES.values()]:
         env = {k: v for k, v in os.environ.items() if k not in cpu.PINNED} | extra
         unpinned.add(run_python(FIT, env))
-        pinned.add(run_python("import stages\n" + FIT, env))
+        pinned.add(run_python("from stages import cpu\ncpu.pin_float_paths()\n" + FIT, env))
     assert len(unpinned) >= 3, unpinned
     assert len(pinned) == 1, pinned
 

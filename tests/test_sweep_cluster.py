@@ -149,7 +149,7 @@ def training(pid: int) -> list[psutil.Process]:
     found = []
     for process in descendants(pid):
         try:
-            if "stages.train" in process.cmdline():
+            if process.cmdline()[-3:] == ["-m", "stages", "train"]:
                 found.append(process)
         except psutil.NoSuchProcess:
             pass

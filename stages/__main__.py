@@ -1,0 +1,58 @@
+"""Run one stage of the pipeline: ``python -m stages <stage>``, as dvc.yaml's commands do.
+
+Before the stage's module is imported, and numpy with it, this
+
+1. refuses an interpreter that is not the project's environment (``stages/interpreter.py``);
+2. pins numpy's and OpenBLAS's floating-point code paths (``stages/cpu.py``), which both
+   read once, when they load: so the outputs are the same bytes on every x86-64 CPU with
+   AVX2;
+3. ties the stage to the process that started it (``runner.die_with_starter``): a stage
+   whose ``dvc repro`` is killed stops too, instead of overwriting a newer run's outputs.
+
+Then the stage runs under ``runner.run_stage``: its outputs are checked first (no folder
+where a file goes, folders writable) and temporary files that killed runs left beside
+them are removed (``artifacts.prepare_outputs``), then its ``main`` runs. Exit codes: 0;
+1 for a problem the message names; 2 for a wrong command line; 128+N when stopped by
+signal N.
+"""
+
+import argparse
+import importlib
+import os
+import sys
+
+from stages import cpu, paths, runner
+from stages.interpreter import check_interpreter
+
+
+def parser() -> argparse.ArgumentParser:
+    stages = argparse.ArgumentParser(
+        prog="python -m stages", description="Run one stage of the pipeline (dvc.yaml's commands)."
+    )
+    stages.add_argument("stage", choices=paths.STAGES)
+    return stages
+
+
+def run(stage: str) -> None:
+    """Check and tidy ``stage``'s outputs, then run its ``main``."""
+    # Imported only now, after the pin: they load numpy.
+    from stages import artifacts
+
+    module = importlib.import_module(f"stages.{stage}")
+    artifacts.prepare_outputs(paths.PROJECT.outputs(stage))
+    module.main()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parent = os.getppid()  # first: the process that started this one, before it can end
+    stage = parser().parse_args(argv).stage
+    problem = check_interpreter(paths.ROOT / "requirements.txt")
+    if problem:
+        sys.exit(problem)
+    cpu.pin_float_paths()
+    runner.die_with_starter(parent)
+    runner.run_stage(lambda: run(stage), stage=stage)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""The stage runner: one message and one exit code per cause, stops that unwind, and a
+stage that lives no longer than the process that started it.
+
+``python -m stages <stage>`` (``stages/__main__.py``) runs every stage's ``main`` through
+``run_stage``. SIGINT and SIGTERM become ``StageStopped``, an exception that library code
+cannot swallow, so that every cleanup runs; a ``UserError`` or an error of the disk or
+of a folder is one line and exit 1, never a traceback.
+"""
+
+import contextlib
+import ctypes
+import errno
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import NoReturn
+
+from stages.errors import STOP_SIGNALS, StageStopped, UserError
+
+log = logging.getLogger(__name__)
+
+
+class _State:
+    """What the signal handler needs to know: a stop that arrived, whether stops are held
+    off, and whether the stage's outputs are already complete (then a stop no longer
+    undoes anything)."""
+
+    stopped_by: int | None = None
+    held = False
+    complete = False
+
+
+def _on_stop(signum, frame):
+    if _State.complete:
+        return  # the outputs are in place: the stage is finishing, let it
+    _State.stopped_by = signum
+    if _State.held:
+        return  # raised when the hold ends (``stops_held``)
+    # Unwind like an exception, so that every ``except BaseException`` that removes a
+    # temporary file runs before the process exits.
+    raise StageStopped(signum)
+
+
+def raise_if_stopped() -> None:
+    """Raise ``StageStopped`` for a stop that arrived but was swallowed on its way (an
+    exception raised in a finalizer, such as ``ZipFile.__del__``, is only printed)."""
+    if _State.stopped_by is not None:
+        raise StageStopped(_State.stopped_by)
+
+
+def outputs_complete() -> None:
+    """Every output of the stage is in place: from now on a stop is ignored."""
+    _State.complete = True
+
+
+@contextlib.contextmanager
+def stops_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM off during the block: one that arrives meanwhile raises
+    ``StageStopped`` when the block ends, unless the block called ``outputs_complete``.
+
+    A flag that the handler reads, not a blocked signal: the kernel delivers a signal to
+    any thread that does not block it (OpenBLAS's, or ``die_with_starter``'s), and Python
+    then runs the handler in the main thread all the same.
+    """
+    _State.held = True
+    try:
+        yield
+    finally:
+        _State.held = False
+    if _State.complete:
+        _State.stopped_by = None  # it came too late to undo anything: ignored
+    raise_if_stopped()
+
+
+# errno values that mean the user's disk or folders, not our code: what happened, and
+# what to do about it, in one line.
+_OS_ERRORS = {
+    errno.ENOSPC: ("the disk is full", "free some space"),
+    errno.EDQUOT: ("the disk quota is exhausted", "free some space"),
+    errno.EROFS: ("the file system is read-only", "make it writable"),
+    errno.EACCES: ("permission denied", "fix the folder's permissions"),
+    errno.EPERM: ("operation not permitted", "fix the folder's permissions or attributes"),
+    errno.EISDIR: ("a folder stands where a file goes", "move it away"),
+}
+
+
+def after_failure(stage: str | None, environ: Mapping[str, str] = os.environ) -> str:
+    """What a failed ``stage`` leaves, where DVC ran it: DVC removes a stage's outputs
+    before it runs the stage's command, and brings them back from its cache on request."""
+    dvc_stage = environ.get("DVC_STAGE")  # how DVC names the stage it runs
+    if stage is None or not dvc_stage:
+        return ""
+    return (
+        "DVC removed the stage's previous outputs when it started it:"
+        f" `dvc checkout {dvc_stage}` brings them back"
+    )
+
+
+def _report(message: str, hint: str) -> None:
+    if hint:
+        # On the message's own line, unless it is a list of problems
+        message += ("\n" if "\n" in message else "; ") + hint
+    log.error("%s", message)
+
+
+def run_stage(main: Callable[[], None], *, stage: str | None = None) -> None:
+    """Run ``main``: one message and exit 1 on a ``UserError`` or an error of the disk or
+    a folder, 128+N on signal N.
+
+    ``stage`` names the pipeline's stage that ``main`` runs: where DVC runs it, the
+    message also says how to bring back the outputs that DVC removed before.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    _State.stopped_by, _State.held, _State.complete = None, False, False
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _on_stop)
+    hint = after_failure(stage)
+    try:
+        main()
+        raise_if_stopped()
+    except UserError as exc:
+        _report(f"error: {exc}", hint)
+        sys.exit(1)
+    except StageStopped as exc:
+        _report(f"stopped by {exc}: this stage wrote no output", hint)
+        sys.exit(128 + exc.signum)
+    except OSError as exc:
+        if exc.errno not in _OS_ERRORS:
+            raise
+        what, fix = _OS_ERRORS[exc.errno]
+        where = f" writing {exc.filename}" if exc.filename else ""
+        _report(
+            f"error: {what}{where} ({exc.strerror}): {fix}, then run again;"
+            " this stage wrote no output",
+            hint,
+        )
+        sys.exit(1)
+
+
+def refuse_direct_run(stage: str) -> NoReturn:
+    """What ``python -m stages.<stage>`` does: say in one line how to run the stage."""
+    print(
+        f"error: run this stage as `python -m stages {stage}` (or `dvc repro`):"
+        f" `python -m stages.{stage}` loads numpy before its code paths can be pinned",
+        file=sys.stderr,
+    )
+    sys.exit(2)
+
+
+# --- a stage dies with the process that started it -----------------------------------------
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+# Shells that run a command string (`sh -c CMD`): DVC runs each stage's command so, with
+# $SHELL or else /bin/sh. bash execs a lone command, so the stage's parent is DVC itself;
+# dash forks it and waits, so the parent is the shell, which outlives a killed DVC.
+SHELLS = frozenset({"sh", "ash", "dash", "bash", "ksh", "mksh", "zsh", "fish", "yash", "busybox"})
+# How often a thread looks whether such a shell lost its parent.
+WATCH_SECONDS = 0.5
+
+
+def is_command_shell(argv: list[str]) -> bool:
+    """Whether ``argv`` is a shell running a command string (``sh -c CMD``, ``bash -lc``)."""
+    if not argv or Path(argv[0]).name.lstrip("-") not in SHELLS:
+        return False
+    options = []
+    for arg in argv[1:]:
+        if not arg.startswith("-"):
+            break  # the command string, or a script and its arguments
+        options.append(arg)
+    return any(not o.startswith("--") and "c" in o for o in options)
+
+
+def command_line(pid: int) -> list[str]:
+    """Process ``pid``'s arguments; empty if it has ended."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return raw.decode(errors="replace").split("\0")[:-1]
+
+
+def parent_of(pid: int) -> int | None:
+    """Process ``pid``'s parent; None if it has ended."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    # "pid (name) state ppid ...", where the name may hold spaces and parentheses
+    return int(stat.rpartition(")")[2].split()[1])
+
+
+def die_with_starter(parent: int) -> None:
+    """Have this process stopped (SIGTERM) when the process that started it ends.
+
+    Else a stage whose ``dvc repro`` was killed runs on, and later overwrites the
+    outputs of a newer run. ``parent`` is ``os.getppid()``, read as early as possible.
+    The kernel sends the signal when the parent ends (prctl's parent-death signal;
+    strictly when the parent's thread that started this process ends, and DVC's waits
+    for it). Where the parent is a shell running the stage's command, the process to die
+    with is the shell's parent: a thread stops this process once the shell has another
+    parent. Linux only; elsewhere nothing happens.
+    """
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
+    if os.getppid() != parent:  # it ended before the request above: no signal would come
+        os.kill(os.getpid(), signal.SIGTERM)
+    if not is_command_shell(command_line(parent)):
+        return
+    starter = parent_of(parent)
+    if starter is not None:
+        watch = threading.Thread(
+            target=_stop_when_orphaned, args=(parent, starter), name="die-with-starter"
+        )
+        watch.daemon = True
+        watch.start()
+
+
+def _stop_when_orphaned(shell: int, starter: int) -> None:
+    while (parent := parent_of(shell)) == starter:
+        time.sleep(WATCH_SECONDS)
+    # The shell lives on without its starter. (Had it ended, the kernel would signal.)
+    if parent is not None:
+        os.kill(os.getpid(), signal.SIGTERM)

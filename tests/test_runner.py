@@ -1,0 +1,257 @@
+"""The stages' entry point and runner: importing a module does nothing else, a stage runs
+only through ``python -m stages <stage>``, and it dies with the process that started it."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from stages import paths, runner
+from stages.errors import STOP_SIGNALS, UserError
+from stages.paths import Layout
+from tests.project import dvc_stages
+
+# Every module under stages/ and sweep/, but the entry points, which act by design.
+MODULES = sorted(
+    f"{package}.{path.stem}" if path.stem != "__init__" else package
+    for package in ("stages", "sweep")
+    for path in (paths.ROOT / package).glob("*.py")
+    if path.stem != "__main__"
+)
+
+# What a user's shell may have set, and the stages' pin would overwrite.
+SENTINEL = {"OPENBLAS_NUM_THREADS": "4", "OPENBLAS_CORETYPE": "Zen"}
+
+# Imports each module in turn in one fresh interpreter, each time with the project's own
+# modules unloaded first and the environment restored, so that each import runs the
+# package's code again; reports what it did to the environment and whether it exited.
+# scikit-learn sets two variables for its OpenMP runtime when it loads: its own doing,
+# so it is imported first.
+IMPORT_EACH = """
+import importlib, json, os, sys
+import sklearn
+for name in sys.argv[1:]:
+    for loaded in [m for m in sys.modules if m.partition(".")[0] in ("stages", "sweep")]:
+        del sys.modules[loaded]
+    before = dict(os.environ)
+    try:
+        importlib.import_module(name)
+        exited = None
+    except SystemExit as exc:
+        exited = str(exc.code)
+    after = dict(os.environ)
+    changed = {k: [before.get(k), after.get(k)] for k in before.keys() | after.keys()
+               if before.get(k) != after.get(k)}
+    os.environ.clear()
+    os.environ.update(before)
+    print(json.dumps({"module": name, "changed": changed, "exited": exited}), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def imports() -> dict[str, dict]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENBLAS_", "NPY_"))}
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_EACH, *MODULES],
+        cwd=paths.ROOT,
+        env=env | SENTINEL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    reports = [json.loads(line) for line in result.stdout.splitlines()]
+    return {report["module"]: report for report in reports} | {"stderr": result.stderr}
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_importing_a_module_changes_no_variable_and_never_exits(imports, module):
+    assert module in imports, imports["stderr"]
+    assert imports[module]["changed"] == {}
+    assert imports[module]["exited"] is None
+
+
+def copy_code(root: Path) -> Layout:
+    """The project's code and its small inputs under ``root``: enough to run a stage."""
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(paths.ROOT / "stages", root / "stages", ignore=ignore)
+    for name in ("params.yaml", "requirements.txt", "data/mnist.sha256"):
+        (root / name).parent.mkdir(exist_ok=True)
+        shutil.copy(paths.ROOT / name, root / name)
+    return Layout.under(root)
+
+
+@pytest.mark.parametrize("stage", paths.STAGES)
+def test_running_a_stage_module_directly_says_how_to_run_it(tmp_path, offline, stage):
+    files = copy_code(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", f"stages.{stage}"],
+        cwd=tmp_path,
+        env=os.environ | {"MNIST_MIRROR": str(tmp_path / "none"), "MNIST_CACHE": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"error: run this stage as `python -m stages {stage}` (or `dvc repro`):"
+        f" `python -m stages.{stage}` loads numpy before its code paths can be pinned\n"
+    )
+    assert not any(path.exists() for path in files.outputs(stage))
+
+
+def test_the_entry_point_names_the_stages_it_runs():
+    result = subprocess.run(
+        [sys.executable, "-m", "stages", "trian"], cwd=paths.ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        "python -m stages: error: argument stage: invalid choice: 'trian'"
+        " (choose from 'fetch_and_scale', 'train', 'visualize')"
+    )
+
+
+# --- what a failed stage says ------------------------------------------------------------
+
+
+def failing(message: str):
+    def main():
+        raise UserError(message)
+
+    return main
+
+
+HINT = (
+    "DVC removed the stage's previous outputs when it started it:"
+    " `dvc checkout train` brings them back"
+)
+
+
+@pytest.mark.parametrize(
+    ("message", "stage", "dvc_stage", "said"),
+    [
+        ("no data", "train", "train", f"error: no data; {HINT}"),
+        ("2 problems:\n  a\n  b", "train", "train", f"error: 2 problems:\n  a\n  b\n{HINT}"),
+        ("no data", "train", None, "error: no data"),
+        ("no such commit", None, "train", "error: no such commit"),  # a tool, not a stage
+    ],
+)
+def test_a_failure_says_how_to_bring_back_what_dvc_removed(
+    message, stage, dvc_stage, said, monkeypatch, caplog
+):
+    if dvc_stage:
+        monkeypatch.setenv("DVC_STAGE", dvc_stage)
+    else:
+        monkeypatch.delenv("DVC_STAGE", raising=False)
+    handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    try:
+        with pytest.raises(SystemExit) as exited:
+            runner.run_stage(failing(message), stage=stage)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    assert exited.value.code == 1
+    assert caplog.messages == [said]
+
+
+# --- a stage dies with the process that started it --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["/bin/sh", "-c", "python -m stages train"], True),
+        (["/usr/bin/bash", "--noprofile", "--norc", "-c", "python -m stages train"], True),
+        (["-bash", "-lc", "python -m stages train"], True),
+        (["zsh", "--no-rcs", "-c", "python -m stages train"], True),
+        (["-bash"], False),  # a login shell: the user's, not a wrapper
+        (["bash", "script.sh", "-c"], False),
+        (["python", "-c", "import x"], False),
+        (["dvc", "repro"], False),
+        ([], False),
+    ],
+)
+def test_which_parents_are_shells_running_a_command(argv, expected):
+    assert runner.is_command_shell(argv) is expected
+
+
+def test_a_processs_parent_and_arguments_are_read_from_proc():
+    with subprocess.Popen(["sleep", "60"]) as child:
+        assert runner.parent_of(child.pid) == os.getpid()
+        assert runner.command_line(child.pid) == ["sleep", "60"]
+        child.kill()
+    assert runner.parent_of(child.pid) is None
+    assert runner.command_line(child.pid) == []
+
+
+# How DVC runs a stage's command (dvc/stage/run.py): its shell (``$SHELL``, else /bin/sh)
+# with ``-c``, in a child process that it waits for.
+STARTER = """
+import subprocess, sys
+subprocess.Popen([sys.argv[1], "-c", sys.argv[2]]).communicate()
+"""
+
+
+def alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_for(predicate, what: str, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := predicate():
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux's")
+@pytest.mark.parametrize(
+    "shell",
+    [
+        "/bin/sh",  # dash forks the command and waits: the stage's parent is the shell
+        "/bin/bash",  # bash execs a lone command: the stage's parent is the starter itself
+    ],
+)
+def test_a_stage_dies_with_the_process_that_started_it(scaled_repo, tmp_path, shell):
+    if not Path(shell).exists():
+        pytest.skip(f"no {shell}")
+    repo = scaled_repo
+    # Train for a long time: a stage that outlived its starter would still be running.
+    repo.set_param("max_iter", "1000000")
+    repo.set_param("n_iter_no_change", "1000000")
+    log = tmp_path / "stage.log"
+    command = dvc_stages(repo.root)["train"]["cmd"]
+    with log.open("w") as out:
+        starter = subprocess.Popen(
+            [sys.executable, "-c", STARTER, shell, command],
+            cwd=repo.root,
+            env=repo.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    stages = []
+    try:
+        wait_for(lambda: "Iteration 2," in log.read_text(), "the stage to train")
+        stages = [p for p in psutil.Process(starter.pid).children(recursive=True) if alive(p)]
+        assert any("stages" in p.cmdline() or "stages.train" in p.cmdline() for p in stages)
+        starter.kill()
+        starter.wait()
+        wait_for(lambda: not any(alive(p) for p in stages), "the stage to stop", timeout=30)
+    finally:
+        starter.kill()
+        for process in stages:
+            if alive(process):
+                process.kill()
+    outputs = repo.root / "outputs"
+    assert sorted(p.name for p in outputs.iterdir()) == [".gitignore"]
+    assert log.read_text().splitlines()[-1] == "stopped by SIGTERM: this stage wrote no output"
