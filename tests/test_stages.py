@@ -257,8 +257,8 @@ def test_train_runs_with_just_the_memory_it_needs_and_not_a_byte_less(scaled, mo
 def run_stage_in_a_fresh_process(module: str, files: Layout) -> subprocess.CompletedProcess:
     """Run stage ``module`` on ``files`` as ``python -m stages.<module>`` runs it on the project."""
     code = (
-        f"from pathlib import Path; from stages import errors, {module}; from stages.paths import"
-        f" Layout; errors.run_stage(lambda: {module}.run(Layout.under(Path({str(files.root)!r}))))"
+        f"from pathlib import Path; from stages import runner, {module}; from stages.paths import"
+        f" Layout; runner.run_stage(lambda: {module}.run(Layout.under(Path({str(files.root)!r}))))"
     )
     return subprocess.run(
         [sys.executable, "-c", code], cwd=paths.ROOT, capture_output=True, text=True, timeout=120
