@@ -1,7 +1,8 @@
 """The client of a sweep: one Dask task per point, then the results as DVC shows them.
 
-It runs where the user's repository is. It expands the grid, starts a ``LocalCluster``
-or connects to a scheduler, maps ``sweep.worker.run_point`` over the points (each task
+It runs where the user's repository is. It checks every point of the grid against the
+sweep commit's params, then starts a ``LocalCluster`` (at most one worker a point) or
+connects to a scheduler, maps ``sweep.worker.run_point`` over the points (each task
 idempotent, retried by Dask), shows progress, then ``dvc exp pull``s the experiments
 and prints their swept params and headline metrics from ``dvc exp show``.
 
@@ -13,21 +14,21 @@ the cluster it started, waiting for all the processes that cluster started to en
 import json
 import logging
 import os
-import signal
+import re
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import psutil
 
 from stages import paths
 from stages.errors import StageStopped, UserError
-from sweep.grid import Point
+from sweep.cluster import STOP_TIMEOUT_SECONDS, Scheduler, connect, dashboard, one_line, probe
+from sweep.grid import Point, check_points
 from sweep.jobs import PointJob, PointResult
+from sweep.secrets import Secret, hide
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +37,22 @@ METRICS_FILE = paths.PROJECT.metrics.relative_to(paths.ROOT).as_posix()
 # Retries of a task that raised (a point whose process crashed, a push that failed); a
 # task whose worker died is rescheduled by Dask without counting as one.
 RETRIES = 2
-STOP_TIMEOUT_SECONDS = 60
+# The variables of the stages that hold a path: a relative one would be relative to the
+# point's clone, not to where the sweep runs (MNIST_MIRROR=../shared/mnist).
+PATH_VARIABLES = ("MNIST_MIRROR", "MNIST_CACHE", "XDG_CACHE_HOME")
+# An experiment's name, as DVC takes it: no "/", which git would read as a folder.
+EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
-def run(args: list[str], cwd: Path, check: bool = True) -> str:
-    """Run a command in the user's repository; a ``UserError`` with its last line if it fails."""
+def run(args: list[str], cwd: Path, check: bool = True, secrets: Iterable[Secret] = ()) -> str:
+    """Run a command in the user's repository; a ``UserError`` with its last line if it fails.
+
+    ``secrets`` are hidden in that message (git quotes a URL that it cannot reach)."""
     result = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
     if check and result.returncode != 0:
         lines = (result.stderr or result.stdout).strip().splitlines() or ["(no output)"]
         command = ["dvc", *args[3:5]] if args[1:3] == ["-m", "dvc"] else args[:3]
-        raise UserError(f"`{' '.join(command)}` failed: {lines[-1]}")
+        raise UserError(hide(f"`{' '.join(command)}` failed: {lines[-1]}", secrets))
     return result.stdout.strip()
 
 
@@ -96,11 +103,18 @@ class Project:
             dvc_remote=dvc_remote,
         )
 
-    def check_git_url(self, url: str) -> None:
+    def file_at_base(self, path: str) -> bytes | None:
+        """The bytes of ``path`` at the base commit, or ``None`` if it has no such file."""
+        shown = subprocess.run(
+            ["git", "show", f"{self.base}:{path}"], cwd=self.root, capture_output=True
+        )
+        return shown.stdout if shown.returncode == 0 else None
+
+    def check_git_url(self, url: Secret) -> None:
         """Fail now, not on every worker, if the base commit is not on ``url``."""
-        if Path(url).resolve() == self.root:
+        if is_local_path(url.reveal()) and Path(url.reveal()).resolve() == self.root:
             return
-        heads = run(["git", "ls-remote", url], self.root).split()[::2]
+        heads = run(["git", "ls-remote", url.reveal()], self.root, secrets=[url]).split()[::2]
         for sha in heads:
             reached = subprocess.run(
                 ["git", "merge-base", "--is-ancestor", self.base, sha],
@@ -117,11 +131,51 @@ class Project:
 def experiment_names(prefix: str, count: int, root: Path) -> list[str]:
     """``PREFIX-1`` ... ``PREFIX-count``, as ``dvc exp run --queue --name PREFIX`` names a sweep."""
     names = [f"{prefix}-{i}" for i in range(1, count + 1)]
-    if subprocess.run(["git", "check-ref-format", f"refs/exps/{names[-1]}"], cwd=root).returncode:
+    valid = (
+        EXPERIMENT_NAME.fullmatch(prefix)
+        and not subprocess.run(
+            ["git", "check-ref-format", f"refs/exps/{names[-1]}"], cwd=root
+        ).returncode
+    )
+    if not valid:
         raise UserError(
-            f"--name {prefix!r}: not usable in a git ref name; use letters, digits, '-' and '_'"
+            f"--name {prefix!r}: not usable as an experiment's name; use letters, digits,"
+            " '-', '_' and '.'"
         )
     return names
+
+
+def is_local_path(url: str) -> bool:
+    """Whether git reads ``url`` as a path (not ``scheme://...`` nor ``[user@]host:path``)."""
+    return "://" not in url and ":" not in url.partition("/")[0]
+
+
+def absolute_url(url: str, cwd: Path) -> str:
+    """``url``, a relative path in it made absolute from ``cwd``: the workers clone elsewhere."""
+    return os.path.abspath(cwd / Path(url).expanduser()) if is_local_path(url) else url
+
+
+def absolute_paths(env: dict[str, str], cwd: Path) -> dict[str, str]:
+    """The ``PATH_VARIABLES`` of ``env`` whose value is a relative path, made absolute
+    from ``cwd``; one line says so, without their values (an ``--env`` value is secret)."""
+    changed = {
+        name: os.path.abspath(cwd / value)
+        for name, value in env.items()
+        if name in PATH_VARIABLES
+        and value
+        and "://" not in value
+        and not value.lower().startswith("file:")
+        and not value.startswith("~")
+        and not Path(value).is_absolute()
+    }
+    if changed:
+        log.info(
+            "%s: relative path%s made absolute for the points, from %s (where the sweep runs)",
+            ", ".join(sorted(changed)),
+            "s" if len(changed) > 1 else "",
+            cwd,
+        )
+    return changed
 
 
 def nanny_variables() -> set[str]:
@@ -142,102 +196,21 @@ def nanny_variables() -> set[str]:
     )
 
 
-def points_env(extra: dict[str, str]) -> dict[str, str | None]:
+def points_env(local: bool, cwd: Path) -> dict[str, str | None]:
     """The environment changes for the points' commands (``None`` unsets a variable).
 
-    This shell's values of the variables that Dask's nanny sets (``nanny_variables``), and
-    ``extra`` (``--env``).
+    This shell's values of the variables that Dask's nanny sets (``nanny_variables``), and,
+    for ``local`` workers (which inherit this shell's environment), its relative paths
+    made absolute (``absolute_paths``).
     """
-    return {name: os.environ.get(name) for name in nanny_variables()} | extra
+    env = {name: os.environ.get(name) for name in nanny_variables()}
+    return env | (absolute_paths(dict(os.environ), cwd) if local else {})
 
 
-@contextmanager
-def local_cluster(workers: int) -> Iterator:
-    """A ``LocalCluster`` of ``workers`` single-threaded processes; on exit, closed, with
-    every process that its workers started (the points' included) gone."""
-    from distributed import LocalCluster
-
-    # Ignored signals stay ignored across fork and exec: the workers leave a Ctrl-C in
-    # this terminal to the client, which stops them in order (IgnoreInterrupts does the
-    # same for a worker that its nanny restarts).
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",  # this machine's workers only, and its dashboard for this machine
-            dashboard_address="127.0.0.1:8787",
-            silence_logs=logging.ERROR,
-        )
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    try:
-        yield cluster
-    finally:
-        started = worker_processes(cluster)
-        cluster.close()
-        _, alive = psutil.wait_procs(started, timeout=STOP_TIMEOUT_SECONDS)
-        for process in alive:
-            log.warning("killing process %s (%s), still running", process.pid, process.name())
-            process.kill()
-
-
-def worker_processes(cluster) -> list:
-    """The worker processes of ``cluster`` and all their descendants, now."""
-    processes = []
-    for nanny in cluster.workers.values():
-        pid = getattr(nanny, "pid", None)
-        try:
-            worker = psutil.Process(pid)
-            processes += [worker, *worker.children(recursive=True)]
-        except (psutil.NoSuchProcess, ValueError, TypeError):
-            pass
-    return processes
-
-
-@contextmanager
-def connect(workers: int, scheduler: str | None) -> Iterator:
-    """A Dask client: of a new ``LocalCluster``, or of the cluster at ``scheduler``."""
-    from distributed import Client
-
-    from sweep.worker import IgnoreInterrupts
-
-    # Dask logs every worker and connection at INFO: only its warnings are for the user.
-    logging.getLogger("distributed").setLevel(logging.WARNING)
-
-    if scheduler:
-        with Client(scheduler) as client:
-            check_environment(client)
-            yield client
-        return
-    with local_cluster(workers) as cluster, Client(cluster) as client:
-        client.register_plugin(IgnoreInterrupts())
-        yield client
-
-
-def check_environment(client) -> None:
-    """Fail with one message if the scheduler or a worker cannot import this package."""
-    from sweep.worker import ready
-
-    for where, call in (("scheduler", client.run_on_scheduler), ("workers", client.run)):
-        try:
-            call(ready)
-        except (ImportError, AttributeError) as exc:
-            raise UserError(
-                f"the Dask {where} cannot run the sweep ({one_line(exc)}): start them from a"
-                " checkout of the project with its environment and PYTHONPATH=<the checkout>"
-                " (README, Sweeps)"
-            ) from None
-    if not client.scheduler_info()["workers"]:
-        log.warning("warning: the cluster has no worker yet: the sweep waits for one")
-
-
-def dashboard(client) -> str | None:
-    """The address of Dask's dashboard, when the scheduler serves one."""
-    if "dashboard" not in client.scheduler_info().get("services", {}):
-        return None
-    return client.dashboard_link
+def secret_env(env: dict[str, Secret], cwd: Path) -> dict[str, Secret]:
+    """``--env``, with its relative paths made absolute (``absolute_paths``)."""
+    changed = absolute_paths({name: value.reveal() for name, value in env.items()}, cwd)
+    return env | {name: Secret(value) for name, value in changed.items()}
 
 
 @contextmanager
@@ -259,11 +232,6 @@ def progress(total: int) -> Iterator:
         log.info("%s: %s%s, %s (%d/%d)", result.name, result.state, host, ran, done, total)
 
     yield advance
-
-
-def one_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
 
 
 def run_points(client, jobs: list[PointJob]) -> dict[str, PointResult]:
@@ -306,10 +274,10 @@ def stop(client, futures, sweep_id: str) -> None:
         log.warning("stopped %d running point(s)", sum(stopped.values()))
 
 
-def pull(project: Project, git_url: str, names: list[str]) -> None:
+def pull(project: Project, git_url: Secret, names: list[str]) -> None:
     """Bring the experiments' refs and, from the DVC remote, their outputs into the project."""
     no_cache = [] if project.dvc_remote else ["--no-cache"]
-    run(dvc("exp", "pull", *no_cache, git_url, *names), project.root)
+    run(dvc("exp", "pull", *no_cache, git_url.reveal(), *names), project.root, secrets=[git_url])
 
 
 def shown_experiments(project: Project) -> dict[str, dict]:
@@ -361,23 +329,30 @@ def table(points: dict[str, Point], shown: dict[str, dict]) -> str:
 
 @dataclass(frozen=True)
 class Options:
-    """The command line, parsed."""
+    """The command line, parsed and checked as far as it can be without the project."""
 
     workers: int
-    scheduler: str | None
+    scheduler: Scheduler | None
     name: str | None
-    git_url: str | None
+    git_url: Secret | None
     worker_dir: str | None
-    env: dict[str, str]
+    env: dict[str, Secret] = field(default_factory=dict)
 
 
 def sweep(options: Options, points: list[Point], cwd: Path) -> int:
-    """Run the sweep; print its table and failures. The exit code: 1 if a point failed."""
+    """Run the sweep; print its table and failures. The exit code: 1 if a point failed.
+
+    Everything that can be checked is checked before a cluster starts: the project, every
+    point against its params, the names, and the git URL's commit."""
     project = Project.discover(cwd)
+    check_points(points, project.file_at_base)
     sweep_id = uuid.uuid4().hex
     names = experiment_names(options.name or f"sweep-{sweep_id[:6]}", len(points), project.root)
-    git_url = options.git_url or str(project.root)
+    git_url = options.git_url or Secret.url(str(project.root))
     project.check_git_url(git_url)
+    if options.scheduler:
+        probe(options.scheduler)
+    workers = min(options.workers, len(points))
     if options.scheduler:
         # Workers elsewhere: their own host's cache, unless told a folder.
         work_dir, cache_dir = options.worker_dir, None
@@ -389,7 +364,8 @@ def sweep(options: Options, points: list[Point], cwd: Path) -> int:
     else:
         # Workers here: the project's own cache, clones beside DVC's own temporary ones.
         work_dir, cache_dir = str(project.root / ".dvc" / "tmp" / "sweep"), str(project.cache_dir)
-    env = points_env(options.env)
+    env = points_env(local=not options.scheduler, cwd=cwd)
+    secrets = secret_env(options.env, cwd)
     jobs = [
         PointJob(
             sweep_id=sweep_id,
@@ -401,17 +377,21 @@ def sweep(options: Options, points: list[Point], cwd: Path) -> int:
             cache_dir=cache_dir,
             identity=project.identity,
             env=env,
+            secret_env=secrets,
         )
         for name, point in zip(names, points, strict=True)
     ]
     log.info(
-        "sweep of %d point%s at commit %s: %s",
+        "sweep of %d point%s at commit %s, %s: %s",
         len(points),
         "s" if len(points) > 1 else "",
         project.base[:7],
+        f"on {workers} local worker{'s' if workers > 1 else ''}"
+        if not options.scheduler
+        else f"on the cluster of {options.scheduler.address}",
         names[0] if len(names) == 1 else f"{names[0]} to {names[-1]}",
     )
-    with connect(options.workers, options.scheduler) as client:
+    with connect(workers, options.scheduler) as client:
         if link := dashboard(client):
             log.info("Dask dashboard: %s", link)
         results = run_points(client, jobs)
@@ -420,7 +400,7 @@ def sweep(options: Options, points: list[Point], cwd: Path) -> int:
     shared = {name: point for name, point in by_name.items() if results[name].state != "failed"}
     failed = {name: point for name, point in by_name.items() if results[name].state == "failed"}
     # Local workers pushed their refs here and share this cache: nothing to pull then.
-    if shared and (options.scheduler or git_url != str(project.root)):
+    if shared and (options.scheduler or git_url.reveal() != str(project.root)):
         pull(project, git_url, list(shared))
     if shared:
         print(table(shared, shown_experiments(project)))

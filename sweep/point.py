@@ -34,9 +34,11 @@ from pathlib import Path
 
 import yaml
 
-from stages.errors import UserError, run_stage
+from stages.errors import UserError
+from sweep.cli import boundary
 from sweep.jobs import PointJob, PointResult
 from sweep.processes import die_with_parent, run_in_group
+from sweep.secrets import Secret, hide
 
 log = logging.getLogger(__name__)
 
@@ -58,19 +60,26 @@ def exp_ref(base: str, name: str) -> str:
 
 
 class Clone:
-    """A clone of the project for one point, and the commands run in it."""
+    """A clone of the project for one point, and the commands run in it.
 
-    def __init__(self, root: Path, env: dict[str, str]):
+    What a command prints goes through ``hide``: git quotes the URL it failed to reach,
+    with its token, and a stage may quote a variable that ``--env`` set.
+    """
+
+    def __init__(self, root: Path, env: dict[str, str], secrets: list[Secret]):
         self.root = root
         self.env = env
+        self.secrets = secrets
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """Run ``args`` in the clone; a ``UserError`` naming this host if it fails and ``check``."""
         result = run_in_group(list(args), cwd=self.root, env=self.env)
+        result.stdout = hide(result.stdout, self.secrets)
         if check and result.returncode != 0:
-            command = " ".join(Path(args[0]).name if i == 0 else a for i, a in enumerate(args[:4]))
+            words = ["dvc", *args[3:5]] if args[1:3] == ("-m", "dvc") else [*args[:3]]
             raise UserError(
-                f"`{command}` failed on {socket.gethostname()}: {last_line(result.stdout)}"
+                f"`{hide(' '.join(words), self.secrets)}` failed on {socket.gethostname()}:"
+                f" {failure_message(result.stdout)}"
             )
         return result
 
@@ -132,14 +141,15 @@ def point_env(job: PointJob) -> dict[str, str]:
     env = os.environ | {name: value for name, value in job.env.items() if value is not None}
     for name in [name for name, value in job.env.items() if value is None]:
         env.pop(name, None)
+    env |= {name: secret.reveal() for name, secret in job.secret_env.items()}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
 
 
 def checkout(job: PointJob, root: Path) -> Clone:
     """Clone ``job.git_url`` at ``job.base`` into ``root``, with a git user."""
-    clone = Clone(root.parent, point_env(job))
-    clone.git("clone", "--quiet", "--no-checkout", job.git_url, root.name)
+    clone = Clone(root.parent, point_env(job), job.secrets())
+    clone.git("clone", "--quiet", "--no-checkout", job.git_url.reveal(), root.name)
     clone.root = root
     if clone.run("git", "checkout", "--quiet", "--detach", job.base, check=False).returncode != 0:
         raise UserError(f"commit {job.base[:7]} is not in {job.git_url}: push it there first")
@@ -234,10 +244,9 @@ def run_point(job: PointJob, root: Path, work_dir: Path, cache_dir: Path) -> Poi
     raise UserError(f"`dvc exp push origin {job.name}` pushed nothing to {job.git_url}")
 
 
-def main() -> None:
-    die_with_parent(int(sys.argv[1]))
-    job = PointJob.from_json(sys.stdin.read())
-    work_dir = Path(job.work_dir) if job.work_dir else default_work_dir()
+def run_job(job: PointJob) -> None:
+    """Run the point of ``job`` in a fresh clone under the work dir; print its result."""
+    work_dir = Path(job.work_dir).expanduser() if job.work_dir else default_work_dir()
     cache_dir = Path(job.cache_dir) if job.cache_dir else work_dir / "cache"
     clones = work_dir / "clones"
     clones.mkdir(parents=True, exist_ok=True)
@@ -249,5 +258,11 @@ def main() -> None:
     print(result.to_json())
 
 
+def main() -> int:
+    die_with_parent(int(sys.argv[1]))
+    job = PointJob.from_json(sys.stdin.read())
+    return boundary(lambda: run_job(job), secrets=job.secrets())
+
+
 if __name__ == "__main__":
-    run_stage(main)
+    sys.exit(main())

@@ -12,7 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from stages.errors import UserError, run_stage
+from stages.errors import UserError
+from sweep.cli import boundary
 from sweep.driver import HEADLINE_METRICS, METRICS_FILE, cell, dvc, run
 
 PARAMS_FILE = "params.yaml"
@@ -82,4 +83,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    sys.exit(boundary(main))
