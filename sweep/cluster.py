@@ -157,24 +157,37 @@ def security(tls: TlsFiles, cwd: Path):
 def probe(target: Scheduler) -> None:
     """Reach the scheduler within its timeout and check that it is one: a UserError if not.
 
-    A TCP connection first, which fails at once on a closed port; then Dask's handshake
-    and an ``identity`` call, bounded as a whole (Dask's own handshake waits for ever
-    on a server that accepts and says nothing).
+    A TCP connection first (and its TLS handshake), which fails at once on a closed port
+    and says why TLS failed; then Dask's handshake and an ``identity`` call, bounded as a
+    whole (Dask's own handshake waits for ever on a server that accepts and says nothing).
+    The scheduler logs the first connection at INFO, as one that closed before Dask's
+    handshake.
     """
     from distributed.comm import connect
     from distributed.comm.core import CommClosedError
 
     shown = redact_url(target.address)
     host, port = host_port(target.address)
+    no_answer = UserError(
+        f"--scheduler {shown}: no Dask scheduler answered within {target.timeout:g} s"
+        f" (is {port} the scheduler's port, not its dashboard's?); --connect-timeout to"
+        " wait longer"
+    )
     try:
-        socket.create_connection((host, port), timeout=target.timeout).close()
+        with socket.create_connection((host, port), timeout=target.timeout) as sock:
+            if target.security:
+                context = target.security.get_connection_args("client")["ssl_context"]
+                context.wrap_socket(sock).close()
     except socket.gaierror as exc:
         raise UserError(f"--scheduler {shown}: cannot resolve {host} ({exc.strerror})") from None
-    except TimeoutError:
+    except ssl.SSLError as exc:
         raise UserError(
-            f"--scheduler {shown}: no connection within {target.timeout:g} s (a firewall, or"
-            " the wrong host?); --connect-timeout to wait longer"
+            f"--scheduler {shown}: TLS failed ({exc.reason or exc}): check that it is the"
+            " cluster's tls:// address, and that --tls-ca-file is the CA that signed the"
+            " cluster's certificates"
         ) from None
+    except TimeoutError:
+        raise no_answer from None
     except OSError as exc:
         raise UserError(
             f"--scheduler {shown}: cannot connect ({exc.strerror or exc}): is the Dask"
@@ -193,28 +206,17 @@ def probe(target: Scheduler) -> None:
     try:
         reply = asyncio.run(asyncio.wait_for(identity(), target.timeout))
     except TimeoutError:
-        reply = None
-    except OSError as exc:  # Dask's CommClosedError included
-        cause = exc.__cause__ or exc.__context__
-        if isinstance(cause, ssl.SSLError):
-            raise UserError(
-                f"--scheduler {shown}: TLS failed ({cause.reason or cause}): check that"
-                " --tls-ca-file is the CA that signed the cluster's certificates"
-            ) from None
-        if not isinstance(exc, CommClosedError):
-            reply = None  # Dask's own connect timed out: the same as no answer
-        else:
-            hint = "" if target.encrypted else " (a tls:// scheduler, addressed as tcp://?)"
-            raise UserError(
-                f"--scheduler {shown}: the server closed the connection without answering as"
-                f" a Dask scheduler{hint}"
-            ) from None
-    if not (isinstance(reply, dict) and reply.get("type") == "Scheduler"):
+        raise no_answer from None
+    except CommClosedError:
+        hint = "" if target.encrypted else " (a tls:// scheduler, addressed as tcp://?)"
         raise UserError(
-            f"--scheduler {shown}: no Dask scheduler answered within {target.timeout:g} s"
-            f" (is {port} the scheduler's port, not its dashboard's?); --connect-timeout to"
-            " wait longer"
-        )
+            f"--scheduler {shown}: the server closed the connection without answering as a"
+            f" Dask scheduler{hint}"
+        ) from None
+    except OSError:  # Dask's own connect timed out: the same as no answer
+        raise no_answer from None
+    if not (isinstance(reply, dict) and reply.get("type") == "Scheduler"):
+        raise no_answer
 
 
 def warn_if_plain(target: Scheduler, secrets: list[str]) -> None:

@@ -225,10 +225,13 @@ def test_a_server_that_never_answers_is_one_line_after_the_timeout(silent_server
     )
 
 
-def test_an_http_server_is_one_line(http_server):
+def test_an_http_server_is_one_line(http_server, certificates):
     message = one_line_error(f"tcp://127.0.0.1:{http_server}")
     assert message.startswith(f"--scheduler tcp://127.0.0.1:{http_server}: ")
     assert "Dask scheduler" in message
+    files = TlsFiles(str(certificates.ca_file), str(certificates.cert), str(certificates.key))
+    message = one_line_error(f"tls://127.0.0.1:{http_server}", files)
+    assert message.startswith(f"--scheduler tls://127.0.0.1:{http_server}: TLS failed (")
 
 
 @pytest.mark.parametrize(
@@ -280,8 +283,9 @@ def test_tls_mistakes_are_one_line(tls_scheduler, certificates, tmp_path):
     files = TlsFiles(str(certificates.ca_file), str(certificates.cert), str(certificates.key))
     other_ca = TlsFiles(str(certificates.other_ca_file), files.cert, files.key)
     assert one_line_error(tls_scheduler, other_ca) == (
-        f"--scheduler {tls_scheduler}: TLS failed (CERTIFICATE_VERIFY_FAILED): check that"
-        " --tls-ca-file is the CA that signed the cluster's certificates"
+        f"--scheduler {tls_scheduler}: TLS failed (CERTIFICATE_VERIFY_FAILED): check that it is"
+        " the cluster's tls:// address, and that --tls-ca-file is the CA that signed the"
+        " cluster's certificates"
     )
     plain = tls_scheduler.replace("tls://", "tcp://")
     assert one_line_error(plain) == (
