@@ -16,6 +16,7 @@ from stages.errors import UserError
 from sweep import cluster, driver
 from sweep.cli import boundary
 from sweep.grid import expand
+from sweep.project import absolute_url
 from sweep.secrets import Secret
 
 DEFAULT_WORKERS = 2
@@ -149,7 +150,7 @@ def options(args: argparse.Namespace, cwd: Path) -> driver.Options:
     env = parse_env(args.env)
     git_url = None
     if args.git_url:
-        git_url = Secret.url(driver.absolute_url(args.git_url, cwd))
+        git_url = Secret.url(absolute_url(args.git_url, cwd))
     if target:
         carried = ["--env values"] if env else []
         carried += ["--git-url's credentials"] if git_url and git_url.texts() else []

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from stages.errors import UserError
-
-DEFAULT_PARAMS_FILE = "params.yaml"
+from sweep import dvc_api
+from sweep.dvc_api import PARAMS_FILE as DEFAULT_PARAMS_FILE
 
 
 @dataclass(frozen=True)
@@ -58,12 +58,6 @@ class Point:
 
 def expand(flags: list[str]) -> list[Point]:
     """The points of the cross product of ``flags`` (each a ``dvc exp run -S`` value)."""
-    # DVC's parsing, imported here: importing dvc takes half a second that --help does not need
-    from dvc.exceptions import InvalidArgumentError
-    from dvc.utils.cli_parse import to_path_overrides
-    from dvc.utils.hydra import get_hydra_sweeps, to_hydra_overrides
-    from hydra.errors import HydraException
-
     if not flags:
         raise UserError(
             "no -S given: name at least one parameter to sweep, e.g. -S 'train.alpha=1e-5,1e-4'"
@@ -74,20 +68,15 @@ def expand(flags: list[str]) -> list[Point]:
                 f"-S {flag!r}: ${{...}} interpolation is not allowed in a sweep; give the value"
             )
         try:
-            sweeps = get_hydra_sweeps(to_path_overrides([flag]))
-            keys = [
-                o.key_or_group for texts in sweeps[0].values() for o in to_hydra_overrides(texts)
-            ]
-        except (HydraException, InvalidArgumentError) as exc:
-            # Hydra's last line is a link to its grammar: the hint below says it shorter
-            reason = [line for line in str(exc).splitlines() if not line.startswith("See https")]
+            [files] = dvc_api.grid([flag])[:1]
+            keys = [key for texts in files.values() for key in dvc_api.override_keys(texts)]
+        except dvc_api.FlagError as exc:
             raise UserError(
-                f"-S {flag!r}: {' '.join(reason)};"
-                " expected [FILE:]KEY=VALUE[,VALUE...] as for `dvc exp run -S`"
+                f"-S {flag!r}: {exc}; expected [FILE:]KEY=VALUE[,VALUE...] as for `dvc exp run -S`"
             ) from None
         if not all(keys):
             raise UserError(f"-S {flag!r}: no KEY before '='; expected [FILE:]KEY=VALUE")
-        for file in sweeps[0]:
+        for file in files:
             path = PurePosixPath(file)
             if not file or path.is_absolute() or ".." in path.parts:
                 raise UserError(
@@ -95,11 +84,11 @@ def expand(flags: list[str]) -> list[Point]:
                     " relative to its root"
                 )
     points = []
-    for sweep in get_hydra_sweeps(to_path_overrides(flags)):
+    for files in dvc_api.grid(flags):
         overrides = tuple(
-            Override(file, parsed.key_or_group, text)
-            for file, texts in sweep.items()
-            for text, parsed in zip(texts, to_hydra_overrides(texts), strict=True)
+            Override(file, key, text)
+            for file, texts in files.items()
+            for text, key in zip(texts, dvc_api.override_keys(texts), strict=True)
         )
         points.append(Point(overrides))
     return points
@@ -112,11 +101,7 @@ def check_points(points: list[Point], file_at_base: Callable[[str], bytes | None
     ``file_at_base(path)`` gives a params file's bytes at the sweep's commit, or ``None``.
     A UserError lists each distinct problem once, with the first point that has it.
     """
-    # The stages' validation, and DVC's own writing of -S into a params file
-    from dvc.exceptions import InvalidArgumentError
-    from dvc.utils.hydra import apply_overrides
-
-    from stages.config import load_params
+    from stages.config import load_params  # the stages' own validation
 
     base_files: dict[str, bytes] = {}
     for file in {o.file for point in points for o in point.overrides}:
@@ -141,10 +126,9 @@ def check_points(points: list[Point], file_at_base: Callable[[str], bytes | None
                     # validation, which names the nearest known one.
                     texts = [t if t.startswith(("~", "+")) else f"++{t}" for t in texts]
                 try:
-                    apply_overrides(Path(tmp) / file, texts)
-                except InvalidArgumentError as exc:
-                    cause = exc.__cause__ or exc
-                    problem = f"{file}: {' '.join(str(cause).split())}"
+                    dvc_api.apply_overrides(Path(tmp) / file, texts)
+                except dvc_api.FlagError as exc:
+                    problem = f"{file}: {exc}"
                     break
             if problem is None:
                 try:

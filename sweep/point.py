@@ -23,7 +23,6 @@ running, with its stages (``sweep.processes``), before it deletes the clone.
 import fcntl
 import logging
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -35,6 +34,7 @@ from pathlib import Path
 import yaml
 
 from stages.errors import UserError
+from sweep import dvc_api
 from sweep.cli import boundary
 from sweep.jobs import PointJob, PointResult
 from sweep.processes import die_with_parent, run_in_group
@@ -52,11 +52,6 @@ def default_work_dir() -> Path:
     """A worker host's folder for the sweep: ``$XDG_CACHE_HOME/mnist-mlp-sweep``."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "mnist-mlp-sweep"
-
-
-def exp_ref(base: str, name: str) -> str:
-    """The git ref of experiment ``name`` of baseline commit ``base``, as DVC names it."""
-    return f"refs/exps/{base[:2]}/{base[2:]}/{name}"
 
 
 class Clone:
@@ -116,12 +111,8 @@ def failure_message(output: str) -> str:
                     break
                 detail.append(line.strip())
             return " ".join(detail)
-    errors = [line.removeprefix("ERROR: ").strip() for line in lines if line.startswith("ERROR: ")]
+    errors = dvc_api.error_lines(output)
     return errors[-1] if errors else last_line(output)
-
-
-def ran_stages(output: str) -> tuple[str, ...]:
-    return tuple(re.findall(r"Running stage '([^']+)'", output))
 
 
 @contextmanager
@@ -161,28 +152,12 @@ def checkout(job: PointJob, root: Path) -> Clone:
     return clone
 
 
-def configure_dvc(root: Path, cache_dir: Path) -> str:
-    """Point the clone's DVC at ``cache_dir``; the name of the project's default DVC remote, if any.
-
-    In this process, through DVC's API: two ``dvc config`` commands would cost a second a point.
-    """
-    from dvc.repo import Repo
-
-    with Repo(str(root)) as repo:
-        remote = repo.config["core"].get("remote", "")
-        with repo.config.edit("local") as local:
-            local["cache"]["dir"] = str(cache_dir)
-    return remote
-
-
 def same_params(clone: Clone, ref: str, flags: tuple[str, ...]) -> bool:
     """Whether the experiment at ``ref`` has the params that ``flags`` give the base commit."""
-    from dvc.utils.cli_parse import to_path_overrides
-    from dvc.utils.hydra import apply_overrides
-
     clone.git("fetch", "--quiet", "origin", f"+{ref}:{ref}")
-    for file, overrides in to_path_overrides(flags).items():
-        apply_overrides(clone.root / file, overrides)  # in the clone's copy, as `exp run -S` does
+    for file, overrides in dvc_api.grid(list(flags))[0].items():
+        # in the clone's copy, as `exp run -S` does
+        dvc_api.apply_overrides(clone.root / file, overrides)
         expected = yaml.safe_load((clone.root / file).read_text(encoding="utf-8"))
         found = yaml.safe_load(clone.git("show", f"{ref}:{file}"))
         clone.git("checkout", "--quiet", "--", file)
@@ -206,14 +181,14 @@ def existing(clone: Clone, job: PointJob, ref: str) -> PointResult | None:
     )
 
 
-def run_point(job: PointJob, root: Path, work_dir: Path, cache_dir: Path) -> PointResult:
+def make_experiment(job: PointJob, root: Path, work_dir: Path, cache_dir: Path) -> PointResult:
     """Steps 1 to 5 of the module's docstring, in the fresh folder ``root``."""
     host = socket.gethostname()
     clone = checkout(job, root)
-    ref = exp_ref(job.base, job.name)
+    ref = dvc_api.exp_ref(job.base, job.name)
     if (found := existing(clone, job, ref)) is not None:
         return found
-    remote = configure_dvc(clone.root, cache_dir)
+    remote = dvc_api.use_cache(clone.root, cache_dir)
     pull = ["--pull"] if remote else []
 
     ran: tuple[str, ...] = ()
@@ -221,14 +196,14 @@ def run_point(job: PointJob, root: Path, work_dir: Path, cache_dir: Path) -> Poi
         warm = work_dir / "warm"
         if not warm.is_file() or warm.read_text() != job.sweep_id:
             result = clone.dvc("repro", *pull, DATA_STAGE, check=False)
-            ran = ran_stages(result.stdout)
+            ran = dvc_api.ran_stages(result.stdout)
             if result.returncode != 0:
                 return PointResult(job.name, "failed", failure_message(result.stdout), ran, host)
             warm.write_text(job.sweep_id)
 
     flags = [arg for flag in job.flags for arg in ("-S", flag)]
     result = clone.dvc("exp", "run", *pull, "--name", job.name, *flags, check=False)
-    ran += ran_stages(result.stdout)
+    ran += dvc_api.ran_stages(result.stdout)
     if result.returncode != 0:
         return PointResult(job.name, "failed", failure_message(result.stdout), ran, host)
 
@@ -244,24 +219,23 @@ def run_point(job: PointJob, root: Path, work_dir: Path, cache_dir: Path) -> Poi
     raise UserError(f"`dvc exp push origin {job.name}` pushed nothing to {job.git_url}")
 
 
-def run_job(job: PointJob) -> None:
-    """Run the point of ``job`` in a fresh clone under the work dir; print its result."""
+def point_result(job: PointJob) -> PointResult:
+    """Make the experiment of ``job`` in a fresh clone under the work dir, then delete it."""
     work_dir = Path(job.work_dir).expanduser() if job.work_dir else default_work_dir()
     cache_dir = Path(job.cache_dir) if job.cache_dir else work_dir / "cache"
     clones = work_dir / "clones"
     clones.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix=f"{job.name}-", dir=clones))
     try:
-        result = run_point(job, root, work_dir, cache_dir)
+        return make_experiment(job, root, work_dir, cache_dir)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print(result.to_json())
 
 
 def main() -> int:
     die_with_parent(int(sys.argv[1]))
     job = PointJob.from_json(sys.stdin.read())
-    return boundary(lambda: run_job(job), secrets=job.secrets())
+    return boundary(lambda: print(point_result(job).to_json()), secrets=job.secrets())
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ class PointCrashed(Exception):
     """The point's process ended without a result; Dask retries the task."""
 
 
-def run_point(job: PointJob) -> PointResult:
+def point_task(job: PointJob) -> PointResult:
     """The Dask task of one point: run it in its own process and return its result."""
     with _lock:
         if job.sweep_id in _stopped:

@@ -11,20 +11,14 @@ import pytest
 from stages.errors import UserError
 from sweep import show
 from sweep.__main__ import parse_env, parser
-from sweep.driver import (
-    HEADLINE_METRICS,
-    METRICS_FILE,
-    absolute_url,
-    experiment_names,
-    nanny_variables,
-    points_env,
-    secret_env,
-    table,
-)
+from sweep.dvc_api import ran_stages, rows
+from sweep.environment import nanny_variables, points_env, secret_env
 from sweep.grid import Override, Point, check_points, expand
 from sweep.jobs import PointJob, PointResult
-from sweep.point import exp_ref, failure_message, point_env, ran_stages
+from sweep.point import failure_message, point_env
+from sweep.project import absolute_url, experiment_names
 from sweep.secrets import Secret, hide, redact_url
+from sweep.table import HEADLINE_METRICS, METRICS_FILE, sweep_table
 from tests.project import ROOT
 
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
@@ -286,13 +280,6 @@ def test_jobs_and_results_survive_json():
     assert PointResult.from_json(result.to_json()) == result
 
 
-def test_experiment_refs_are_named_as_dvc_names_them():
-    from dvc.repo.experiments.refs import ExpRefInfo
-
-    base = "0123456789abcdef0123456789abcdef01234567"
-    assert exp_ref(base, "lr-1") == str(ExpRefInfo(base, "lr-1"))
-
-
 def test_the_table_shows_the_swept_params_and_the_headline_metrics():
     points = {
         name: point
@@ -319,7 +306,7 @@ def test_the_table_shows_the_swept_params_and_the_headline_metrics():
         }
         for name, rate in (("lr-1", 0.05), ("lr-2", 0.1))
     }
-    lines = table(points, shown).splitlines()
+    lines = sweep_table(points, shown).splitlines()
     assert lines[0].split() == ["experiment", "train.learning_rate_init", *HEADLINE_METRICS]
     assert lines[1].split() == ["lr-1", "0.05", "0.9868", "0.97", "0.0464536", "10"]
     assert lines[2].split() == ["lr-2", "0.1", "0.9868", "0.97", "0.0464536", "10"]
@@ -421,8 +408,8 @@ def test_show_puts_the_params_that_differ_first_and_nothing_else():
         ),
     ]
     workspace = shown_entry(None, "workspace", {"train": common | {"alpha": 1e-4}}, metrics, False)
-    found = show.rows([workspace, baseline])
-    assert [name for name, _, _ in found] == ["workspace", "main", "lr-a"]
+    found = rows([workspace, baseline])
+    assert [name for name, _ in found] == ["workspace", "main", "lr-a"]
     assert show.table(found).splitlines() == [
         "experiment  train.alpha  train_accuracy  test_accuracy  final_loss  iterations",
         "workspace   0.0001       0.9868          0.97           0.0464535   10",
