@@ -110,7 +110,7 @@ def test_local_sweep_reports_failed_points_and_a_second_sweep_reuses_the_run_cac
     log = first.stderr
     assert re.search(
         r"(?m)^error: a-2 \(train\.max_iter=3 data\.train_size=1000\): data\.train_size ="
-        r" 1000 leaves no test rows: the data has 80 images$",
+        r" 1000 leaves no test rows: the data has 80 images(;|$)",
         log,
     ), log
     assert "a-4 (train.max_iter=4 data.train_size=1000): data.train_size = 1000 leaves" in log
