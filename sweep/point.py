@@ -99,8 +99,8 @@ def last_line(output: str) -> str:
 def failure_message(output: str) -> str:
     """The one line that says why ``dvc exp run`` failed.
 
-    A stage's own message (``error: ...`` and its indented lines, from
-    ``stages.errors.run_stage``) when there is one, else DVC's last ``ERROR:`` line.
+    A stage's own message (``error: ...`` and its indented lines, as the stages print a
+    ``UserError``) when there is one, else DVC's last ``ERROR:`` line.
     """
     lines = output.splitlines()
     for i in reversed(range(len(lines))):
