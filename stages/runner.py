@@ -89,16 +89,17 @@ _OS_ERRORS = {
 }
 
 
+# The start of the hint after a failure where DVC ran the stage.
+CHECKOUT_HINT = "DVC removed the stage's previous outputs when it started it"
+
+
 def after_failure(stage: str | None, environ: Mapping[str, str] = os.environ) -> str:
     """What a failed ``stage`` leaves, where DVC ran it: DVC removes a stage's outputs
     before it runs the stage's command, and brings them back from its cache on request."""
     dvc_stage = environ.get("DVC_STAGE")  # how DVC names the stage it runs
     if stage is None or not dvc_stage:
         return ""
-    return (
-        "DVC removed the stage's previous outputs when it started it:"
-        f" `dvc checkout {dvc_stage}` brings them back"
-    )
+    return f"{CHECKOUT_HINT}: `dvc checkout {dvc_stage}` brings them back"
 
 
 def _report(message: str, hint: str) -> None:

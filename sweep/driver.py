@@ -1,243 +1,39 @@
 """The client of a sweep: one Dask task per point, then the results as DVC shows them.
 
-It runs where the user's repository is. It expands the grid, starts a ``LocalCluster``
-or connects to a scheduler, maps ``sweep.worker.run_point`` over the points (each task
-idempotent, retried by Dask), shows progress, then ``dvc exp pull``s the experiments
-and prints their swept params and headline metrics from ``dvc exp show``.
+It runs where the user's repository is (``sweep.project``). It checks every point of the
+grid against the sweep commit's params, then starts a ``LocalCluster`` (at most one
+worker a point) or connects to a scheduler (``sweep.cluster``), maps the task
+``sweep.worker.point_task`` over the points (each task idempotent, retried by Dask),
+shows progress, then ``dvc exp pull``s the experiments and prints their swept params
+and headline metrics from ``dvc exp show`` (``sweep.table``).
 
 A Ctrl-C (or SIGTERM) cancels the tasks, stops the points still running on every
 worker (each deletes its clone, and shares nothing unless it had finished), and closes
 the cluster it started, waiting for all the processes that cluster started to end.
 """
 
-import json
 import logging
-import os
-import signal
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
-
-from stages import paths
-from stages.errors import StageStopped, UserError
-from sweep.grid import Point
+from stages.errors import StageStopped
+from sweep.cluster import STOP_TIMEOUT_SECONDS, Scheduler, connect, dashboard, one_line, probe
+from sweep.environment import points_env, secret_env
+from sweep.grid import Point, check_points
 from sweep.jobs import PointJob, PointResult
+from sweep.project import Project, experiment_names, pull, shown_experiments
+from sweep.secrets import Secret
+from sweep.table import sweep_table
 
 log = logging.getLogger(__name__)
 
-HEADLINE_METRICS = ("train_accuracy", "test_accuracy", "final_loss", "iterations")
-METRICS_FILE = paths.PROJECT.metrics.relative_to(paths.ROOT).as_posix()
 # Retries of a task that raised (a point whose process crashed, a push that failed); a
 # task whose worker died is rescheduled by Dask without counting as one.
 RETRIES = 2
-STOP_TIMEOUT_SECONDS = 60
-
-
-def run(args: list[str], cwd: Path, check: bool = True) -> str:
-    """Run a command in the user's repository; a ``UserError`` with its last line if it fails."""
-    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        lines = (result.stderr or result.stdout).strip().splitlines() or ["(no output)"]
-        command = ["dvc", *args[3:5]] if args[1:3] == ["-m", "dvc"] else args[:3]
-        raise UserError(f"`{' '.join(command)}` failed: {lines[-1]}")
-    return result.stdout.strip()
-
-
-def dvc(*args: str) -> list[str]:
-    return [sys.executable, "-m", "dvc", *args]
-
-
-@dataclass(frozen=True)
-class Project:
-    """The user's repository: where it is, the commit the sweep runs at, and its settings."""
-
-    root: Path
-    base: str
-    identity: tuple[str, str] | None
-    cache_dir: Path
-    dvc_remote: str
-
-    @classmethod
-    def discover(cls, cwd: Path) -> "Project":
-        toplevel = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True
-        )
-        if toplevel.returncode != 0 or not (Path(toplevel.stdout.strip()) / ".dvc").is_dir():
-            raise UserError(
-                f"{cwd} is not in a git repository with DVC: run the sweep in the project"
-            )
-        root = Path(toplevel.stdout.strip())
-        base = run(["git", "rev-parse", "HEAD"], root)
-        if run(["git", "status", "--porcelain", "--untracked-files=no"], root):
-            log.warning(
-                "warning: uncommitted changes are not part of the sweep: it runs at commit %s",
-                base[:7],
-            )
-        name = run(["git", "config", "user.name"], root, check=False)
-        email = run(["git", "config", "user.email"], root, check=False)
-        from dvc.repo import Repo  # its API here: two `dvc` commands would take a second
-
-        with Repo(str(root)) as repo:
-            cache_dir, dvc_remote = (
-                Path(repo.cache.local_cache_dir),
-                repo.config["core"].get("remote", ""),
-            )
-        return cls(
-            root=root,
-            base=base,
-            identity=(name, email) if name and email else None,
-            cache_dir=cache_dir,
-            dvc_remote=dvc_remote,
-        )
-
-    def check_git_url(self, url: str) -> None:
-        """Fail now, not on every worker, if the base commit is not on ``url``."""
-        if Path(url).resolve() == self.root:
-            return
-        heads = run(["git", "ls-remote", url], self.root).split()[::2]
-        for sha in heads:
-            reached = subprocess.run(
-                ["git", "merge-base", "--is-ancestor", self.base, sha],
-                cwd=self.root,
-                capture_output=True,
-            )
-            if reached.returncode == 0:
-                return
-        raise UserError(
-            f"commit {self.base[:7]} is not on {url}, where the workers clone from: push it first"
-        )
-
-
-def experiment_names(prefix: str, count: int, root: Path) -> list[str]:
-    """``PREFIX-1`` ... ``PREFIX-count``, as ``dvc exp run --queue --name PREFIX`` names a sweep."""
-    names = [f"{prefix}-{i}" for i in range(1, count + 1)]
-    if subprocess.run(["git", "check-ref-format", f"refs/exps/{names[-1]}"], cwd=root).returncode:
-        raise UserError(
-            f"--name {prefix!r}: not usable in a git ref name; use letters, digits, '-' and '_'"
-        )
-    return names
-
-
-def nanny_variables() -> set[str]:
-    """The environment variables that a Dask nanny sets for its worker processes.
-
-    Among them one BLAS and OpenMP thread per worker, and a fixed PYTHONHASHSEED: the
-    points get this shell's values back, so that each runs as ``dvc exp run`` would here.
-    (The stages pin OpenBLAS's threads themselves, ``stages/cpu.py``, so the bits do not
-    depend on it.)
-    """
-    import dask
-    import distributed  # noqa: F401  (its defaults join dask.config when it is imported)
-
-    return (
-        set(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
-        | set(dask.config.get("distributed.nanny.environ", {}))
-        | {"PYTHONHASHSEED"}
-    )
-
-
-def points_env(extra: dict[str, str]) -> dict[str, str | None]:
-    """The environment changes for the points' commands (``None`` unsets a variable).
-
-    This shell's values of the variables that Dask's nanny sets (``nanny_variables``), and
-    ``extra`` (``--env``).
-    """
-    return {name: os.environ.get(name) for name in nanny_variables()} | extra
-
-
-@contextmanager
-def local_cluster(workers: int) -> Iterator:
-    """A ``LocalCluster`` of ``workers`` single-threaded processes; on exit, closed, with
-    every process that its workers started (the points' included) gone."""
-    from distributed import LocalCluster
-
-    # Ignored signals stay ignored across fork and exec: the workers leave a Ctrl-C in
-    # this terminal to the client, which stops them in order (IgnoreInterrupts does the
-    # same for a worker that its nanny restarts).
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",  # this machine's workers only, and its dashboard for this machine
-            dashboard_address="127.0.0.1:8787",
-            silence_logs=logging.ERROR,
-        )
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    try:
-        yield cluster
-    finally:
-        started = worker_processes(cluster)
-        cluster.close()
-        _, alive = psutil.wait_procs(started, timeout=STOP_TIMEOUT_SECONDS)
-        for process in alive:
-            log.warning("killing process %s (%s), still running", process.pid, process.name())
-            process.kill()
-
-
-def worker_processes(cluster) -> list:
-    """The worker processes of ``cluster`` and all their descendants, now."""
-    processes = []
-    for nanny in cluster.workers.values():
-        pid = getattr(nanny, "pid", None)
-        try:
-            worker = psutil.Process(pid)
-            processes += [worker, *worker.children(recursive=True)]
-        except (psutil.NoSuchProcess, ValueError, TypeError):
-            pass
-    return processes
-
-
-@contextmanager
-def connect(workers: int, scheduler: str | None) -> Iterator:
-    """A Dask client: of a new ``LocalCluster``, or of the cluster at ``scheduler``."""
-    from distributed import Client
-
-    from sweep.worker import IgnoreInterrupts
-
-    # Dask logs every worker and connection at INFO: only its warnings are for the user.
-    logging.getLogger("distributed").setLevel(logging.WARNING)
-
-    if scheduler:
-        with Client(scheduler) as client:
-            check_environment(client)
-            yield client
-        return
-    with local_cluster(workers) as cluster, Client(cluster) as client:
-        client.register_plugin(IgnoreInterrupts())
-        yield client
-
-
-def check_environment(client) -> None:
-    """Fail with one message if the scheduler or a worker cannot import this package."""
-    from sweep.worker import ready
-
-    for where, call in (("scheduler", client.run_on_scheduler), ("workers", client.run)):
-        try:
-            call(ready)
-        except (ImportError, AttributeError) as exc:
-            raise UserError(
-                f"the Dask {where} cannot run the sweep ({one_line(exc)}): start them from a"
-                " checkout of the project with its environment and PYTHONPATH=<the checkout>"
-                " (README, Sweeps)"
-            ) from None
-    if not client.scheduler_info()["workers"]:
-        log.warning("warning: the cluster has no worker yet: the sweep waits for one")
-
-
-def dashboard(client) -> str | None:
-    """The address of Dask's dashboard, when the scheduler serves one."""
-    if "dashboard" not in client.scheduler_info().get("services", {}):
-        return None
-    return client.dashboard_link
 
 
 @contextmanager
@@ -261,20 +57,15 @@ def progress(total: int) -> Iterator:
     yield advance
 
 
-def one_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
-def run_points(client, jobs: list[PointJob]) -> dict[str, PointResult]:
+def map_points(client, jobs: list[PointJob]) -> dict[str, PointResult]:
     """Map the points over the cluster and gather how each ended, by name."""
     from distributed import as_completed
 
-    from sweep.worker import run_point
+    from sweep.worker import point_task
 
     keys = [f"{job.name}-{job.sweep_id[:8]}" for job in jobs]
     by_key = {key: job.name for key, job in zip(keys, jobs, strict=True)}
-    futures = client.map(run_point, jobs, key=keys, retries=RETRIES, pure=False)
+    futures = client.map(point_task, jobs, key=keys, retries=RETRIES, pure=False)
     results = {}
     try:
         with progress(len(jobs)) as advance:
@@ -306,78 +97,32 @@ def stop(client, futures, sweep_id: str) -> None:
         log.warning("stopped %d running point(s)", sum(stopped.values()))
 
 
-def pull(project: Project, git_url: str, names: list[str]) -> None:
-    """Bring the experiments' refs and, from the DVC remote, their outputs into the project."""
-    no_cache = [] if project.dvc_remote else ["--no-cache"]
-    run(dvc("exp", "pull", *no_cache, git_url, *names), project.root)
-
-
-def shown_experiments(project: Project) -> dict[str, dict]:
-    """``dvc exp show --json`` for the base commit: each experiment's data, by name."""
-    shown = json.loads(run(dvc("exp", "show", "--json", "--rev", project.base), project.root))
-    return {
-        experiment["name"]: experiment["revs"][0]["data"]
-        for baseline in shown
-        for experiment in baseline.get("experiments") or ()
-    }
-
-
-def lookup(tree: dict, dotted: str):
-    for part in dotted.split("."):
-        if not isinstance(tree, dict) or part not in tree:
-            return None
-        tree = tree[part]
-    return tree
-
-
-def cell(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
-
-
-def table(points: dict[str, Point], shown: dict[str, dict]) -> str:
-    """The swept params and headline metrics of each experiment, as aligned columns."""
-    overrides = next(iter(points.values())).overrides
-    header = ["experiment", *(o.label for o in overrides), *HEADLINE_METRICS]
-    rows = [header]
-    for name, point in points.items():
-        data = shown.get(name)
-        if data is None:
-            continue
-        params = [
-            lookup((data.get("params") or {}).get(o.file, {}).get("data", {}), o.key)
-            for o in point.overrides
-        ]
-        metrics = (data.get("metrics") or {}).get(METRICS_FILE, {}).get("data", {})
-        rows.append([name, *map(cell, params), *(cell(metrics.get(m)) for m in HEADLINE_METRICS)])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
-    )
-
-
 @dataclass(frozen=True)
 class Options:
-    """The command line, parsed."""
+    """The command line, parsed and checked as far as it can be without the project."""
 
     workers: int
-    scheduler: str | None
+    scheduler: Scheduler | None
     name: str | None
-    git_url: str | None
+    git_url: Secret | None
     worker_dir: str | None
-    env: dict[str, str]
+    env: dict[str, Secret] = field(default_factory=dict)
 
 
 def sweep(options: Options, points: list[Point], cwd: Path) -> int:
-    """Run the sweep; print its table and failures. The exit code: 1 if a point failed."""
+    """Run the sweep; print its table and failures. The exit code: 1 if a point failed.
+
+    Everything that can be checked is checked before a cluster starts: the project, every
+    point against its params, the names, and the git URL's commit."""
     project = Project.discover(cwd)
+    check_points(points, project.file_at_base)
     sweep_id = uuid.uuid4().hex
     names = experiment_names(options.name or f"sweep-{sweep_id[:6]}", len(points), project.root)
-    git_url = options.git_url or str(project.root)
+    git_url = options.git_url or Secret.url(str(project.root))
     project.check_git_url(git_url)
+    if options.scheduler:
+        probe(options.scheduler)
+    workers = min(options.workers, len(points))
     if options.scheduler:
         # Workers elsewhere: their own host's cache, unless told a folder.
         work_dir, cache_dir = options.worker_dir, None
@@ -389,7 +134,8 @@ def sweep(options: Options, points: list[Point], cwd: Path) -> int:
     else:
         # Workers here: the project's own cache, clones beside DVC's own temporary ones.
         work_dir, cache_dir = str(project.root / ".dvc" / "tmp" / "sweep"), str(project.cache_dir)
-    env = points_env(options.env)
+    env = points_env(local=not options.scheduler, cwd=cwd)
+    secrets = secret_env(options.env, cwd)
     jobs = [
         PointJob(
             sweep_id=sweep_id,
@@ -401,29 +147,33 @@ def sweep(options: Options, points: list[Point], cwd: Path) -> int:
             cache_dir=cache_dir,
             identity=project.identity,
             env=env,
+            secret_env=secrets,
         )
         for name, point in zip(names, points, strict=True)
     ]
     log.info(
-        "sweep of %d point%s at commit %s: %s",
+        "sweep of %d point%s at commit %s, %s: %s",
         len(points),
         "s" if len(points) > 1 else "",
         project.base[:7],
+        f"on {workers} local worker{'s' if workers > 1 else ''}"
+        if not options.scheduler
+        else f"on the cluster of {options.scheduler.address}",
         names[0] if len(names) == 1 else f"{names[0]} to {names[-1]}",
     )
-    with connect(options.workers, options.scheduler) as client:
+    with connect(workers, options.scheduler) as client:
         if link := dashboard(client):
             log.info("Dask dashboard: %s", link)
-        results = run_points(client, jobs)
+        results = map_points(client, jobs)
 
     by_name = dict(zip(names, points, strict=True))
     shared = {name: point for name, point in by_name.items() if results[name].state != "failed"}
     failed = {name: point for name, point in by_name.items() if results[name].state == "failed"}
     # Local workers pushed their refs here and share this cache: nothing to pull then.
-    if shared and (options.scheduler or git_url != str(project.root)):
+    if shared and (options.scheduler or git_url.reveal() != str(project.root)):
         pull(project, git_url, list(shared))
     if shared:
-        print(table(shared, shown_experiments(project)))
+        print(sweep_table(shared, shown_experiments(project)))
     for name, point in failed.items():
         log.error("error: %s (%s): %s", name, point, results[name].error)
     log.info(

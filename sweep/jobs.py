@@ -3,11 +3,18 @@
 The client hands a ``PointJob`` to a Dask task, which hands it as JSON to the point's
 own process (``python -m sweep.point``) on the worker; that process prints a
 ``PointResult`` as JSON, which the task returns to the client.
+
+A job's secrets (``--env`` values, the user part of its git URL) are ``Secret``s: Dask
+pickles them into the task as they are, and a log line or an error that describes the
+task shows ``***``. Only the JSON for the point's own process, through a pipe, holds
+them in the clear.
 """
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
+
+from sweep.secrets import Secret
 
 State = Literal["done", "exists", "failed"]
 
@@ -21,27 +28,42 @@ class PointJob:
     ``cache_dir``, when set, is the DVC cache to share instead of ``work_dir/cache``.
     ``identity`` is the client's git user (name, email), for a worker that has none.
     ``env`` changes the worker's environment for the commands of this point: a value
-    of ``None`` unsets the variable.
+    of ``None`` unsets the variable. ``secret_env`` sets more, whose values are secrets.
     """
 
     sweep_id: str
     name: str
     flags: tuple[str, ...]
-    git_url: str
+    git_url: Secret
     base: str
     work_dir: str | None = None
     cache_dir: str | None = None
     identity: tuple[str, str] | None = None
     env: dict[str, str | None] = field(default_factory=dict)
+    secret_env: dict[str, Secret] = field(default_factory=dict)
+
+    def secrets(self) -> list[Secret]:
+        """What no message about this job may show."""
+        return [self.git_url, *self.secret_env.values()]
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        """The job for the point's process, secrets in the clear."""
+        revealed = replace(self, git_url=None, secret_env={})
+        return json.dumps(
+            asdict(revealed)
+            | {
+                "git_url": self.git_url.reveal(),
+                "secret_env": {name: value.reveal() for name, value in self.secret_env.items()},
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> "PointJob":
         raw = json.loads(text)
         raw["flags"] = tuple(raw["flags"])
         raw["identity"] = tuple(raw["identity"]) if raw["identity"] else None
+        raw["git_url"] = Secret.url(raw["git_url"])
+        raw["secret_env"] = {name: Secret(value) for name, value in raw["secret_env"].items()}
         return cls(**raw)
 
 

@@ -23,7 +23,6 @@ running, with its stages (``sweep.processes``), before it deletes the clone.
 import fcntl
 import logging
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -34,10 +33,14 @@ from pathlib import Path
 
 import yaml
 
+from stages.download import user_cache_dir
 from stages.errors import UserError
-from stages.runner import run_stage
+from stages.runner import CHECKOUT_HINT
+from sweep import dvc_api
+from sweep.cli import boundary
 from sweep.jobs import PointJob, PointResult
 from sweep.processes import die_with_parent, run_in_group
+from sweep.secrets import Secret, hide
 
 log = logging.getLogger(__name__)
 
@@ -49,29 +52,30 @@ FALLBACK_IDENTITY = ("mnist-mlp sweep", "sweep@localhost")
 
 def default_work_dir() -> Path:
     """A worker host's folder for the sweep: ``$XDG_CACHE_HOME/mnist-mlp-sweep``."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mnist-mlp-sweep"
-
-
-def exp_ref(base: str, name: str) -> str:
-    """The git ref of experiment ``name`` of baseline commit ``base``, as DVC names it."""
-    return f"refs/exps/{base[:2]}/{base[2:]}/{name}"
+    return user_cache_dir(os.environ, "mnist-mlp-sweep")
 
 
 class Clone:
-    """A clone of the project for one point, and the commands run in it."""
+    """A clone of the project for one point, and the commands run in it.
 
-    def __init__(self, root: Path, env: dict[str, str]):
+    What a command prints goes through ``hide``: git quotes the URL it failed to reach,
+    with its token, and a stage may quote a variable that ``--env`` set.
+    """
+
+    def __init__(self, root: Path, env: dict[str, str], secrets: list[Secret]):
         self.root = root
         self.env = env
+        self.secrets = secrets
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """Run ``args`` in the clone; a ``UserError`` naming this host if it fails and ``check``."""
         result = run_in_group(list(args), cwd=self.root, env=self.env)
+        result.stdout = hide(result.stdout, self.secrets)
         if check and result.returncode != 0:
-            command = " ".join(Path(args[0]).name if i == 0 else a for i, a in enumerate(args[:4]))
+            words = ["dvc", *args[3:5]] if args[1:3] == ("-m", "dvc") else [*args[:3]]
             raise UserError(
-                f"`{command}` failed on {socket.gethostname()}: {last_line(result.stdout)}"
+                f"`{hide(' '.join(words), self.secrets)}` failed on {socket.gethostname()}:"
+                f" {failure_message(result.stdout)}"
             )
         return result
 
@@ -96,8 +100,9 @@ def last_line(output: str) -> str:
 def failure_message(output: str) -> str:
     """The one line that says why ``dvc exp run`` failed.
 
-    A stage's own message (``error: ...`` and its indented lines, from
-    ``stages.errors.run_stage``) when there is one, else DVC's last ``ERROR:`` line.
+    A stage's own message (``error: ...`` and its indented lines, as the stages print a
+    ``UserError``) when there is one, else DVC's last ``ERROR:`` line. The stage's hint
+    to ``dvc checkout`` is left out: the point's clone is gone.
     """
     lines = output.splitlines()
     for i in reversed(range(len(lines))):
@@ -107,13 +112,9 @@ def failure_message(output: str) -> str:
                 if not line.startswith((" ", "\t")):
                     break
                 detail.append(line.strip())
-            return " ".join(detail)
-    errors = [line.removeprefix("ERROR: ").strip() for line in lines if line.startswith("ERROR: ")]
+            return " ".join(detail).partition(f"; {CHECKOUT_HINT}")[0]
+    errors = dvc_api.error_lines(output)
     return errors[-1] if errors else last_line(output)
-
-
-def ran_stages(output: str) -> tuple[str, ...]:
-    return tuple(re.findall(r"Running stage '([^']+)'", output))
 
 
 @contextmanager
@@ -133,14 +134,15 @@ def point_env(job: PointJob) -> dict[str, str]:
     env = os.environ | {name: value for name, value in job.env.items() if value is not None}
     for name in [name for name, value in job.env.items() if value is None]:
         env.pop(name, None)
+    env |= {name: secret.reveal() for name, secret in job.secret_env.items()}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
 
 
 def checkout(job: PointJob, root: Path) -> Clone:
     """Clone ``job.git_url`` at ``job.base`` into ``root``, with a git user."""
-    clone = Clone(root.parent, point_env(job))
-    clone.git("clone", "--quiet", "--no-checkout", job.git_url, root.name)
+    clone = Clone(root.parent, point_env(job), job.secrets())
+    clone.git("clone", "--quiet", "--no-checkout", job.git_url.reveal(), root.name)
     clone.root = root
     if clone.run("git", "checkout", "--quiet", "--detach", job.base, check=False).returncode != 0:
         raise UserError(f"commit {job.base[:7]} is not in {job.git_url}: push it there first")
@@ -152,28 +154,12 @@ def checkout(job: PointJob, root: Path) -> Clone:
     return clone
 
 
-def configure_dvc(root: Path, cache_dir: Path) -> str:
-    """Point the clone's DVC at ``cache_dir``; the name of the project's default DVC remote, if any.
-
-    In this process, through DVC's API: two ``dvc config`` commands would cost a second a point.
-    """
-    from dvc.repo import Repo
-
-    with Repo(str(root)) as repo:
-        remote = repo.config["core"].get("remote", "")
-        with repo.config.edit("local") as local:
-            local["cache"]["dir"] = str(cache_dir)
-    return remote
-
-
 def same_params(clone: Clone, ref: str, flags: tuple[str, ...]) -> bool:
     """Whether the experiment at ``ref`` has the params that ``flags`` give the base commit."""
-    from dvc.utils.cli_parse import to_path_overrides
-    from dvc.utils.hydra import apply_overrides
-
     clone.git("fetch", "--quiet", "origin", f"+{ref}:{ref}")
-    for file, overrides in to_path_overrides(flags).items():
-        apply_overrides(clone.root / file, overrides)  # in the clone's copy, as `exp run -S` does
+    for file, overrides in dvc_api.grid(list(flags))[0].items():
+        # in the clone's copy, as `exp run -S` does
+        dvc_api.apply_overrides(clone.root / file, overrides)
         expected = yaml.safe_load((clone.root / file).read_text(encoding="utf-8"))
         found = yaml.safe_load(clone.git("show", f"{ref}:{file}"))
         clone.git("checkout", "--quiet", "--", file)
@@ -197,14 +183,14 @@ def existing(clone: Clone, job: PointJob, ref: str) -> PointResult | None:
     )
 
 
-def run_point(job: PointJob, root: Path, work_dir: Path, cache_dir: Path) -> PointResult:
+def make_experiment(job: PointJob, root: Path, work_dir: Path, cache_dir: Path) -> PointResult:
     """Steps 1 to 5 of the module's docstring, in the fresh folder ``root``."""
     host = socket.gethostname()
     clone = checkout(job, root)
-    ref = exp_ref(job.base, job.name)
+    ref = dvc_api.exp_ref(job.base, job.name)
     if (found := existing(clone, job, ref)) is not None:
         return found
-    remote = configure_dvc(clone.root, cache_dir)
+    remote = dvc_api.use_cache(clone.root, cache_dir)
     pull = ["--pull"] if remote else []
 
     ran: tuple[str, ...] = ()
@@ -212,14 +198,14 @@ def run_point(job: PointJob, root: Path, work_dir: Path, cache_dir: Path) -> Poi
         warm = work_dir / "warm"
         if not warm.is_file() or warm.read_text() != job.sweep_id:
             result = clone.dvc("repro", *pull, DATA_STAGE, check=False)
-            ran = ran_stages(result.stdout)
+            ran = dvc_api.ran_stages(result.stdout)
             if result.returncode != 0:
                 return PointResult(job.name, "failed", failure_message(result.stdout), ran, host)
             warm.write_text(job.sweep_id)
 
     flags = [arg for flag in job.flags for arg in ("-S", flag)]
     result = clone.dvc("exp", "run", *pull, "--name", job.name, *flags, check=False)
-    ran += ran_stages(result.stdout)
+    ran += dvc_api.ran_stages(result.stdout)
     if result.returncode != 0:
         return PointResult(job.name, "failed", failure_message(result.stdout), ran, host)
 
@@ -235,20 +221,24 @@ def run_point(job: PointJob, root: Path, work_dir: Path, cache_dir: Path) -> Poi
     raise UserError(f"`dvc exp push origin {job.name}` pushed nothing to {job.git_url}")
 
 
-def main() -> None:
-    die_with_parent(int(sys.argv[1]))
-    job = PointJob.from_json(sys.stdin.read())
-    work_dir = Path(job.work_dir) if job.work_dir else default_work_dir()
+def point_result(job: PointJob) -> PointResult:
+    """Make the experiment of ``job`` in a fresh clone under the work dir, then delete it."""
+    work_dir = Path(job.work_dir).expanduser() if job.work_dir else default_work_dir()
     cache_dir = Path(job.cache_dir) if job.cache_dir else work_dir / "cache"
     clones = work_dir / "clones"
     clones.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix=f"{job.name}-", dir=clones))
     try:
-        result = run_point(job, root, work_dir, cache_dir)
+        return make_experiment(job, root, work_dir, cache_dir)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print(result.to_json())
+
+
+def main() -> int:
+    die_with_parent(int(sys.argv[1]))
+    job = PointJob.from_json(sys.stdin.read())
+    return boundary(lambda: print(point_result(job).to_json()), secrets=job.secrets())
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    sys.exit(main())

@@ -12,11 +12,10 @@ import json
 import sys
 from pathlib import Path
 
-from stages.errors import UserError
-from stages.runner import run_stage
-from sweep.driver import HEADLINE_METRICS, METRICS_FILE, cell, dvc, run
-
-PARAMS_FILE = "params.yaml"
+from sweep.cli import boundary
+from sweep.dvc_api import PARAMS_FILE, rows
+from sweep.project import exp_show
+from sweep.table import HEADLINE_METRICS, aligned, cell, headline
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
@@ -30,37 +29,18 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
     return flat
 
 
-def rows(shown: list[dict]) -> list[tuple[str, dict, dict]]:
-    """(name, flat params, metrics) of each baseline and its experiments, in order."""
-    found = []
-    for baseline in shown:
-        for entry in [baseline, *(baseline.get("experiments") or ())]:
-            data = entry["revs"][0]["data"] if "revs" in entry else entry.get("data") or {}
-            rev = entry.get("rev") or "?"
-            name = entry.get("name") or (rev[:7] if len(rev) == 40 else rev)
-            params = (data.get("params") or {}).get(PARAMS_FILE, {}).get("data") or {}
-            metrics = (data.get("metrics") or {}).get(METRICS_FILE, {}).get("data") or {}
-            found.append((name, flatten(params), metrics))
-    return found
-
-
-def table(found: list[tuple[str, dict, dict]]) -> str:
-    """The params that differ between the rows, then the headline metrics, aligned."""
-    keys = sorted({key for _, params, _ in found for key in params})
-    varying = [k for k in keys if len({json.dumps(p.get(k)) for _, p, _ in found}) > 1]
+def table(found: list[tuple[str, dict]]) -> str:
+    """The params that differ between the rows (name, data), then the headline metrics."""
+    params = [
+        flatten((data.get("params") or {}).get(PARAMS_FILE, {}).get("data") or {})
+        for _, data in found
+    ]
+    keys = sorted({key for flat in params for key in flat})
+    varying = [k for k in keys if len({json.dumps(flat.get(k)) for flat in params}) > 1]
     lines = [["experiment", *varying, *HEADLINE_METRICS]]
-    for name, params, metrics in found:
-        lines.append(
-            [
-                name,
-                *(cell(params.get(k)) for k in varying),
-                *(cell(metrics.get(m)) for m in HEADLINE_METRICS),
-            ]
-        )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
-    )
+    for (name, data), flat in zip(found, params, strict=True):
+        lines.append([name, *(cell(flat.get(k)) for k in varying), *headline(data)])
+    return aligned(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -69,11 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--rev", default="HEAD", help="the commit whose experiments to show")
     args = parser.parse_args(argv)
-    try:
-        shown = json.loads(run(dvc("exp", "show", "--json", "--rev", args.rev), Path.cwd()))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"dvc exp show --json printed no JSON ({exc})") from None
-    found = rows(shown)
+    found = rows(exp_show(Path.cwd(), args.rev))
     if len(found) < 2:
         print(
             f"no experiments of {args.rev}: run some with python -m sweep or dvc exp run",
@@ -83,4 +59,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    sys.exit(boundary(main))

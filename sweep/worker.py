@@ -22,6 +22,7 @@ from pathlib import Path
 from distributed import WorkerPlugin
 
 from sweep.jobs import PointJob, PointResult
+from sweep.secrets import hide
 
 # The folder that holds the sweep package on this worker: the point's process imports it.
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
@@ -36,7 +37,7 @@ class PointCrashed(Exception):
     """The point's process ended without a result; Dask retries the task."""
 
 
-def run_point(job: PointJob) -> PointResult:
+def point_task(job: PointJob) -> PointResult:
     """The Dask task of one point: run it in its own process and return its result."""
     with _lock:
         if job.sweep_id in _stopped:
@@ -58,9 +59,8 @@ def run_point(job: PointJob) -> PointResult:
             _running[job.sweep_id].discard(process)
     if process.returncode != 0 or not output.strip():
         lines = [line for line in errors.splitlines() if line.strip()] or ["(no output)"]
-        raise PointCrashed(
-            f"{job.name}: exit code {process.returncode}: {lines[-1].removeprefix('error: ')}"
-        )
+        last = hide(lines[-1].removeprefix("error: "), job.secrets())
+        raise PointCrashed(f"{job.name}: exit code {process.returncode}: {last}")
     return PointResult.from_json(output.strip().splitlines()[-1])
 
 

@@ -1,6 +1,8 @@
-"""The sweep's parts that need no cluster: the grid, the messages, the table, the formats."""
+"""The sweep's parts that need no cluster: the grid, the messages, the table, the formats,
+the secrets."""
 
 import os
+import pickle
 import sys
 from pathlib import Path
 
@@ -9,10 +11,17 @@ import pytest
 from stages.errors import UserError
 from sweep import show
 from sweep.__main__ import parse_env, parser
-from sweep.driver import HEADLINE_METRICS, METRICS_FILE, nanny_variables, points_env, table
-from sweep.grid import Override, Point, expand
+from sweep.dvc_api import ran_stages, rows
+from sweep.environment import nanny_variables, points_env, secret_env
+from sweep.grid import Override, Point, check_points, expand
 from sweep.jobs import PointJob, PointResult
-from sweep.point import exp_ref, failure_message, point_env, ran_stages
+from sweep.point import failure_message, point_env
+from sweep.project import absolute_url, experiment_names
+from sweep.secrets import Secret, hide, redact_url
+from sweep.table import HEADLINE_METRICS, METRICS_FILE, sweep_table
+from tests.project import ROOT
+
+SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
 
 
 def test_several_flags_give_the_cross_product_first_flag_slowest():
@@ -62,6 +71,81 @@ def test_a_malformed_flag_is_one_message(flags, match):
     assert "\n" not in str(raised.value)
 
 
+def at_base(path: str) -> bytes | None:
+    """The project's own files, standing in for the sweep commit's."""
+    return (ROOT / path).read_bytes() if (ROOT / path).is_file() else None
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (
+            ["train.learning_rate_int=0.1"],
+            "train.learning_rate_int=0.1: params.yaml has 1 problem: train.learning_rate_int:"
+            " unknown key; did you mean 'learning_rate_init'?; nothing ran",
+        ),
+        (
+            ["train.max_iter=3,4", "train.momentum=0.9,1.5"],
+            "train.max_iter=3 train.momentum=1.5: params.yaml has 1 problem: train.momentum:"
+            " Input should be less than or equal to 1 (got 1.5) (2 points); nothing ran",
+        ),
+        (
+            ["missing.yaml:train.max_iter=3"],
+            "-S 'missing.yaml:train.max_iter=3': missing.yaml is not in the commit the sweep"
+            " runs at",
+        ),
+        (
+            ["dvc.yaml:stages.nosuch=x"],
+            "dvc.yaml:stages.nosuch=x: dvc.yaml: Could not override 'stages.nosuch'. To append"
+            " to your config use +stages.nosuch=x; nothing ran",
+        ),
+    ],
+)
+def test_every_point_is_checked_against_the_params_before_anything_runs(flags, message):
+    with pytest.raises(UserError) as raised:
+        check_points(expand(flags), at_base)
+    assert str(raised.value) == message
+
+
+def test_a_grid_with_several_problems_names_each_once():
+    with pytest.raises(UserError) as raised:
+        check_points(expand(["train.alpha=-1,1e-5", "visualize.rows=4,50"]), at_base)
+    assert str(raised.value).splitlines() == [
+        "3 of 4 points would fail; nothing ran:",
+        "  train.alpha=-1 visualize.rows=4: params.yaml has 1 problem: train.alpha: Input should"
+        " be greater than or equal to 0 (got -1)",
+        "  train.alpha=-1 visualize.rows=50: params.yaml has 2 problems: train.alpha: Input"
+        " should be greater than or equal to 0 (got -1) visualize.rows: Input should be less"
+        " than or equal to 40 (got 50)",
+        "  train.alpha=1e-05 visualize.rows=50: params.yaml has 1 problem: visualize.rows: Input"
+        " should be less than or equal to 40 (got 50)",
+    ]
+    check_points(expand(["train.alpha=1e-5,1e-4", "data.train_size=50"]), at_base)  # fine
+
+
+@pytest.mark.parametrize(
+    "flag, match",
+    [
+        ("=1", r"-S '=1': no KEY before '='"),
+        ("train.max_iter=${oc.env:AWS_SECRET_ACCESS_KEY}", r"\$\{\.\.\.\} interpolation is not"),
+        ("train.max_iter='${x}'", r"interpolation is not allowed"),
+        ("../other.yaml:a=1", r"\.\./other\.yaml must be a file of the project"),
+        ("/etc/other.yaml:a=1", r"/etc/other\.yaml must be a file of the project"),
+    ],
+)
+def test_flags_that_dvc_would_misread_are_refused(flag, match):
+    with pytest.raises(UserError, match=match) as raised:
+        expand([flag])
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("prefix", ["a/b", "-a", "a..b", "a b", "a@{1}"])
+def test_a_name_that_dvc_cannot_use_is_refused(prefix, tmp_path):
+    with pytest.raises(UserError, match="not usable as an experiment's name"):
+        experiment_names(prefix, 2, tmp_path)
+    assert experiment_names("lr_0.1-a", 2, tmp_path) == ["lr_0.1-a-1", "lr_0.1-a-2"]
+
+
 def test_the_command_line():
     args = parser().parse_args(
         ["-S", "a=1,2", "-S", "b=3", "--scheduler", "tcp://h:8786", "--name", "lr"]
@@ -71,23 +155,95 @@ def test_the_command_line():
         parser().parse_args(["-S", "a=1", "--workers", "2", "--scheduler", "tcp://h:8786"])
 
 
-def test_env_forwards_named_variables(monkeypatch):
+def test_env_forwards_named_variables_as_secrets(monkeypatch):
     monkeypatch.setenv("MNIST_MIRROR", "/data/mnist")
-    assert parse_env(["MNIST_MIRROR", "MNIST_CACHE=/tmp/c"]) == {
+    env = parse_env(["MNIST_MIRROR", "MNIST_CACHE=/tmp/c"])
+    assert {name: value.reveal() for name, value in env.items()} == {
         "MNIST_MIRROR": "/data/mnist",
         "MNIST_CACHE": "/tmp/c",
     }
+    assert repr(env) == "{'MNIST_MIRROR': Secret('***'), 'MNIST_CACHE': Secret('***')}"
     monkeypatch.delenv("MNIST_MIRROR")
     with pytest.raises(UserError, match="--env MNIST_MIRROR: not set here"):
         parse_env(["MNIST_MIRROR"])
 
 
+@pytest.mark.parametrize(
+    "item, shown",
+    [("=" + SECRET, "--env =...:"), ("A B=" + SECRET, "--env 'A B'=...:"), ("1X", "--env '1X':")],
+)
+def test_env_without_a_variable_name_is_refused_without_its_value(item, shown):
+    with pytest.raises(UserError) as raised:
+        parse_env([item])
+    message = str(raised.value)
+    assert message.startswith(shown) and "expected NAME or NAME=VALUE" in message
+    assert SECRET not in message and "\n" not in message
+
+
+def test_a_secret_prints_as_stars_wherever_it_goes():
+    secret = Secret(SECRET)
+    url = Secret.url(f"https://sweeper:{SECRET}@git.example.com/x.git")
+    job = PointJob(
+        sweep_id="s",
+        name="n-1",
+        flags=("train.alpha=1e-05",),
+        git_url=url,
+        base="f" * 40,
+        env={"OMP_NUM_THREADS": None},
+        secret_env={"AWS_SECRET_ACCESS_KEY": secret},
+    )
+    # Dask describes a failed task by repr(task) (its "Compute Failed" log), and a
+    # message by str: neither holds the value.
+    for text in (str(secret), repr(secret), f"{secret}", repr(job), str(job), repr(url)):
+        assert SECRET not in text
+    assert str(url) == "https://***@git.example.com/x.git"
+    assert "Secret('***')" in repr(job)
+    # The task carries it whole to the point, which alone reveals it.
+    assert pickle.loads(pickle.dumps(job)) == job
+    assert pickle.loads(pickle.dumps(job)).secret_env["AWS_SECRET_ACCESS_KEY"].reveal() == SECRET
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("https://user:pw@host/x.git", "https://***@host/x.git"),
+        ("https://TOKEN@host:8443/x.git", "https://***@host:8443/x.git"),
+        (
+            "https://host/x?X-Amz-Signature=abc123&X-Amz-Date=2026&flag",
+            "https://host/x?X-Amz-Signature=***&X-Amz-Date=***&***",
+        ),
+        ("git@github.com:you/x.git", "git@github.com:you/x.git"),
+        ("/srv/git/x.git", "/srv/git/x.git"),
+    ],
+)
+def test_urls_are_shown_without_their_user_part_and_query_values(url, shown):
+    assert redact_url(url) == shown
+    assert str(Secret.url(url)) == shown
+
+
+def test_what_a_command_printed_is_shown_with_the_secrets_hidden():
+    url = Secret.url(f"http://sweeper:{SECRET}@127.0.0.1:9/x.git")
+    git_said = (
+        f"error: Cannot access URL http://sweeper:{SECRET}@127.0.0.1:9/x.git/, return code 22"
+    )
+    assert hide(git_said, [url]) == (
+        "error: Cannot access URL http://***@127.0.0.1:9/x.git/, return code 22"
+    )
+    assert hide(f"key {SECRET} refused", [Secret(SECRET)]) == "key *** refused"
+    # A bare user name is not hidden in every word that holds it; a short value neither.
+    ssh = Secret.url("ssh://git@host/x.git")
+    assert hide("`git push` to ssh://git@host/x.git failed", [ssh]) == (
+        "`git push` to ssh://***@host/x.git failed"
+    )
+    assert hide("exit code 1 of 8", [Secret("8"), Secret("1")]) == "exit code 1 of 8"
+
+
 STAGE_FAILED = """\
 Running stage 'train':
-> python -m stages.train
+> python -m stages train
 error: params.yaml has 1 problem:
   train.momentum: Input should be less than or equal to 1 (got 1.5)
-ERROR: failed to reproduce 'train': failed to run: python -m stages.train, exited with 1
+ERROR: failed to reproduce 'train': failed to run: python -m stages train, exited with 1
 """
 
 
@@ -104,28 +260,37 @@ def test_the_failure_is_the_stages_own_message_on_one_line():
     assert ran_stages(STAGE_FAILED) == ("train",)
 
 
+def test_the_failure_leaves_out_the_stages_hint_to_dvc_checkout():
+    """The point's clone is gone: `dvc checkout` there would bring nothing back."""
+    one_line = (
+        "error: the disk is full; DVC removed the stage's previous outputs when it started"
+        " it: `dvc checkout train` brings them back\n"
+    )
+    assert failure_message(one_line) == "the disk is full"
+    hint_below = STAGE_FAILED.replace(
+        "ERROR:", "DVC removed the stage's previous outputs when it started it: ...\nERROR:"
+    )
+    assert failure_message(hint_below) == failure_message(STAGE_FAILED)
+
+
 def test_jobs_and_results_survive_json():
     job = PointJob(
         sweep_id="abc",
         name="lr-1",
         flags=("train.alpha=1e-05",),
-        git_url="/repo",
+        git_url=Secret.url(f"https://u:{SECRET}@h/x.git"),
         base="f" * 40,
         work_dir=None,
         cache_dir="/cache",
         identity=("A", "a@b.c"),
         env={"MNIST_MIRROR": "/m", "OMP_NUM_THREADS": None},
+        secret_env={"AWS_SECRET_ACCESS_KEY": Secret(SECRET)},
     )
     assert PointJob.from_json(job.to_json()) == job
+    # The JSON goes to the point's own process through a pipe: it holds the values.
+    assert SECRET in job.to_json()
     result = PointResult("lr-1", "done", ran=("train", "visualize"), host="h")
     assert PointResult.from_json(result.to_json()) == result
-
-
-def test_experiment_refs_are_named_as_dvc_names_them():
-    from dvc.repo.experiments.refs import ExpRefInfo
-
-    base = "0123456789abcdef0123456789abcdef01234567"
-    assert exp_ref(base, "lr-1") == str(ExpRefInfo(base, "lr-1"))
 
 
 def test_the_table_shows_the_swept_params_and_the_headline_metrics():
@@ -154,7 +319,7 @@ def test_the_table_shows_the_swept_params_and_the_headline_metrics():
         }
         for name, rate in (("lr-1", 0.05), ("lr-2", 0.1))
     }
-    lines = table(points, shown).splitlines()
+    lines = sweep_table(points, shown).splitlines()
     assert lines[0].split() == ["experiment", "train.learning_rate_init", *HEADLINE_METRICS]
     assert lines[1].split() == ["lr-1", "0.05", "0.9868", "0.97", "0.0464536", "10"]
     assert lines[2].split() == ["lr-2", "0.1", "0.9868", "0.97", "0.0464536", "10"]
@@ -182,22 +347,53 @@ def test_points_run_with_the_clients_thread_settings_not_the_nannys(monkeypatch)
         sweep_id="s",
         name="n-1",
         flags=(),
-        git_url="/repo",
+        git_url=Secret.url("/repo"),
         base="f" * 40,
         env={"OMP_NUM_THREADS": None, "PYTHONHASHSEED": "0", "MNIST_MIRROR": "/m"},
+        secret_env={"AWS_SECRET_ACCESS_KEY": Secret(SECRET)},
     )
     env = point_env(job)
     assert "OMP_NUM_THREADS" not in env
     assert (env["PYTHONHASHSEED"], env["MNIST_MIRROR"]) == ("0", "/m")
+    assert env["AWS_SECRET_ACCESS_KEY"] == SECRET
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
 
 
-def test_the_points_environment(monkeypatch):
+def test_the_points_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setenv("MKL_NUM_THREADS", "3")
-    env = points_env({"MNIST_MIRROR": "/m"})
+    monkeypatch.setenv("MNIST_MIRROR", "/m")
+    env = points_env(local=True, cwd=tmp_path)
     assert env["OMP_NUM_THREADS"] is None and env["MKL_NUM_THREADS"] == "3"
-    assert env["MNIST_MIRROR"] == "/m"
+    assert "MNIST_MIRROR" not in env  # absolute: local workers inherit it as it is
+
+
+def test_relative_paths_reach_the_points_absolute(monkeypatch, tmp_path, caplog):
+    # The Quickstart's MNIST_MIRROR=../shared/mnist, relative to where the sweep runs: a
+    # point runs in a clone elsewhere, where it named no folder.
+    cwd = tmp_path / "project"
+    monkeypatch.setenv("MNIST_MIRROR", "../shared/mnist")
+    monkeypatch.setenv("MNIST_CACHE", "~/cache")
+    monkeypatch.setenv("MNIST_PUBLIC_MIRRORS", "off")
+    caplog.set_level("INFO", logger="sweep")
+    env = points_env(local=True, cwd=cwd)
+    assert env["MNIST_MIRROR"] == str(tmp_path / "shared" / "mnist")
+    assert "MNIST_CACHE" not in env and "MNIST_PUBLIC_MIRRORS" not in env
+    assert caplog.messages == [
+        f"MNIST_MIRROR: relative path made absolute for the points, from {cwd} (where the sweep"
+        " runs)"
+    ]
+    assert "MNIST_MIRROR" not in points_env(local=False, cwd=cwd)  # remote workers: their own
+
+    caplog.clear()
+    secrets = secret_env({"MNIST_MIRROR": Secret("mirror"), "TOKEN": Secret(SECRET)}, cwd)
+    assert secrets["MNIST_MIRROR"].reveal() == str(cwd / "mirror")
+    assert secrets["TOKEN"].reveal() == SECRET
+    assert "mirror" not in caplog.text.replace("MNIST_MIRROR", "")  # a secret's value: unsaid
+
+    assert absolute_url("../origin.git", cwd) == str(tmp_path / "origin.git")
+    for url in ("https://h/x.git", "git@h:x.git", "/srv/x.git"):
+        assert absolute_url(url, cwd) == url
 
 
 def shown_entry(name: str | None, rev: str, params: dict, metrics: dict, nested: bool) -> dict:
@@ -225,8 +421,8 @@ def test_show_puts_the_params_that_differ_first_and_nothing_else():
         ),
     ]
     workspace = shown_entry(None, "workspace", {"train": common | {"alpha": 1e-4}}, metrics, False)
-    found = show.rows([workspace, baseline])
-    assert [name for name, _, _ in found] == ["workspace", "main", "lr-a"]
+    found = rows([workspace, baseline])
+    assert [name for name, _ in found] == ["workspace", "main", "lr-a"]
     assert show.table(found).splitlines() == [
         "experiment  train.alpha  train_accuracy  test_accuracy  final_loss  iterations",
         "workspace   0.0001       0.9868          0.97           0.0464535   10",

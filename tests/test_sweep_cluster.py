@@ -1,13 +1,19 @@
 """End to end, on tiny data: ``python -m sweep`` on a local Dask cluster and on a cluster
 of separate worker folders sharing through a bare git repository and a DVC remote (a
-folder, and S3 served by moto on 127.0.0.1), with a worker killed and a Ctrl-C."""
+folder, with TLS, and S3 served by moto on 127.0.0.1), with a worker killed and a
+Ctrl-C; and a point that crashes, whose secrets Dask's logs must not show."""
 
+import errno
+import functools
+import http.server
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +25,7 @@ import pytest
 from stages import paths
 from tests.conftest import Repo, repo_env
 from tests.project import hermetic_env
+from tests.test_sweep_connect import Certificates, write_certificates
 from tests.test_workflows import OFFLINE, experiments, metrics, train_params
 
 pytestmark = pytest.mark.slow
@@ -57,29 +64,56 @@ def clones(work_dir: Path) -> list[Path]:
     return sorted(folder.iterdir()) if folder.is_dir() else []
 
 
+def no_dvc_config_but_the_projects(tmp_path: Path) -> dict[str, str]:
+    """The environment that keeps the machine's DVC config (system and global) away."""
+    return {
+        "DVC_GLOBAL_CONFIG_DIR": str(tmp_path / "dvc-global"),
+        "DVC_SYSTEM_CONFIG_DIR": str(tmp_path / "dvc-system"),
+    }
+
+
+def forget_remotes(repo: Repo) -> None:
+    """Remove the DVC remotes that the copied project holds (the README's Sharing steps
+    commit one, named `storage`, maybe with `--local` settings): the tests add their own."""
+    from dvc.repo import Repo as DvcRepo
+
+    with DvcRepo(str(repo.root)) as dvc_repo:
+        for level in ("repo", "local"):
+            with dvc_repo.config.edit(level) as config:
+                config.get("remote", {}).clear()
+                config.get("core", {}).pop("remote", None)
+    if repo.git("status", "--porcelain"):
+        repo.git("commit", "-qam", "no DVC remote")
+
+
 @pytest.fixture
 def project(tiny_repo, tmp_path) -> Repo:
-    """The tiny project, offline, with a hermetic HOME that has a git user."""
-    tiny_repo.env = hermetic(tiny_repo.env | OFFLINE, make_home(tmp_path / "home", IDENTITY))
+    """The tiny project, offline, with a hermetic HOME that has a git user, and no DVC
+    remote or DVC config of the machine's."""
+    env = tiny_repo.env | OFFLINE | no_dvc_config_but_the_projects(tmp_path)
+    tiny_repo.env = hermetic(env, make_home(tmp_path / "home", IDENTITY))
+    forget_remotes(tiny_repo)
     return tiny_repo
 
 
 def test_local_sweep_reports_failed_points_and_a_second_sweep_reuses_the_run_cache(project):
     repo = project
     # A fresh clone: no data, no outputs. The first point on the host fetches the data for all.
+    # train_size 1000 passes the params' check, but the tiny data has 80 digits: those
+    # points fail as they train.
     first = sweep(
         repo,
-        *["-S", "train.max_iter=3,4", "-S", "train.momentum=0.9,1.5"],
+        *["-S", "train.max_iter=3,4", "-S", "data.train_size=60,1000"],
         *["--workers", "2", "--name", "a"],
     )
     assert first.returncode == 1, first.stderr
     log = first.stderr
     assert re.search(
-        r"(?m)^a-2 \(train\.max_iter=3 train\.momentum=1\.5\): params\.yaml has 1 problem:"
-        r" train\.momentum: Input should be less than or equal to 1 \(got 1\.5\)$",
-        log.replace("error: ", ""),
+        r"(?m)^error: a-2 \(train\.max_iter=3 data\.train_size=1000\): data\.train_size ="
+        r" 1000 leaves no test rows: the data has 80 images(;|$)",
+        log,
     ), log
-    assert "a-4 (train.max_iter=4 train.momentum=1.5): params.yaml has 1 problem" in log
+    assert "a-4 (train.max_iter=4 data.train_size=1000): data.train_size = 1000 leaves" in log
     assert "2 of 4 points in `dvc exp show`; 2 failed" in log
     # The data stage ran once for the host, not once a point.
     assert len(re.findall(r"ran fetch_and_scale", log)) == 1, log
@@ -89,13 +123,13 @@ def test_local_sweep_reports_failed_points_and_a_second_sweep_reuses_the_run_cac
     assert header.split() == [
         "experiment",
         "train.max_iter",
-        "train.momentum",
+        "data.train_size",
         "train_accuracy",
         "test_accuracy",
         "final_loss",
         "iterations",
     ]
-    assert [row.split()[:3] for row in rows] == [["a-1", "3", "0.9"], ["a-3", "4", "0.9"]]
+    assert [row.split()[:3] for row in rows] == [["a-1", "3", "60"], ["a-3", "4", "60"]]
 
     shown = experiments(repo)
     assert set(shown) == {"a-1", "a-3"}
@@ -111,8 +145,9 @@ def test_local_sweep_reports_failed_points_and_a_second_sweep_reuses_the_run_cac
     assert applied == metrics(shown["a-3"])
     repo.git("checkout", "params.yaml", "dvc.lock")
 
-    again = sweep(repo, "-S", "train.max_iter=3,4", "--workers", "2", "--name", "b")
+    again = sweep(repo, "-S", "train.max_iter=3,4", "--workers", "8", "--name", "b")
     assert again.returncode == 0, again.stderr
+    assert "on 2 local workers: b-1 to b-2" in again.stderr  # one a point, not 8
     assert re.search(r"b-1: done on \S+, ran no stage", again.stderr), again.stderr
     assert re.search(r"b-2: done on \S+, ran no stage", again.stderr), again.stderr
     shown = experiments(repo)
@@ -126,6 +161,72 @@ def test_local_sweep_reports_failed_points_and_a_second_sweep_reuses_the_run_cac
     assert "b-2 (train.max_iter=5): experiment b-2 already exists at" in same.stderr
     assert len([ref for ref in exp_refs(repo) if ref.endswith(("/b-1", "/b-2"))]) == 2
     assert train_params(experiments(repo)["b-2"])["max_iter"] == 4
+
+
+SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
+TOKEN = "ghp_16C7e42F292c6912E7710c838347Ae178B4a"
+
+
+@contextmanager
+def served(folder: Path) -> str:
+    """An HTTP server of ``folder`` on 127.0.0.1 (git's "dumb" protocol: clone, no push)."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def port_busy(port: int):
+    """Hold ``port`` on 127.0.0.1, unless something else holds it already."""
+    sock = socket.socket()
+    try:
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+    except OSError as exc:
+        assert exc.errno == errno.EADDRINUSE
+    try:
+        yield
+    finally:
+        sock.close()
+
+
+@pytest.mark.network
+def test_a_crashing_point_leaks_no_secret_and_a_busy_dashboard_port_says_nothing(project, tmp_path):
+    repo = project
+    # The workers clone from a git URL with a token, through a server that cannot take a
+    # push: each attempt of the point trains, then crashes as it pushes. That is when Dask
+    # logs the task, its arguments included, once an attempt.
+    served_folder = tmp_path / "served"
+    origin = served_folder / "origin.git"
+    repo.git("init", "-q", "--bare", str(origin))
+    repo.git("push", "-q", str(origin), "HEAD")
+    repo.git("--git-dir", str(origin), "update-server-info")
+    repo.env |= {"AWS_SECRET_ACCESS_KEY": SECRET, "no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"}
+    with served(served_folder) as host, port_busy(8787):
+        url = f"http://sweeper:{TOKEN}@{host}/origin.git"
+        run = sweep(
+            repo,
+            *["-S", "train.max_iter=3", "--workers", "1", "--name", "s"],
+            *["--git-url", url, "--env", "AWS_SECRET_ACCESS_KEY"],
+        )
+    output = run.stdout + run.stderr
+    assert run.returncode == 1, output
+    assert "Compute Failed" in run.stderr  # Dask's log of the task: captured here
+    assert SECRET not in output and TOKEN not in output
+    assert "Secret('***')" in run.stderr
+    assert (
+        "error: s-1 (train.max_iter=3): s-1: exit code 2: `dvc exp push` failed on " in run.stderr
+    )
+    assert f"http://***@{host}/origin.git" in run.stderr
+    # Port 8787 was taken: the dashboard is elsewhere, and that is all that is said.
+    assert re.search(r"(?m)^Dask dashboard: http://127\.0\.0\.1:(?!8787)\d+/status$", run.stderr)
+    assert "UserWarning" not in run.stderr and "already in use" not in run.stderr
 
 
 def descendants(pid: int) -> list[psutil.Process]:
@@ -181,7 +282,10 @@ def test_ctrl_c_stops_the_cluster_and_leaves_no_process_clone_or_ref(project):
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 128 + signal.SIGINT, err
     assert "stopping the sweep" in err and "stopped 2 running point(s)" in err, err
-    assert [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+    # Every process it started ends; multiprocessing's resource tracker only once it sees
+    # the client gone, so: wait for them, a little.
+    _, alive = psutil.wait_procs(started, timeout=30)
+    assert alive == [], alive
     assert clones(repo.root / ".dvc/tmp/sweep") == []
     assert exp_refs(repo) == []
     assert "Traceback" not in err
@@ -195,9 +299,11 @@ class Cluster:
 
 
 @contextmanager
-def dask_cluster(tmp_path: Path, env: dict[str, str], names=("a", "b")):
+def dask_cluster(
+    tmp_path: Path, env: dict[str, str], names=("a", "b"), tls: Certificates | None = None
+):
     """``dask scheduler`` and one ``dask worker`` per name, each worker in a folder (and
-    HOME) of its own with no git user."""
+    HOME) of its own with no git user; with ``tls``, as the README's recipe starts them."""
     dask = str(Path(sys.executable).parent / "dask")
     scheduler_file = tmp_path / "scheduler.json"
     logs = tmp_path / "cluster-logs"
@@ -216,8 +322,10 @@ def dask_cluster(tmp_path: Path, env: dict[str, str], names=("a", "b")):
 
     # Both unpickle the sweep's tasks: both import it, from this checkout.
     env = env | {"PYTHONPATH": str(paths.ROOT)}
+    tls_options = tls.options() if tls else []
     try:
         scheduler = ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"]
+        scheduler += [*(["--protocol", "tls"] if tls else []), *tls_options]
         scheduler += ["--scheduler-file"]
         start("scheduler", [dask, *scheduler, str(scheduler_file)], tmp_path, env)
         address = wait_for(
@@ -233,12 +341,21 @@ def dask_cluster(tmp_path: Path, env: dict[str, str], names=("a", "b")):
             homes[name] = make_home(tmp_path / f"worker-{name}", identity=None)
             worker_env = hermetic(env, homes[name])
             worker = ["worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--name", name]
-            worker += ["--no-dashboard"]
+            worker += ["--no-dashboard", *tls_options]
             local = ["--local-directory", str(homes[name] / "dask")]
             workers[name] = start(name, [dask, *worker, *local], homes[name], worker_env)
         from distributed import Client
+        from distributed.security import Security
 
-        with Client(address, timeout=60) as client:
+        security = None
+        if tls:
+            security = Security(
+                tls_ca_file=str(tls.ca_file),
+                tls_client_cert=str(tls.cert),
+                tls_client_key=str(tls.key),
+                require_encryption=True,
+            )
+        with Client(address, timeout=60, security=security) as client:
             client.wait_for_workers(len(names), timeout=60)
         yield Cluster(address, workers, homes)
     finally:
@@ -309,24 +426,18 @@ def test_workers_elsewhere_share_through_a_bare_origin_and_the_dvc_remote(
 
     # The workers reach the data through the DVC remote only: no mirror, no download cache.
     worker_env = repo_env(MNIST_MIRROR=str(tmp_path / "no-mirror"), **OFFLINE) | extra
-    # Two points, one of them on the worker that gets killed; with S3, one point.
+    worker_env |= no_dvc_config_but_the_projects(tmp_path)
+    # The folder remote's cluster: the README's recipe, with TLS, and two points, one of
+    # them on the worker that gets killed. With S3: plain tcp:// on 127.0.0.1, one point.
     kill = remote == "folder"
+    tls = write_certificates(tmp_path / "tls") if remote == "folder" else None
     values = "3,4" if kill else "4"
-    with dask_cluster(tmp_path, worker_env) as cluster:
+    command = [sys.executable, "-m", "sweep", "-S", f"train.max_iter={values}"]
+    command += ["--git-url", str(origin), "--name", "r"]
+    with dask_cluster(tmp_path, worker_env, tls=tls) as cluster:
+        assert cluster.address.startswith("tls://" if tls else "tcp://")
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "sweep",
-                "-S",
-                f"train.max_iter={values}",
-                "--scheduler",
-                cluster.address,
-                "--git-url",
-                str(origin),
-                "--name",
-                "r",
-            ],
+            [*command, "--scheduler", cluster.address, *(tls.options() if tls else [])],
             cwd=client.root,
             env=client.env,
             stdout=subprocess.PIPE,
@@ -352,8 +463,28 @@ def test_workers_elsewhere_share_through_a_bare_origin_and_the_dvc_remote(
             worker.kill()
         out, err = process.communicate(timeout=TIMEOUT_SECONDS)
         assert process.returncode == 0, err
+        assert "not encrypted" not in err  # 127.0.0.1 is this machine
         _, alive = psutil.wait_procs(killed, timeout=30)
         assert alive == [], alive  # the killed worker's point stopped with it
+        if tls:
+            # The same sweep again, TLS from Dask's own configuration this time: every
+            # point is there already, with the same params.
+            config = {
+                "DASK_DISTRIBUTED__COMM__TLS__CA_FILE": str(tls.ca_file),
+                "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": str(tls.cert),
+                "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": str(tls.key),
+            }
+            again = subprocess.run(
+                [*command, "--scheduler", cluster.address],
+                cwd=client.root,
+                env=client.env | config,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT_SECONDS,
+            )
+            assert again.returncode == 0, again.stderr
+            assert re.search(r"r-1: exists on \S+, ran no stage", again.stderr), again.stderr
+            assert re.search(r"r-2: exists on \S+, ran no stage", again.stderr), again.stderr
 
     names = [f"r-{i}" for i in range(1, len(values.split(",")) + 1)]
     assert [row.split()[0] for row in out.splitlines()[1:]] == names
