@@ -226,11 +226,11 @@ def warn_if_plain(target: Scheduler, secrets: list[str]) -> None:
     if secrets:
         raise UserError(
             f"{' and '.join(secrets)} would cross the network unencrypted to"
-            f" {redact_url(target.address)}: use the cluster's tls:// address (README, Sweeps)"
+            f" {redact_url(target.address)}: use the cluster's tls:// address (docs/sweeps.md)"
         )
     log.warning(
         "warning: %s is not encrypted: the tasks cross the network in the clear, and anyone"
-        " who reaches the scheduler can run code on the workers; use tls:// (README, Sweeps)",
+        " who reaches the scheduler can run code on the workers; use tls:// (docs/sweeps.md)",
         redact_url(target.address),
     )
 
@@ -316,7 +316,7 @@ def check_environment(client) -> None:
             raise UserError(
                 f"the Dask {where} cannot run the sweep ({one_line(exc)}): start them from a"
                 " checkout of the project with its environment and PYTHONPATH=<the checkout>"
-                " (README, Sweeps)"
+                " (docs/sweeps.md)"
             ) from None
     if not client.scheduler_info()["workers"]:
         log.warning("warning: the cluster has no worker yet: the sweep waits for one")

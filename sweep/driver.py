@@ -129,7 +129,7 @@ def sweep(options: Options, points: list[Point], cwd: Path) -> int:
         if not project.dvc_remote and not options.worker_dir:
             log.warning(
                 "warning: the project has no DVC remote: the outputs stay on the workers"
-                " (`dvc remote add -d`, see the README)"
+                " (`dvc remote add -d`, see docs/experiments.md)"
             )
     else:
         # Workers here: the project's own cache, clones beside DVC's own temporary ones.
