@@ -313,7 +313,7 @@ def test_plain_tcp_to_another_host_gets_one_line_and_carries_no_secret(caplog):
     assert caplog.messages == [
         "warning: tcp://10.1.2.3:8786 is not encrypted: the tasks cross the network in the"
         " clear, and anyone who reaches the scheduler can run code on the workers; use tls://"
-        " (README, Sweeps)"
+        " (docs/sweeps.md)"
     ]
     with pytest.raises(UserError, match="^--env values would cross the network unencrypted"):
         cluster.warn_if_plain(far, ["--env values"])
