@@ -156,7 +156,7 @@ def test_metrics_and_plots_commands_work_as_declared(tiny_repo):
     first_loss = (tiny_repo.root / "outputs/loss.csv").read_text().splitlines()[1].split(",")[1]
     assert first_loss in html
     assert '"field": "actual"' in html and '"field": "predicted"' in html  # the confusion matrix
-    assert '"text": "F1 score of each digit (test set)"' in html and '"field": "f1"' in html
+    assert '"text": "F1 score of each digit (test set)"' in html and "datum['f1']" in html
     for name in ("weights", "loss", "misclassified"):
         image = report / "static" / f"workspace_outputs_{name}.png"
         assert image.read_bytes() == (tiny_repo.root / f"outputs/{name}.png").read_bytes()
