@@ -9,7 +9,7 @@ BIN := $(abspath $(VENV))/bin
 # The stages' commands run `python`: make it the virtual environment's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro test verify bench bench-publish bench-sweep lock clean
+.PHONY: setup repro test test-fast verify bench bench-publish bench-sweep lock clean
 
 setup: $(VENV)/.installed node_modules/.package-lock.json
 
@@ -33,10 +33,15 @@ node_modules/.package-lock.json: package.json package-lock.json
 repro: setup
 	dvc repro
 
+# Every test, on every core (pytest-xdist; worksteal evens out the long end-to-end ones).
 test: setup
 	ruff check .
 	ruff format --check .
-	python -m pytest
+	python -m pytest -n auto --dist worksteal
+
+# The maintainers' loop: everything but the end-to-end runs of DVC, Dask and the browser.
+test-fast: setup
+	python -m pytest -n auto -m "not slow"
 
 # The outputs against dvc.lock, the DVC cache against its hashes, the published numbers.
 verify: setup
