@@ -45,7 +45,7 @@ test-fast: setup
 
 # The outputs against dvc.lock, the DVC cache against its hashes, the published numbers.
 verify: setup
-	python -m stages.verify
+	python -m tools.verify
 
 # The benchmark's report and logs go to benchmarks/out/ (ignored by git); bench-publish
 # also overwrites the committed benchmarks/results.{md,json}. BENCH_ARGS passes options

@@ -4,7 +4,7 @@ Scenarios, run round-robin (each once in round 1, then each again in round 2 ...
 that a slow spell of the machine hits all of them alike:
 
   a  example         ``benchmarks/example.py``: the example on the same local data
-     pinned example  the same, under the code paths the stages pin (``stages/cpu.py``)
+     pinned example  the same, under the code paths the stages pin (``pipeline/cpu.py``)
   b  cold repro      ``dvc repro`` in a fresh clone, with no DVC cache and no outputs,
                      linking them from the cache as .dvc/config's ``cache.type`` says
      hardlinked      the same, run just before it in a clone of its own with ``dvc
@@ -62,7 +62,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stages import cpu
+from pipeline import cpu
 from tests import project
 
 log = logging.getLogger("benchmark")
@@ -240,7 +240,7 @@ def tool_environment(mirror: Path, scratch: Path) -> dict[str, str]:
 
 
 def pinned_environment(env: dict[str, str]) -> dict[str, str]:
-    """``env`` with the variables ``stages/cpu.py`` sets before numpy loads, as it sets them."""
+    """``env`` with the variables ``pipeline/cpu.py`` sets before numpy loads, as it sets them."""
     return {k: v for k, v in env.items() if k not in cpu.CLEARED} | cpu.PINNED
 
 

@@ -2,8 +2,8 @@
 
 Before the stage's module is imported, and numpy with it, this
 
-1. refuses an interpreter that is not the project's environment (``stages/interpreter.py``);
-2. pins numpy's and OpenBLAS's floating-point code paths (``stages/cpu.py``), which both
+1. refuses an interpreter that is not the project's environment (``pipeline/interpreter.py``);
+2. pins numpy's and OpenBLAS's floating-point code paths (``pipeline/cpu.py``), which both
    read once, when they load: so the outputs are the same bytes on every x86-64 CPU with
    AVX2;
 3. ties the stage to the process that started it (``runner.die_with_starter``): a stage
@@ -21,8 +21,8 @@ import importlib
 import os
 import sys
 
-from stages import cpu, paths, runner
-from stages.interpreter import check_interpreter
+from pipeline import cpu, paths, runner
+from pipeline.interpreter import check_interpreter
 
 
 def parser() -> argparse.ArgumentParser:
@@ -36,7 +36,7 @@ def parser() -> argparse.ArgumentParser:
 def run(stage: str) -> None:
     """Check and tidy ``stage``'s outputs, then run its ``main``."""
     # Imported only now, after the pin: they load numpy.
-    from stages import artifacts
+    from pipeline import artifacts
 
     module = importlib.import_module(f"stages.{stage}")
     artifacts.prepare_outputs(paths.PROJECT.outputs(stage))

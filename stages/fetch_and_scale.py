@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from stages import mnist, paths
-from stages.artifacts import all_or_none
-from stages.config import load_params
-from stages.paths import Layout
-from stages.runner import refuse_direct_run
+from pipeline import mnist, paths
+from pipeline.artifacts import all_or_none
+from pipeline.config import load_params
+from pipeline.paths import Layout
+from pipeline.runner import refuse_direct_run
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def run(files: Layout, settings: mnist.Settings) -> None:
     params = load_params(files.params).data
     checksums = mnist.read_checksums(files.checksums)
     if params.source == "openml":
-        from stages import openml
+        from pipeline import openml
 
         train, test = openml.load_openml(settings.cache_dir, checksums)
     else:

@@ -1,9 +1,9 @@
-"""Stage train: fit the estimator of ``stages/model.py`` on the first ``data.train_size`` digits.
+"""Stage train: fit the estimator of ``pipeline/model.py`` on the first ``data.train_size`` digits.
 
 Reads params ``train`` and ``data.train_size`` and the arrays of fetch_and_scale
 (memory-mapped, never copied whole). Refuses, before fitting, a fit that this machine's
 memory cannot hold. Prints the loss of each iteration as the example does, then writes,
-all or none: ``outputs/model.joblib``, and the files of ``stages/formats.py``:
+all or none: ``outputs/model.joblib``, and the files of ``pipeline/formats.py``:
 ``weights.npz`` (the first layer's weights, pickle-free, for visualize), ``loss.csv``,
 ``metrics.json`` (accuracies, final loss, iterations: nothing that varies run to run),
 ``per_class.csv`` and ``predictions.csv``.
@@ -16,12 +16,12 @@ import numpy as np
 import psutil
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-from stages import formats, model, paths
-from stages.artifacts import all_or_none
-from stages.config import load_params
-from stages.errors import UserError
-from stages.paths import Layout
-from stages.runner import refuse_direct_run
+from pipeline import formats, model, paths
+from pipeline.artifacts import all_or_none
+from pipeline.config import load_params
+from pipeline.errors import UserError
+from pipeline.paths import Layout
+from pipeline.runner import refuse_direct_run
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from stages import formats, model, paths
-from stages.artifacts import all_or_none
-from stages.config import VisualizeParams, load_params
-from stages.errors import UserError
-from stages.paths import Layout
-from stages.runner import refuse_direct_run
+from pipeline import formats, model, paths
+from pipeline.artifacts import all_or_none
+from pipeline.config import VisualizeParams, load_params
+from pipeline.errors import UserError
+from pipeline.paths import Layout
+from pipeline.runner import refuse_direct_run
 
 # Written into every PNG by default; dropped so that reruns give identical bytes.
 _PNG_METADATA = {"Software": None}

@@ -12,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-from stages.errors import UserError
+from pipeline.errors import UserError
 from sweep import cluster, driver
 from sweep.cli import boundary
 from sweep.grid import expand

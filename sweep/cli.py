@@ -12,7 +12,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterable
 
-from stages.errors import STOP_SIGNALS, StageStopped, UserError
+from pipeline.errors import STOP_SIGNALS, StageStopped, UserError
 from sweep.secrets import HideSecrets, Secret, hide
 
 log = logging.getLogger("sweep")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psutil
 
-from stages.errors import UserError
+from pipeline.errors import UserError
 from sweep.secrets import redact_url
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stages.errors import StageStopped
+from pipeline.errors import StageStopped
 from sweep.cluster import STOP_TIMEOUT_SECONDS, Scheduler, connect, dashboard, one_line, probe
 from sweep.environment import points_env, secret_env
 from sweep.grid import Point, check_points

@@ -47,7 +47,7 @@ def nanny_variables() -> set[str]:
 
     Among them one BLAS and OpenMP thread per worker, and a fixed PYTHONHASHSEED: the
     points get this shell's values back, so that each runs as ``dvc exp run`` would here.
-    (The stages pin OpenBLAS's threads themselves, ``stages/cpu.py``, so the bits do not
+    (The stages pin OpenBLAS's threads themselves, ``pipeline/cpu.py``, so the bits do not
     depend on it.)
     """
     import dask

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from stages.errors import UserError
+from pipeline.errors import UserError
 from sweep import dvc_api
 from sweep.dvc_api import PARAMS_FILE as DEFAULT_PARAMS_FILE
 
@@ -101,7 +101,7 @@ def check_points(points: list[Point], file_at_base: Callable[[str], bytes | None
     ``file_at_base(path)`` gives a params file's bytes at the sweep's commit, or ``None``.
     A UserError lists each distinct problem once, with the first point that has it.
     """
-    from stages.config import load_params  # the stages' own validation
+    from pipeline.config import load_params  # the stages' own validation
 
     base_files: dict[str, bytes] = {}
     for file in {o.file for point in points for o in point.overrides}:

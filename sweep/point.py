@@ -33,9 +33,9 @@ from pathlib import Path
 
 import yaml
 
-from stages.download import user_cache_dir
-from stages.errors import UserError
-from stages.runner import CHECKOUT_HINT
+from pipeline.download import user_cache_dir
+from pipeline.errors import UserError
+from pipeline.runner import CHECKOUT_HINT
 from sweep import dvc_api
 from sweep.cli import boundary
 from sweep.jobs import PointJob, PointResult

@@ -3,7 +3,7 @@
 ``dvc exp run`` runs each stage as a child process. A signal to ``dvc`` alone would
 orphan the stage, and DVC ignores SIGINT while a stage runs, so a command is stopped the
 way a terminal's Ctrl-C stops it: SIGINT to its whole process group. The stages turn
-that into an exception that removes their partial outputs (``stages.errors``), then DVC
+that into an exception that removes their partial outputs (``pipeline.errors``), then DVC
 reports the stage failed and exits; SIGKILL goes to whatever is left after a grace time.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from stages.errors import STOP_SIGNALS
+from pipeline.errors import STOP_SIGNALS
 
 log = logging.getLogger(__name__)
 

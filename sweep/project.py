@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages.errors import UserError
+from pipeline.errors import UserError
 from sweep.dvc_api import cache_and_remote, experiments
 from sweep.secrets import Secret, hide
 

@@ -12,7 +12,7 @@ import logging
 import urllib.parse
 from collections.abc import Iterable
 
-from stages.download import redact
+from pipeline.download import redact
 
 MASK = "***"
 

@@ -1,8 +1,8 @@
 """The sweep's tables: the swept params (or those that differ) and the headline metrics,
 one row per experiment, as aligned columns."""
 
-from stages import paths
-from stages.formats import HEADLINE_METRICS
+from pipeline import paths
+from pipeline.formats import HEADLINE_METRICS
 from sweep.grid import Point
 
 METRICS_FILE = paths.PROJECT.metrics.relative_to(paths.ROOT).as_posix()

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages import fetch_and_scale, mnist
-from stages.paths import Layout
+from pipeline import mnist
+from pipeline.paths import Layout
+from stages import fetch_and_scale
 from tests.local_http import LocalServer
 from tests.project import Repo, hermetic_env, write_home
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from stages import cpu
-from stages.verify import md5_of as md5
+from pipeline import cpu
+from tools.verify import md5_of as md5
 
 # A 1-core container, a 4-core box, a user's (or a CI image's) own choice of OpenBLAS
 # kernels, and numpy on a CPU without AVX-512.

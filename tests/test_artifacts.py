@@ -14,8 +14,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from stages import paths, runner
-from stages.artifacts import (
+from pipeline import paths, runner
+from pipeline.artifacts import (
     all_or_none,
     atomic_path,
     prepare_outputs,
@@ -26,7 +26,7 @@ from stages.artifacts import (
     write_npz,
     write_text,
 )
-from stages.errors import StageStopped, UserError
+from pipeline.errors import StageStopped, UserError
 
 
 def listing(folder) -> list[str]:

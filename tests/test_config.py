@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from stages import paths
-from stages.config import load_params, parse_params, read_yaml
-from stages.errors import UserError
+from pipeline import paths
+from pipeline.config import load_params, parse_params, read_yaml
+from pipeline.errors import UserError
 from tests.conftest import EXAMPLE_ARGS, Repo, repo_env
 
 

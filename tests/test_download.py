@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages import download, fetch_and_scale, mnist, paths
-from stages.errors import UserError
-from stages.paths import Layout
+from pipeline import download, mnist, paths
+from pipeline.errors import UserError
+from pipeline.paths import Layout
+from stages import fetch_and_scale
 from tests.conftest import FILES, idx, write_mirror
 from tests.local_http import Reply
 
@@ -245,10 +246,9 @@ def _environ_reads(path: Path) -> list[str]:
 
 
 def test_only_the_stages_main_reads_the_environment():
-    stages = ROOT / "stages"
     for name in ("download.py", "mnist.py", "openml.py"):
-        assert _environ_reads(stages / name) == [], name
-    assert _environ_reads(stages / "fetch_and_scale.py") == ["main"]
+        assert _environ_reads(ROOT / "pipeline" / name) == [], name
+    assert _environ_reads(ROOT / "stages" / "fetch_and_scale.py") == ["main"]
 
 
 def test_settings_show_no_secret():
@@ -490,7 +490,7 @@ def test_parse_idx_inverts_idx_bytes():
 
 @pytest.mark.network
 def test_http_mirror_downloads_verifies_and_caches(mnist_env, server, caplog):
-    caplog.set_level(logging.INFO, logger="stages")
+    caplog.set_level(logging.INFO, logger="pipeline")
     url = server.serve_folder("mnist", mnist_env.folder)
     assert_same_arrays(load_idx(mnist_env.checksums, url), mnist_env)
     assert server.requests == [f"/mnist/{name}" for name in FILES]
@@ -548,7 +548,7 @@ class _Terminal(io.StringIO):
 def test_progress_bar_on_a_terminal_log_line_otherwise(
     mnist_env, server, monkeypatch, caplog, on_terminal
 ):
-    caplog.set_level(logging.INFO, logger="stages")
+    caplog.set_level(logging.INFO, logger="pipeline")
     stderr = _Terminal() if on_terminal else io.StringIO()
     monkeypatch.setattr(sys, "stderr", stderr)
     load_idx(mnist_env.checksums, server.serve_folder("mnist", mnist_env.folder))
@@ -738,7 +738,8 @@ def test_every_mirror_failing_lists_each_with_its_reason(
 def run_stage_in_a_copy(project: Path, mirror: str, cache: Path) -> subprocess.CompletedProcess:
     """Run fetch_and_scale as DVC does, in a copy of the project at ``project``."""
     ignore = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(ROOT / "stages", project / "stages", ignore=ignore)
+    for package in ("stages", "pipeline"):
+        shutil.copytree(ROOT / package, project / package, ignore=ignore)
     for name in ("params.yaml", "requirements.txt", "data/mnist.sha256"):
         (project / name).parent.mkdir(exist_ok=True)
         shutil.copy(ROOT / name, project / name)
@@ -881,7 +882,7 @@ def test_a_full_disk_is_named_not_blamed_on_the_mirror(
     # /dev/full answers every write with ENOSPC, as a full disk does.
     full = tmp_path / "full.tmp"
     full.symlink_to("/dev/full")
-    monkeypatch.setattr("stages.artifacts.temp_beside", lambda target: full)
+    monkeypatch.setattr("pipeline.artifacts.temp_beside", lambda target: full)
     url = server.serve_folder("mnist", mnist_env.folder)
     with pytest.raises(UserError) as caught:
         load_idx(mnist_env.checksums, url)
@@ -939,7 +940,7 @@ SECRET_URLS = {
 def test_secrets_in_the_mirror_url_are_sent_but_never_shown(
     mnist_env, server, waits, caplog, capsys, kind
 ):
-    caplog.set_level(logging.INFO, logger="stages")
+    caplog.set_level(logging.INFO, logger="pipeline")
     host = f"127.0.0.1:{server.server_port}"
     template, shown_template = SECRET_URLS[kind]
     url, shown = template.format(host=host), shown_template.format(host=host)

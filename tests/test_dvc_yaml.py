@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from stages import paths
+from pipeline import paths
 from tests.project import dvc_stages, entry_paths
 
 STAGES = dvc_stages()
@@ -20,29 +20,48 @@ def plain(entries) -> set[str]:
     return set(entry_paths(entries))
 
 
-def imported_stage_modules(module: str) -> set[str]:
-    """``stages/*.py`` files that the entry point running ``module`` imports (``module``
-    itself, which it imports by name), transitively, wherever the import is, with the
-    package's ``__init__.py``, which Python runs before any of them."""
-    seen, todo = set(), ["__init__", "__main__", module]
+# The project's own packages: the code a stage runs is the files of these that it imports.
+PACKAGES = ("stages", "pipeline", "tools", "sweep")
+
+
+def code_file(module: str) -> str:
+    """The file of a dotted module name: ``pipeline.cpu`` or the package ``pipeline``."""
+    package, _, name = module.partition(".")
+    return f"{package}/{name or '__init__'}.py"
+
+
+def project_imports(tree: ast.AST) -> list[str]:
+    """The project's modules that ``tree`` imports, dotted, wherever the import is."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module in PACKAGES:
+            found += [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(PACKAGES):
+            found.append(node.module)
+        elif isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.partition(".")[0] in PACKAGES]
+    return found
+
+
+def imported_code(stage: str) -> set[str]:
+    """The files that ``python -m stages <stage>`` runs: the entry point, the stage's module
+    (which it imports by name) and, transitively, every module of the project that they
+    import, wherever the import is, each with its package's ``__init__.py``, which Python
+    runs before any of the package's modules."""
+    seen, todo = set(), ["stages.__main__", f"stages.{stage}"]
     while todo:
-        name = todo.pop()
-        if name in seen:
+        module = todo.pop()
+        if module in seen:
             continue
-        seen.add(name)
-        tree = ast.parse((paths.ROOT / "stages" / f"{name}.py").read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module == "stages":
-                todo += [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages."):
-                todo.append(node.module.removeprefix("stages."))
-            elif isinstance(node, ast.Import):
-                todo += [
-                    a.name.removeprefix("stages.")
-                    for a in node.names
-                    if a.name.startswith("stages.")
-                ]
-    return {f"stages/{name}.py" for name in seen}
+        seen.add(module)
+        todo.append(module.partition(".")[0])
+        tree = ast.parse((paths.ROOT / code_file(module)).read_text())
+        todo += project_imports(tree)
+    return {code_file(module) for module in seen}
+
+
+def code_deps(stage: str) -> set[str]:
+    return {d for d in plain(STAGES[stage]["deps"]) if d.partition("/")[0] in PACKAGES}
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
@@ -52,8 +71,14 @@ def test_stage_runs_through_the_entry_point(stage):
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
 def test_stage_depends_on_exactly_the_code_it_imports(stage):
-    code_deps = {d for d in plain(STAGES[stage]["deps"]) if d.startswith("stages/")}
-    assert code_deps == imported_stage_modules(stage)
+    assert code_deps(stage) == imported_code(stage)
+
+
+def test_the_walk_follows_imports_into_the_shared_library():
+    # schema.py is imported only by config.py and model.py; openml.py only inside a function.
+    assert {"pipeline/__init__.py", "pipeline/schema.py"} <= imported_code("train")
+    assert "pipeline/openml.py" in imported_code("fetch_and_scale")
+    assert "pipeline/openml.py" not in imported_code("train")
 
 
 def test_dvc_yaml_declares_the_stages_and_outputs_of_the_paths_module():
@@ -77,7 +102,7 @@ def test_the_layout_names_each_file_once():
 
 
 def data_deps(stage: str) -> set[str]:
-    return {d for d in plain(STAGES[stage]["deps"]) if not d.startswith("stages/")}
+    return plain(STAGES[stage]["deps"]) - code_deps(stage)
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))

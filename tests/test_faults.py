@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from stages import fetch_and_scale, mnist, paths
-from stages.config import read_yaml
-from stages.paths import Layout
+from pipeline import mnist, paths
+from pipeline.config import read_yaml
+from pipeline.paths import Layout
+from stages import fetch_and_scale
 from tests.conftest import N_TEST, N_TRAIN, Repo
 from tests.machines import md5
 from tests.project import stage_commands
@@ -44,12 +45,13 @@ def run_train(files: Layout, setup: str, **env: str) -> subprocess.CompletedProc
     code = (
         textwrap.dedent(
             f"""
-        from stages import cpu
+        from pipeline import cpu
         cpu.pin_float_paths()  # as the entry point does, before numpy loads
         import errno, os, signal
         from pathlib import Path
-        from stages import artifacts, formats, runner, train
-        from stages.paths import Layout
+        from pipeline import artifacts, formats, runner
+        from pipeline.paths import Layout
+        from stages import train
         files = Layout.under(Path({str(files.root)!r}))
         """
         )

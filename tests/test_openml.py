@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import _openml
 
-from stages import download, mnist, openml
-from stages.errors import UserError
+from pipeline import download, mnist, openml
+from pipeline.errors import UserError
 from tests.conftest import FILES, N_TRAIN
 from tests.local_http import LocalServer, Reply
 

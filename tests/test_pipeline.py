@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import paths
+from pipeline import paths
 from tests.conftest import (
     FILES,
     N_TEST,
@@ -279,7 +279,7 @@ def test_real_data_gives_the_examples_numbers_and_the_committed_lock(tmp_path):
     committed = (paths.ROOT / "dvc.lock").read_bytes()
     assert (repo.root / "dvc.lock").read_bytes() == committed
     assert repo.ran_stages(repo.dvc("repro")) == []
-    verified = repo.run(sys.executable, "-m", "stages.verify", "--strict")
+    verified = repo.run(sys.executable, "-m", "tools.verify", "--strict")
     assert "verdict: every output is dvc.lock's bytes" in verified.stderr
 
     # Other machines: the same bytes again, whatever their cores, kernels and numpy.

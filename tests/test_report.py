@@ -20,7 +20,7 @@ import pytest
 from dvc.config import Config
 from dvc_render import VegaRenderer, render_html
 
-from stages import paths
+from pipeline import paths
 from tests import chromium
 from tests.project import dvc_stages
 

@@ -1,5 +1,5 @@
 """The same bytes on every x86-64 CPU with AVX2: the pin of numpy's and OpenBLAS's code
-paths (stages/cpu.py), proven by making this machine act like others."""
+paths (pipeline/cpu.py), proven by making this machine act like others."""
 
 import os
 import subprocess
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from stages import cpu, paths
+from pipeline import cpu, paths
 from tests.machines import SIMULATED_MACHINES, assert_every_machine_reproduces_the_lock, needs_pin
 
 HASWELL_FLAGS = frozenset(
@@ -106,7 +106,8 @@ def test_a_stage_process_runs_the_pinned_kernels_whatever_the_environment_asks()
     env = os.environ | SIMULATED_MACHINES["OpenBLAS SkylakeX kernels, 3 threads"]
     env |= SIMULATED_MACHINES["numpy without AVX-512"]
     code = (
-        "from stages import cpu\ncpu.pin_float_paths()\nimport numpy, scipy.linalg, threadpoolctl\n"
+        "from pipeline import cpu\ncpu.pin_float_paths()\n"
+        "import numpy, scipy.linalg, threadpoolctl\n"
         "import numpy._core._multiarray_umath as m\n"
         "blas = threadpoolctl.threadpool_info()\n"
         "print(sorted({(i['architecture'], i['num_threads']) for i in blas}))\n"
@@ -126,7 +127,7 @@ def test_the_simulated_machines_differ_without_the_pin_and_agree_with_it():
     for extra in [{}, *SIMULATED_MACHINES.values()]:
         env = {k: v for k, v in os.environ.items() if k not in cpu.PINNED} | extra
         unpinned.add(run_python(FIT, env))
-        pinned.add(run_python("from stages import cpu\ncpu.pin_float_paths()\n" + FIT, env))
+        pinned.add(run_python("from pipeline import cpu\ncpu.pin_float_paths()\n" + FIT, env))
     assert len(unpinned) >= 3, unpinned
     assert len(pinned) == 1, pinned
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stages import interpreter, paths
+from pipeline import interpreter, paths
 
 REQUIREMENTS = paths.ROOT / "requirements.txt"
 

@@ -13,15 +13,18 @@ from pathlib import Path
 import psutil
 import pytest
 
-from stages import paths, runner
-from stages.errors import STOP_SIGNALS, UserError
-from stages.paths import Layout
+from pipeline import paths, runner
+from pipeline.errors import STOP_SIGNALS, UserError
+from pipeline.paths import Layout
 from tests.project import dvc_stages
 
-# Every module under stages/ and sweep/, but the entry points, which act by design.
+# The project's packages: the stages, the library they share, the tools and the sweep.
+PACKAGES = ("stages", "pipeline", "tools", "sweep")
+
+# Every module of them, but the entry points, which act by design.
 MODULES = sorted(
     f"{package}.{path.stem}" if path.stem != "__init__" else package
-    for package in ("stages", "sweep")
+    for package in PACKAGES
     for path in (paths.ROOT / package).glob("*.py")
     if path.stem != "__main__"
 )
@@ -37,8 +40,9 @@ SENTINEL = {"OPENBLAS_NUM_THREADS": "4", "OPENBLAS_CORETYPE": "Zen"}
 IMPORT_EACH = """
 import importlib, json, os, sys
 import sklearn
-for name in sys.argv[1:]:
-    for loaded in [m for m in sys.modules if m.partition(".")[0] in ("stages", "sweep")]:
+packages = sys.argv[1].split(",")
+for name in sys.argv[2:]:
+    for loaded in [m for m in sys.modules if m.partition(".")[0] in packages]:
         del sys.modules[loaded]
     before = dict(os.environ)
     try:
@@ -59,7 +63,7 @@ for name in sys.argv[1:]:
 def imports() -> dict[str, dict]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENBLAS_", "NPY_"))}
     result = subprocess.run(
-        [sys.executable, "-c", IMPORT_EACH, *MODULES],
+        [sys.executable, "-c", IMPORT_EACH, ",".join(PACKAGES), *MODULES],
         cwd=paths.ROOT,
         env=env | SENTINEL,
         capture_output=True,
@@ -80,7 +84,8 @@ def test_importing_a_module_changes_no_variable_and_never_exits(imports, module)
 def copy_code(root: Path) -> Layout:
     """The project's code and its small inputs under ``root``: enough to run a stage."""
     ignore = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(paths.ROOT / "stages", root / "stages", ignore=ignore)
+    for package in ("stages", "pipeline"):
+        shutil.copytree(paths.ROOT / package, root / package, ignore=ignore)
     for name in ("params.yaml", "requirements.txt", "data/mnist.sha256"):
         (root / name).parent.mkdir(exist_ok=True)
         shutil.copy(paths.ROOT / name, root / name)

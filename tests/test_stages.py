@@ -16,10 +16,11 @@ import yaml
 from matplotlib.image import imread
 from sklearn.neural_network import MLPClassifier
 
-from stages import fetch_and_scale, formats, mnist, model, paths, train, visualize
-from stages.config import VisualizeParams, load_params, read_yaml
-from stages.errors import UserError
-from stages.paths import Layout
+from pipeline import formats, mnist, model, paths
+from pipeline.config import VisualizeParams, load_params, read_yaml
+from pipeline.errors import UserError
+from pipeline.paths import Layout
+from stages import fetch_and_scale, train, visualize
 from tests.conftest import EXAMPLE_ARGS, N_TEST, N_TRAIN
 
 
@@ -257,8 +258,9 @@ def test_train_runs_with_just_the_memory_it_needs_and_not_a_byte_less(scaled, mo
 def run_stage_in_a_fresh_process(module: str, files: Layout) -> subprocess.CompletedProcess:
     """Run stage ``module`` on ``files`` as ``python -m stages.<module>`` runs it on the project."""
     code = (
-        f"from pathlib import Path; from stages import runner, {module}; from stages.paths import"
-        f" Layout; runner.run_stage(lambda: {module}.run(Layout.under(Path({str(files.root)!r}))))"
+        f"from pathlib import Path; from pipeline import runner; from pipeline.paths import Layout;"
+        f" from stages import {module};"
+        f" runner.run_stage(lambda: {module}.run(Layout.under(Path({str(files.root)!r}))))"
     )
     return subprocess.run(
         [sys.executable, "-c", code], cwd=paths.ROOT, capture_output=True, text=True, timeout=120

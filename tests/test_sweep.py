@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.errors import UserError
+from pipeline.errors import UserError
 from sweep import show
 from sweep.__main__ import parse_env, parser
 from sweep.dvc_api import ran_stages, rows

@@ -29,7 +29,7 @@ def project(tmp_path_factory) -> Repo:
 @pytest.fixture
 def started(monkeypatch, project) -> list[int]:
     """Run in the project; a cluster that would start records its size and stops the sweep."""
-    from stages.errors import UserError
+    from pipeline.errors import UserError
 
     sizes = []
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from stages import paths
+from pipeline import paths
 from tests.conftest import Repo, repo_env
 from tests.project import hermetic_env
 from tests.test_sweep_connect import Certificates, write_certificates

@@ -13,7 +13,7 @@ from pathlib import Path
 import dask
 import pytest
 
-from stages.errors import UserError
+from pipeline.errors import UserError
 from sweep import cluster
 from sweep.cluster import TlsFiles
 

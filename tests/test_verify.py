@@ -23,10 +23,11 @@ import numpy as np
 import pytest
 from ruamel.yaml import YAML
 
-from stages import cpu, formats, paths, verify
-from stages.paths import Layout
+from pipeline import cpu, formats, paths
+from pipeline.paths import Layout
 from tests import machines
 from tests.project import dvc_stages, entry_paths, read_yaml
+from tools import verify
 
 NOT_PINNABLE = "this CPU is aarch64, not x86-64"
 
@@ -895,7 +896,7 @@ def test_a_corrupt_cache_object_is_found_moved_aside_and_rebuilt(tiny_repo, tmp_
         np.save(obj.open("wb"), shuffled)  # the cache now lies about the labels
         labels.unlink()  # as in a fresh checkout: the next one would come from the cache
 
-        verified = repo.run(sys.executable, "-m", "stages.verify", check=False)
+        verified = repo.run(sys.executable, "-m", "tools.verify", check=False)
         assert verified.returncode == 1, verified.stderr
         assert re.search(
             rf"FAIL corrupt    cache object of data/labels.npy \({re.escape(str(obj))}\) holds"
@@ -912,12 +913,12 @@ def test_a_corrupt_cache_object_is_found_moved_aside_and_rebuilt(tiny_repo, tmp_
         repo.dvc("gc", "--workspace", "--force")
         assert len(list((Path(cache) / "corrupt").iterdir())) == 1
         assert "Data and pipelines are up to date." in repo.dvc("status").stdout
-        passed = repo.run(sys.executable, "-m", "stages.verify", "--strict")
+        passed = repo.run(sys.executable, "-m", "tools.verify", "--strict")
         assert "verdict: every output is dvc.lock's bytes" in passed.stderr
 
         lock = repo.root / "dvc.lock"
         lock.write_text(conflicted(lock.read_text()))
-        refused = repo.run(sys.executable, "-m", "stages.verify", check=False)
+        refused = repo.run(sys.executable, "-m", "tools.verify", check=False)
         assert refused.returncode == 2
         assert refused.stderr.startswith(f"error: {lock}: a merge-conflict marker on line ")
         assert refused.stderr.count("\n") == 1

@@ -21,8 +21,8 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import Field, PlainValidator, StrictBool
 
-from stages.errors import UserError
-from stages.schema import Float, Int, Section
+from pipeline.errors import UserError
+from pipeline.schema import Float, Int, Section
 
 # The estimator's name, in the loss curve's title.
 NAME = "MLPClassifier"

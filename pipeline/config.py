@@ -18,10 +18,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 from ruamel.yaml import YAML, YAMLError
 
-from stages import model
-from stages.errors import UserError
-from stages.model import TrainParams
-from stages.schema import Float, Int, Section
+from pipeline import model
+from pipeline.errors import UserError
+from pipeline.model import TrainParams
+from pipeline.schema import Float, Int, Section
 
 
 class DataParams(Section):
@@ -47,7 +47,7 @@ class VisualizeParams(Section):
 
 
 class Params(Section):
-    """All of params.yaml. The train section is the estimator's, from ``stages/model.py``."""
+    """All of params.yaml. The train section is the estimator's, from ``pipeline/model.py``."""
 
     data: DataParams
     train: TrainParams

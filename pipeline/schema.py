@@ -1,8 +1,8 @@
 """The building blocks of params.yaml's sections: numbers as DVC records them, and a section
 that refuses unknown keys.
 
-``stages/config.py`` builds the data and visualize sections and the whole file from them,
-``stages/model.py`` the train section, the estimator's arguments.
+``pipeline/config.py`` builds the data and visualize sections and the whole file from them,
+``pipeline/model.py`` the train section, the estimator's arguments.
 """
 
 from typing import Annotated, Any

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import NoReturn
 
-from stages.errors import STOP_SIGNALS, StageStopped, UserError
+from pipeline.errors import STOP_SIGNALS, StageStopped, UserError
 
 log = logging.getLogger(__name__)
 

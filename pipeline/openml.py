@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stages import download, mnist
-from stages.errors import UserError
+from pipeline import download, mnist
+from pipeline.errors import UserError
 
 log = logging.getLogger(__name__)
 

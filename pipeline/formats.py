@@ -4,7 +4,7 @@ side by side, so that a change of format is one edit.
 - ``images.npy`` and ``labels.npy``: written by ``fetch_and_scale.write_scaled`` and
   ``write_labels`` (streamed, so they stay there), read here by ``read_array``;
 - ``weights.npz``: the first layer's weights under ``FIRST_LAYER``, (features, units),
-  what ``stages/model.py``'s ``first_layer_weights`` gives;
+  what ``pipeline/model.py``'s ``first_layer_weights`` gives;
 - ``loss.csv``: ``iteration,loss``, at full precision;
 - ``predictions.csv``: ``index,actual,predicted`` for each test digit, ``index`` its
   row in ``images.npy``;
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.artifacts import read_npz, write_json, write_npz, write_text
-from stages.errors import UserError
+from pipeline.artifacts import read_npz, write_json, write_npz, write_text
+from pipeline.errors import UserError
 
 FIRST_LAYER = "first_layer"
 LOSS_FIELDS = ("iteration", "loss")

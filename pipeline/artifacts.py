@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stages import runner
-from stages.errors import UserError
+from pipeline import runner
+from pipeline.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The exceptions that the stage runner (``stages/runner.py``) reports in one message."""
+"""The exceptions that the stage runner (``pipeline/runner.py``) reports in one message."""
 
 import signal
 

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.artifacts import atomic_path
-from stages.download import DiskError, DownloadError, download, redact, user_cache_dir
-from stages.errors import UserError
+from pipeline.artifacts import atomic_path
+from pipeline.download import DiskError, DownloadError, download, redact, user_cache_dir
+from pipeline.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Verify a reproduction: the outputs against dvc.lock, the DVC cache against its own
 hashes, and the example's published numbers.
 
-``python -m stages.verify`` (``make verify``) reports, one line each:
+``python -m tools.verify`` (``make verify``) reports, one line each:
 
 - every output that dvc.yaml declares (outs, metrics and plots): identical to what
   dvc.lock records, different, missing, unreadable, not a file, outside the project, or
@@ -13,7 +13,7 @@ hashes, and the example's published numbers.
   folder ``corrupt`` of the cache's own directory (the same file system; nothing outside
   the cache is ever moved), so that the next ``dvc repro`` rebuilds it instead of using it;
 - where the outputs differ from dvc.lock on a CPU that cannot run the pinned code paths
-  (``stages/cpu.py``), the losses and accuracies against scikit-learn's published ones,
+  (``pipeline/cpu.py``), the losses and accuracies against scikit-learn's published ones,
   within ``LOSS_TOLERANCE`` and ``ACCURACY_TOLERANCE``. Where the CPU runs them, a
   reproduction gives dvc.lock's bytes, and nothing less passes.
 
@@ -44,10 +44,10 @@ from typing import Any
 
 from ruamel.yaml import YAML, YAMLError
 
-from stages import cpu, formats, paths
-from stages.config import Params, load_params
-from stages.errors import UserError
-from stages.paths import Layout
+from pipeline import cpu, formats, paths
+from pipeline.config import Params, load_params
+from pipeline.errors import UserError
+from pipeline.paths import Layout
 
 log = logging.getLogger(__name__)
 
@@ -761,7 +761,7 @@ def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit code: 0 the reproduction holds, 1 it does not,
     2 the input cannot be checked, 130 stopped."""
     parser = argparse.ArgumentParser(
-        prog="python -m stages.verify",
+        prog="python -m tools.verify",
         description=__doc__.split("\n\n")[0],
         epilog="exit status: 0 the reproduction holds, 1 it does not, 2 the input cannot be"
         " checked (one line says why)",
