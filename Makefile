@@ -42,6 +42,14 @@ test: setup
 verify: setup
 	python -m stages.verify
 
+# The train stage on the real data under emulated CPUs that the pinned code paths do not
+# cover (arm64, x86-64 without AVX2), checked against the published numbers; it installs
+# qemu, an arm64 userland and the pinned arm64 wheels once (platforms/verify-emulated).
+# Minutes of emulation per platform: .ci/run runs it, make test does not.
+.PHONY: verify-platforms
+verify-platforms: setup
+	platforms/verify-emulated
+
 # The benchmark's report and logs go to benchmarks/out/ (ignored by git); bench-publish
 # also overwrites the committed benchmarks/results.{md,json}.
 bench: setup
