@@ -47,6 +47,14 @@ test-fast: setup
 verify: setup
 	python -m tools.verify
 
+# The train stage on the real data under emulated CPUs that the pinned code paths do not
+# cover (arm64, x86-64 without AVX2), checked against the published numbers; it installs
+# qemu, an arm64 userland and the pinned arm64 wheels once (platforms/verify-emulated).
+# Minutes of emulation per platform: .ci/run runs it, make test does not.
+.PHONY: verify-platforms
+verify-platforms: setup
+	platforms/verify-emulated
+
 # The benchmark's report and logs go to benchmarks/out/ (ignored by git); bench-publish
 # also overwrites the committed benchmarks/results.{md,json}. BENCH_ARGS passes options
 # through, for example make bench BENCH_ARGS="--repeats 1" for a quick check.

@@ -11,14 +11,23 @@ one thread: its single-threaded path for small products adds in another order th
 threaded one (the tests' 60-digit batches gave other bits on 1 thread than on 2 to 8),
 so a fixed count is what makes the result independent of the machine's cores.
 
-Both libraries read these variables once, when they load: ``pin_float_paths`` must run
-before numpy is imported. ``stages/__init__.py`` calls it, so every stage passes here.
+Whether the CPU runs those paths is asked of the CPU itself (CPUID, in this process), not
+read from ``/proc/cpuinfo``: under an emulator such as qemu's user mode that file
+describes the host, whose AVX2 the emulated CPU may lack, and a pin there would crash
+OpenBLAS or stop numpy from loading. A child process would not do either: an emulator
+that runs only this process leaves its children on the host's CPU.
+
+Both libraries read the variables once, when they load. The stages' entry point calls
+``pin_float_paths`` before anything imports numpy, and ``confirm_pinned_paths`` once the
+stage's modules are loaded, which checks what OpenBLAS and numpy really chose.
 """
 
+import ctypes
+import mmap
 import os
 import platform
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
 # OpenBLAS's kernel family and thread count, and numpy's highest dispatch target:
@@ -36,20 +45,99 @@ CLEARED = ("NPY_DISABLE_CPU_FEATURES",)
 REQUIRED_FLAGS = frozenset({"avx", "avx2", "fma", "f16c", "bmi1", "bmi2", "abm", "movbe"})
 X86_64 = frozenset({"x86_64", "amd64"})
 
-CPUINFO = Path("/proc/cpuinfo")
+# Where CPUID reports each flag: (leaf, register, bit). Every x86-64 CPU has SSE2: a CPU
+# that answered reports at least that, and no flag at all means that it was not asked.
+FLAG_BITS = {
+    "sse2": (0x1, "edx", 26),
+    "fma": (0x1, "ecx", 12),
+    "movbe": (0x1, "ecx", 22),
+    "avx": (0x1, "ecx", 28),
+    "f16c": (0x1, "ecx", 29),
+    "bmi1": (0x7, "ebx", 3),
+    "avx2": (0x7, "ebx", 5),
+    "bmi2": (0x7, "ebx", 8),
+    "abm": (0x80000001, "ecx", 5),
+}
+OSXSAVE_BIT = 27  # leaf 1, ecx: the OS enabled XGETBV
+YMM_STATE = 0b110  # XCR0: the OS saves the SSE and AVX registers on a context switch
+# These use the AVX registers: like Linux, report them only where the OS saves those.
+NEEDS_YMM_STATE = frozenset({"avx", "avx2", "fma", "f16c"})
+
+# x86 machine code of a function that takes no argument and returns one register of
+# CPUID(leaf, subleaf): push rbx; mov eax, leaf; mov ecx, subleaf; cpuid; mov eax, REG;
+# pop rbx; ret. Without arguments and REX prefixes, it runs alike under every calling
+# convention and in 32-bit mode.
+MOVE_TO_EAX = {"eax": b"", "ebx": b"\x89\xd8", "ecx": b"\x89\xc8", "edx": b"\x89\xd0"}
+# xor ecx, ecx; xgetbv; ret: XCR0's low half. Only valid where OSXSAVE is set.
+XGETBV = b"\x31\xc9\x0f\x01\xd0\xc3"
 
 
-def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
-    """The CPU's feature flags as Linux reports them; empty where it cannot be read."""
+def run_machine_code(code: bytes) -> int:
+    """Call ``code`` as a C function returning a 32-bit unsigned int.
+
+    Raises OSError where the system forbids executable memory (a hardened kernel).
+    """
+    protection = mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC
+    with mmap.mmap(-1, mmap.PAGESIZE, prot=protection) as page:
+        page.write(code)
+        anchor = ctypes.c_char.from_buffer(page)
+        try:
+            return ctypes.CFUNCTYPE(ctypes.c_uint32)(ctypes.addressof(anchor))()
+        finally:
+            del anchor  # the page cannot close while ctypes holds it
+
+
+def cpuid(leaf: int, register: str, subleaf: int = 0) -> int:
+    """One register of the CPUID instruction, as this CPU (or its emulator) answers it."""
+    code = (
+        b"\x53\xb8"
+        + leaf.to_bytes(4, "little")
+        + b"\xb9"
+        + subleaf.to_bytes(4, "little")
+        + b"\x0f\xa2"
+        + MOVE_TO_EAX[register]
+        + b"\x5b\xc3"
+    )
+    return run_machine_code(code)
+
+
+def decode_flags(registers: Mapping[tuple[int, str], int], xcr0: int) -> frozenset[str]:
+    """The flags of ``FLAG_BITS`` set in CPUID's ``registers`` ((leaf, register): value).
+
+    A leaf the CPU does not have is absent from ``registers``. ``xcr0`` is 0 where the OS
+    did not enable XGETBV.
+    """
+    flags = {
+        name
+        for name, (leaf, register, bit) in FLAG_BITS.items()
+        if registers.get((leaf, register), 0) >> bit & 1
+    }
+    if xcr0 & YMM_STATE != YMM_STATE:
+        flags -= NEEDS_YMM_STATE
+    return frozenset(flags)
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's flags of ``FLAG_BITS``, asked of the CPU that runs this process.
+
+    Empty where that cannot be done: a CPU that is not x86-64, or a system that forbids
+    executable memory or lacks ``mmap``'s protections (Windows).
+    """
+    if platform.machine().lower() not in X86_64 or not hasattr(mmap, "PROT_EXEC"):
+        return frozenset()
     try:
-        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+        highest = cpuid(0x0, "eax")
+        highest_extended = cpuid(0x80000000, "eax")
+        registers = {
+            (leaf, register): cpuid(leaf, register)
+            for leaf, register, _ in FLAG_BITS.values()
+            if leaf <= highest or 0x80000000 < leaf <= highest_extended
+        }
+        osxsave = registers.get((0x1, "ecx"), 0) >> OSXSAVE_BIT & 1
+        xcr0 = run_machine_code(XGETBV) if osxsave else 0
     except OSError:
         return frozenset()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            return frozenset(value.split())
-    return frozenset()
+    return decode_flags(registers, xcr0)
 
 
 def why_not_pinnable(machine: str, flags: frozenset[str]) -> str | None:
@@ -69,16 +157,28 @@ def why_not_pinnable_here() -> str | None:
     return why_not_pinnable(platform.machine(), cpu_flags())
 
 
+def overridden_settings(environ: Mapping[str, str]) -> list[str]:
+    """The user's settings in ``environ`` that the pin replaces, as ``NAME=value``."""
+    return [
+        f"{name}={environ[name]}"
+        for name in (*PINNED, *CLEARED)
+        if environ.get(name) and environ[name] != PINNED.get(name)
+    ]
+
+
 def pin_float_paths(
     environ: MutableMapping[str, str] = os.environ,
     *,
     machine: str | None = None,
     flags: frozenset[str] | None = None,
 ) -> bool:
-    """Set the variables that pin the code paths; True if they apply on this CPU.
+    """Set the variables that pin the code paths; True if they apply in this process.
 
-    Where they cannot, one line on stderr says that the outputs will differ from
-    dvc.lock in their last bits, and nothing is changed.
+    Where the CPU cannot run them, one line on stderr says that the outputs will differ
+    from dvc.lock in their last bits, and nothing is changed. Settings of the user's that
+    the pin replaces are named in one line. If numpy is already loaded in this process,
+    the variables come too late: what it and OpenBLAS loaded decides (a line says when
+    they differ).
     """
     reason = why_not_pinnable(
         platform.machine() if machine is None else machine,
@@ -92,13 +192,64 @@ def pin_float_paths(
             file=sys.stderr,
         )
         return False
-    if "numpy" in sys.modules and any(environ.get(k) != v for k, v in PINNED.items()):
-        print(
-            "note: numpy was loaded before the stages package, too late to pin its code"
-            " paths: outputs may differ from dvc.lock in their last bits",
-            file=sys.stderr,
-        )
+    overridden = overridden_settings(environ)
     environ.update(PINNED)
     for name in CLEARED:
         environ.pop(name, None)
+    if environ is os.environ and "numpy" in sys.modules:
+        # Too late for this process's libraries: what they loaded decides.
+        return confirm_pinned_paths()
+    if overridden:
+        pinned = " ".join(f"{k}={v}" for k, v in PINNED.items())
+        print(
+            f"note: ignoring {', '.join(overridden)}: the stages run the code paths that"
+            f" made dvc.lock ({pinned})",
+            file=sys.stderr,
+        )
+    return True
+
+
+def why_pinned_paths_not_loaded() -> str | None:
+    """What numpy and the loaded OpenBLAS libraries run instead of the pinned paths, or
+    None if they run those: read from the libraries themselves (threadpoolctl, numpy's
+    dispatch table), not from the environment. Loads numpy if it is not loaded yet.
+    """
+    import numpy._core._multiarray_umath as umath
+    from threadpoolctl import threadpool_info
+
+    problems = []
+    dispatch = [t for t in umath.__cpu_dispatch__ if umath.__cpu_features__.get(t)]
+    if dispatch != [PINNED["NPY_ENABLE_CPU_FEATURES"]]:
+        problems.append(
+            f"numpy dispatches to {' '.join(dispatch) or 'its baseline only'},"
+            f" not {PINNED['NPY_ENABLE_CPU_FEATURES']}"
+        )
+    for lib in threadpool_info():
+        if lib.get("internal_api") != "openblas":
+            continue
+        kernels, threads = lib.get("architecture"), lib.get("num_threads")
+        if (kernels or "").lower() != PINNED["OPENBLAS_CORETYPE"].lower() or threads != int(
+            PINNED["OPENBLAS_NUM_THREADS"]
+        ):
+            problems.append(
+                f"{Path(lib['filepath']).name} runs {kernels} kernels on {threads} threads"
+            )
+    return "; ".join(problems) or None
+
+
+def confirm_pinned_paths() -> bool:
+    """True if this process runs the pinned paths; else one line on stderr says what it runs.
+
+    For a process that pinned them (``pin_float_paths`` returned True), once numpy and
+    the stage's modules are loaded.
+    """
+    problem = why_pinned_paths_not_loaded()
+    if problem:
+        print(
+            f"note: numpy and OpenBLAS were loaded with other code paths than the pinned ones"
+            f" ({problem}; were they imported before the pin?): outputs may differ from"
+            " dvc.lock in their last bits",
+            file=sys.stderr,
+        )
+        return False
     return True

@@ -33,12 +33,16 @@ def parser() -> argparse.ArgumentParser:
     return stages
 
 
-def run(stage: str) -> None:
-    """Check and tidy ``stage``'s outputs, then run its ``main``."""
+def run(stage: str, *, pinned: bool) -> None:
+    """Check and tidy ``stage``'s outputs, then run its ``main``. Where the code paths
+    were pinned, what numpy and OpenBLAS really loaded is checked first (a line on stderr
+    says when it is not what the pin asked for)."""
     # Imported only now, after the pin: they load numpy.
     from pipeline import artifacts
 
     module = importlib.import_module(f"stages.{stage}")
+    if pinned:
+        cpu.confirm_pinned_paths()
     artifacts.prepare_outputs(paths.PROJECT.outputs(stage))
     module.main()
 
@@ -49,9 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     problem = check_interpreter(paths.ROOT / "requirements.txt")
     if problem:
         sys.exit(problem)
-    cpu.pin_float_paths()
+    pinned = cpu.pin_float_paths()
     runner.die_with_starter(parent)
-    runner.run_stage(lambda: run(stage), stage=stage)
+    runner.run_stage(lambda: run(stage, pinned=pinned), stage=stage)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """Other machines, as this one can act them out, and the check that a reproduction on
 each of them gives the same bytes."""
 
-import os
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ SIMULATED_MACHINES = {
     "numpy without AVX-512": {"NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR"},
 }
 
-PINNABLE = cpu.why_not_pinnable(os.uname().machine, cpu.cpu_flags()) is None
+PINNABLE = cpu.why_not_pinnable_here() is None
 needs_pin = pytest.mark.skipif(not PINNABLE, reason="this CPU cannot run the pinned code paths")
 
 

@@ -2,13 +2,18 @@
 paths (pipeline/cpu.py), proven by making this machine act like others."""
 
 import os
+import platform
+import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from pipeline import cpu, paths
 from tests.machines import SIMULATED_MACHINES, assert_every_machine_reproduces_the_lock, needs_pin
+from tests.test_report import not_installed
 
 HASWELL_FLAGS = frozenset(
     [
@@ -29,7 +34,7 @@ HASWELL_FLAGS = frozenset(
 )
 
 # A fit on the tests' tiny shapes, printing the md5 of the first layer's weights. Run in
-# a fresh interpreter, with or without pinning first as a stage's entry point does.
+# a fresh interpreter, with or without the pin first.
 FIT = """
 import hashlib, warnings
 import numpy as np
@@ -44,12 +49,57 @@ print(hashlib.md5(model.coefs_[0].tobytes()).hexdigest())
 
 # --- the pin itself -----------------------------------------------------------------------
 
+# CPUID's answers, (leaf, register): value, as qemu's emulated Westmere gives them, and as
+# a Haswell does (every flag of the pinned paths, and SSE2 in leaf 1's edx).
+WESTMERE_CPUID = {(0x1, "ecx"): 0x82982203, (0x1, "edx"): 0x0789FBFF, (0x80000001, "ecx"): 0x1}
+HASWELL_CPUID = {
+    (0x1, "ecx"): 0x7FFAFBBF,
+    (0x1, "edx"): 0xBFEBFBFF,
+    (0x7, "ebx"): 0x000027AB,
+    (0x80000001, "ecx"): 0x00000021,
+}
+OS_SAVES_AVX = 0b111  # XCR0: x87, SSE and AVX state
 
-def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx avx2 fma\nbugs\t\t: spectre\n")
-    assert cpu.cpu_flags(cpuinfo) == {"fpu", "avx", "avx2", "fma"}
-    assert cpu.cpu_flags(tmp_path / "missing") == frozenset()
+
+@pytest.mark.parametrize(
+    ("registers", "xcr0", "flags"),
+    [
+        (WESTMERE_CPUID, 0, {"sse2"}),
+        (HASWELL_CPUID, OS_SAVES_AVX, cpu.REQUIRED_FLAGS | {"sse2"}),
+        # An OS that does not save the AVX registers: Linux would not list these either.
+        (HASWELL_CPUID, 0b011, {"sse2", "movbe", "bmi1", "bmi2", "abm"}),
+    ],
+)
+def test_cpu_flags_are_decoded_from_what_cpuid_answers(registers, xcr0, flags):
+    assert cpu.decode_flags(registers, xcr0) == flags
+
+
+@pytest.mark.skipif(
+    platform.machine() != "x86_64" or not Path("/proc/cpuinfo").is_file(),
+    reason="compares with Linux's /proc/cpuinfo on x86-64",
+)
+def test_on_a_real_cpu_cpuid_agrees_with_linux():
+    linux = next(
+        frozenset(line.partition(":")[2].split())
+        for line in Path("/proc/cpuinfo").read_text().splitlines()
+        if line.startswith("flags")
+    )
+    assert cpu.cpu_flags() == linux & cpu.FLAG_BITS.keys()
+
+
+def test_no_machine_code_runs_on_another_cpu_nor_where_memory_cannot_be_executable(monkeypatch):
+    def refused(code):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cpu, "run_machine_code", refused)
+    assert cpu.cpu_flags() == frozenset()
+    assert cpu.why_not_pinnable_here() in {
+        "this system does not report its CPU's features",
+        f"this CPU is {platform.machine()}, not x86-64",
+    }
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    monkeypatch.setattr(cpu, "run_machine_code", lambda code: pytest.fail("ran x86 code"))
+    assert cpu.cpu_flags() == frozenset()
 
 
 @pytest.mark.parametrize(
@@ -67,7 +117,7 @@ def test_which_cpus_can_run_the_pinned_paths(machine, flags, reason):
     assert cpu.why_not_pinnable(machine, flags) == reason
 
 
-def test_the_pin_overrides_the_users_choices_and_clears_what_numpy_refuses():
+def test_the_pin_overrides_the_users_choices_says_so_and_clears_what_numpy_refuses(capsys):
     environ = {
         "OPENBLAS_CORETYPE": "SkylakeX",
         "OPENBLAS_NUM_THREADS": "8",
@@ -81,6 +131,17 @@ def test_the_pin_overrides_the_users_choices_and_clears_what_numpy_refuses():
         "NPY_ENABLE_CPU_FEATURES": "X86_V3",
         "PATH": "/bin",
     }
+    assert capsys.readouterr().err == (
+        "note: ignoring OPENBLAS_CORETYPE=SkylakeX, OPENBLAS_NUM_THREADS=8,"
+        " NPY_DISABLE_CPU_FEATURES=X86_V4: the stages run the code paths that made dvc.lock"
+        " (OPENBLAS_CORETYPE=Haswell OPENBLAS_NUM_THREADS=1 NPY_ENABLE_CPU_FEATURES=X86_V3)\n"
+    )
+
+
+@pytest.mark.parametrize("environ", [{}, dict(cpu.PINNED), {"NPY_DISABLE_CPU_FEATURES": ""}])
+def test_the_pin_is_silent_where_it_overrides_nothing(environ, capsys):
+    assert cpu.pin_float_paths(environ, machine="x86_64", flags=HASWELL_FLAGS) is True
+    assert capsys.readouterr().err == ""
 
 
 def test_where_the_pin_cannot_apply_one_line_says_so_and_nothing_changes(capsys):
@@ -93,30 +154,125 @@ def test_where_the_pin_cannot_apply_one_line_says_so_and_nothing_changes(capsys)
     assert "outputs will differ from it in their last bits (`make verify`" in err
 
 
-def run_python(code: str, env: dict[str, str]) -> str:
+# --- in a process of its own: what numpy and OpenBLAS really load ---------------------------
+
+# The pin's module, imported as any module is: importing it does nothing else.
+LOAD_CPU = "from pipeline import cpu\n"
+# What the process loaded: OpenBLAS's kernels and threads (numpy's and scipy's), and the
+# targets that numpy's dispatch enabled.
+LOADED = (
+    "import numpy, scipy.linalg, threadpoolctl\n"
+    "import numpy._core._multiarray_umath as m\n"
+    "blas = threadpoolctl.threadpool_info()\n"
+    "print(sorted({(i['architecture'], i['num_threads']) for i in blas}))\n"
+    "print([t for t in m.__cpu_dispatch__ if m.__cpu_features__[t]])\n"
+)
+
+
+def unpinned_env(**extra: str) -> dict[str, str]:
+    """This process's environment without the pin's variables (an import may have set
+    them here), plus ``extra``."""
+    names = {*cpu.PINNED, *cpu.CLEARED}
+    return {k: v for k, v in os.environ.items() if k not in names} | extra
+
+
+def run_python(
+    code: str, env: dict[str, str], prefix: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=paths.ROOT, env=env, capture_output=True, text=True
+        [*prefix, sys.executable, "-c", code],
+        cwd=paths.ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
+    return result
 
 
 @needs_pin
-def test_a_stage_process_runs_the_pinned_kernels_whatever_the_environment_asks():
+def test_a_pinned_process_runs_the_pinned_kernels_whatever_the_environment_asks():
     env = os.environ | SIMULATED_MACHINES["OpenBLAS SkylakeX kernels, 3 threads"]
     env |= SIMULATED_MACHINES["numpy without AVX-512"]
-    code = (
-        "from pipeline import cpu\ncpu.pin_float_paths()\n"
-        "import numpy, scipy.linalg, threadpoolctl\n"
-        "import numpy._core._multiarray_umath as m\n"
-        "blas = threadpoolctl.threadpool_info()\n"
-        "print(sorted({(i['architecture'], i['num_threads']) for i in blas}))\n"
-        "print([t for t in m.__cpu_dispatch__ if m.__cpu_features__[t]])\n"
-    )
-    blas, dispatch = run_python(code, env).splitlines()
+    code = LOAD_CPU + "cpu.pin_float_paths()\n" + LOADED + "print(cpu.confirm_pinned_paths())\n"
+    result = run_python(code, env)
+    blas, dispatch, confirmed = result.stdout.splitlines()
     # numpy's and scipy's OpenBLAS both
     assert blas == "[('Haswell', 1)]"
     assert dispatch == "['X86_V3']"
+    assert confirmed == "True"
+    assert result.stderr.startswith(
+        "note: ignoring OPENBLAS_CORETYPE=SkylakeX, OPENBLAS_NUM_THREADS=3,"
+        " NPY_DISABLE_CPU_FEATURES=X86_V4 AVX512_ICL AVX512_SPR: the stages run"
+    )
+    assert result.stderr.count("\n") == 1
+
+
+@needs_pin
+def test_what_was_loaded_is_read_from_the_libraries_not_from_the_environment():
+    env = unpinned_env(
+        OPENBLAS_CORETYPE="Sandybridge",
+        OPENBLAS_NUM_THREADS="3",
+        NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 AVX512_ICL AVX512_SPR",
+    )
+    code = (
+        LOAD_CPU
+        + "import scipy.linalg\n"
+        + "print(cpu.why_pinned_paths_not_loaded())\n"
+        + "print(cpu.confirm_pinned_paths())\n"
+    )
+    result = run_python(code, env)
+    reason, confirmed = result.stdout.splitlines()
+    assert re.fullmatch(
+        r"numpy dispatches to its baseline only, not X86_V3"
+        r"(; libscipy_openblas\S*\.so runs Sandybridge kernels on \d+ threads){2}",
+        reason,
+    ), reason
+    assert confirmed == "False"
+    assert result.stderr == (
+        f"note: numpy and OpenBLAS were loaded with other code paths than the pinned ones"
+        f" ({reason}; were they imported before the pin?): outputs may differ from dvc.lock"
+        " in their last bits\n"
+    )
+
+
+@needs_pin
+def test_a_pin_after_numpy_loaded_is_not_taken_for_one():
+    # The variables come too late: pin_float_paths must say False, as the kernels show.
+    env = unpinned_env(**SIMULATED_MACHINES["OpenBLAS SkylakeX kernels, 3 threads"])
+    code = "import numpy\n" + LOAD_CPU + "print(cpu.pin_float_paths())\n"
+    result = run_python(code, env)
+    assert result.stdout == "False\n"
+    assert result.stderr.count("\n") == 1
+    assert re.search(r"openblas\S*\.so runs SkylakeX kernels on \d+ threads", result.stderr)
+
+
+QEMU_X86_64 = shutil.which("qemu-x86_64-static") or shutil.which("qemu-x86_64")
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="emulates an x86-64 CPU on one")
+def test_on_an_emulated_westmere_cpu_the_pin_says_so_and_pins_nothing():
+    # qemu's user mode runs this one process on an emulated Westmere (no AVX), while
+    # /proc/cpuinfo still shows the host's flags, AVX2 included.
+    if QEMU_X86_64 is None:
+        not_installed(
+            "no qemu-x86_64 to emulate a CPU without AVX2: apt-get install qemu-user-static"
+        )
+    code = (
+        LOAD_CPU
+        + "import os\n"
+        + "print(cpu.pin_float_paths())\n"
+        + "print(os.environ.get('OPENBLAS_CORETYPE'), os.environ.get('NPY_ENABLE_CPU_FEATURES'))\n"
+        + "import numpy, threadpoolctl\n"
+        + "print(sorted({i['architecture'] for i in threadpoolctl.threadpool_info()}))\n"
+    )
+    result = run_python(code, unpinned_env(), prefix=(QEMU_X86_64, "-cpu", "Westmere"))
+    assert result.stdout.splitlines() == ["False", "None None", "['Nehalem']"]
+    assert result.stderr.startswith(
+        "note: this CPU lacks abm, avx, avx2, bmi1, bmi2, f16c, fma, movbe, so numpy and"
+        " OpenBLAS cannot run the AVX2 code paths that made dvc.lock"
+    )
+    assert result.stderr.count("\n") == 1
 
 
 @needs_pin
@@ -125,9 +281,9 @@ def test_the_simulated_machines_differ_without_the_pin_and_agree_with_it():
     """The test below can fail: unpinned, these machines compute other bits."""
     unpinned, pinned = set(), set()
     for extra in [{}, *SIMULATED_MACHINES.values()]:
-        env = {k: v for k, v in os.environ.items() if k not in cpu.PINNED} | extra
-        unpinned.add(run_python(FIT, env))
-        pinned.add(run_python("from pipeline import cpu\ncpu.pin_float_paths()\n" + FIT, env))
+        env = unpinned_env(**extra)
+        unpinned.add(run_python(FIT, env).stdout.strip())
+        pinned.add(run_python(LOAD_CPU + "cpu.pin_float_paths()\n" + FIT, env).stdout.strip())
     assert len(unpinned) >= 3, unpinned
     assert len(pinned) == 1, pinned
 

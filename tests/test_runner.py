@@ -122,6 +122,25 @@ def test_the_entry_point_names_the_stages_it_runs():
     )
 
 
+@pytest.mark.parametrize("pinned", [True, False])
+def test_where_the_pin_applied_the_stage_checks_what_numpy_and_openblas_loaded(monkeypatch, pinned):
+    """The pin's variables can be ignored (a library loaded earlier, another OpenBLAS):
+    where it applied, what the libraries really run is asked of them before the stage."""
+    import stages.__main__ as entry
+    from pipeline import artifacts, cpu
+
+    calls = []
+    monkeypatch.setattr(cpu, "confirm_pinned_paths", lambda: calls.append("confirm"))
+    monkeypatch.setattr(artifacts, "prepare_outputs", lambda targets: calls.append("prepare"))
+    monkeypatch.setattr(
+        entry.importlib,
+        "import_module",
+        lambda name: type("Stage", (), {"main": staticmethod(lambda: calls.append(name))}),
+    )
+    entry.run("train", pinned=pinned)
+    assert calls == (["confirm"] if pinned else []) + ["prepare", "stages.train"]
+
+
 # --- what a failed stage says ------------------------------------------------------------
 
 
