@@ -13,6 +13,7 @@ process: what a ``kill -9`` leaves behind, the stage's next run removes
 
 import contextlib
 import glob
+import io
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 # A fixed timestamp for the members of .npz files: numpy's own savez stamps the
 # current time, which would change the file's hash on every run.
+_ZIP_UNIX = 3  # the zip format's code for the system that made a member
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
@@ -201,12 +203,20 @@ def write_json(path: Path, data: Mapping) -> None:
 
 
 def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write ``arrays`` as an uncompressed, pickle-free .npz whose bytes depend on nothing else."""
+    """Write ``arrays`` as an uncompressed, pickle-free .npz whose bytes depend on nothing else.
+
+    Each member is written whole, its size known, in the plain zip format: the ZIP64
+    records that streaming a member needs were written differently by Python 3.11.2 and
+    3.11.7, and so were the archive's bytes. The creating system is set, not left to the
+    platform (Windows would record another).
+    """
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
         for name, array in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
-            with archive.open(info, "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
+            info.create_system = _ZIP_UNIX
+            archive.writestr(info, member.getbuffer())
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:

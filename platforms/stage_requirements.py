@@ -1,6 +1,6 @@
 """Print the part of requirements.txt that the stages need on another platform.
 
-The packages whose code the stages run (``stages.interpreter.STAGE_PACKAGES``, which the
+The packages whose code the stages run (``pipeline.interpreter.STAGE_PACKAGES``, which the
 stages check on start) and everything they require there, each block as requirements.txt
 writes it, with its hashes, for ``pip install --require-hashes`` of another platform's
 wheels. The dependencies are read from this environment's installed metadata, which
@@ -21,7 +21,7 @@ from packaging.requirements import Requirement
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stages.interpreter import STAGE_PACKAGES  # noqa: E402
+from pipeline.interpreter import STAGE_PACKAGES  # noqa: E402
 
 
 def normalized(name: str) -> str:

@@ -5,7 +5,7 @@ import importlib.util
 import subprocess
 import sys
 
-from stages import interpreter, paths
+from pipeline import interpreter, paths
 
 SCRIPT = paths.ROOT / "platforms" / "stage_requirements.py"
 spec = importlib.util.spec_from_file_location("stage_requirements", SCRIPT)
