@@ -120,10 +120,11 @@ def decode_flags(registers: Mapping[tuple[int, str], int], xcr0: int) -> frozens
 def cpu_flags() -> frozenset[str]:
     """The CPU's flags of ``FLAG_BITS``, asked of the CPU that runs this process.
 
-    Empty where that cannot be done: a CPU that is not x86-64, or a system that forbids
-    executable memory or lacks ``mmap``'s protections (Windows).
+    Empty where that is not done: a CPU that is not x86-64, a system other than Linux
+    (where dvc.lock's bytes are not promised: macOS and Windows build numpy's libraries
+    otherwise), or one that forbids executable memory.
     """
-    if platform.machine().lower() not in X86_64 or not hasattr(mmap, "PROT_EXEC"):
+    if platform.machine().lower() not in X86_64 or sys.platform != "linux":
         return frozenset()
     try:
         highest = cpuid(0x0, "eax")
