@@ -6,6 +6,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from ruamel.yaml import YAML
@@ -135,3 +136,14 @@ def hermetic_env(home: Path, base: dict[str, str] | None = None) -> dict[str, st
     for name in ("XDG_CONFIG_HOME", "GIT_CONFIG_GLOBAL", "GIT_DIR", "GIT_WORK_TREE"):
         env.pop(name, None)
     return env | {"HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+def wait_for(predicate, what: str, timeout: float = 60):
+    """``predicate()``'s first truthy value, polled every 0.05 s; an AssertionError naming
+    ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := predicate():
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -16,7 +15,7 @@ import pytest
 from pipeline import paths, runner
 from pipeline.errors import STOP_SIGNALS, UserError
 from pipeline.paths import Layout
-from tests.project import dvc_stages
+from tests.project import dvc_stages, wait_for
 
 # The project's packages: the stages, the library they share, the tools and the sweep.
 PACKAGES = ("stages", "pipeline", "tools", "sweep")
@@ -227,15 +226,6 @@ def alive(process: psutil.Process) -> bool:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
-
-
-def wait_for(predicate, what: str, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := predicate():
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux's")

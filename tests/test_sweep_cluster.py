@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import psutil
 import pytest
 
 from pipeline import paths
+from tests import project
 from tests.conftest import Repo, repo_env
 from tests.project import hermetic_env
 from tests.test_sweep_connect import Certificates, write_certificates
@@ -33,6 +33,7 @@ pytestmark = pytest.mark.slow
 IDENTITY = ("sweep test", "sweep-test@example.invalid")
 # Guards against a hung sweep or cluster, far above what the tiny sweeps take.
 TIMEOUT_SECONDS = 240
+wait_for = functools.partial(project.wait_for, timeout=TIMEOUT_SECONDS)
 
 
 def make_home(path: Path, identity: tuple[str, str] | None) -> Path:
@@ -234,15 +235,6 @@ def descendants(pid: int) -> list[psutil.Process]:
         return psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
-
-
-def wait_for(predicate, what: str, timeout: float = TIMEOUT_SECONDS):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := predicate():
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def training(pid: int) -> list[psutil.Process]:
