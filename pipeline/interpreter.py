@@ -23,6 +23,7 @@ STAGE_PACKAGES = (
     "threadpoolctl",
     "matplotlib",
     "pillow",
+    "psutil",
     "pydantic",
     "pydantic_core",
     "ruamel.yaml",

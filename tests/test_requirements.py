@@ -117,3 +117,26 @@ def test_mismatches_name_each_missing_or_other_version():
 
 def test_this_environment_is_the_project_s():
     assert interpreter.check_interpreter(REQUIREMENTS) is None
+
+
+def test_every_package_the_stages_import_is_one_the_interpreter_check_covers():
+    """A package a stage imports but the check leaves out is neither checked against
+    requirements.txt nor installed for the emulated platforms (psutil was missing there)."""
+    import ast
+    from importlib.metadata import packages_distributions
+
+    distributions = packages_distributions()
+    imported = set()
+    for module in [*(paths.ROOT / "stages").glob("*.py"), *(paths.ROOT / "pipeline").glob("*.py")]:
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.partition(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.partition(".")[0])
+    third_party = {
+        re.sub(r"[-_.]+", "-", dist).lower()
+        for name in imported - set(sys.stdlib_module_names) - {"stages", "pipeline"}
+        for dist in distributions.get(name, [name])
+    }
+    covered = {re.sub(r"[-_.]+", "-", name).lower() for name in interpreter.STAGE_PACKAGES}
+    assert third_party - covered == set()
