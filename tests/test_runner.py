@@ -207,7 +207,8 @@ def test_which_parents_are_shells_running_a_command(argv, expected):
 def test_a_processs_parent_and_arguments_are_read_from_proc():
     with subprocess.Popen(["sleep", "60"]) as child:
         assert runner.parent_of(child.pid) == os.getpid()
-        assert runner.command_line(child.pid) == ["sleep", "60"]
+        # The child execs after Popen returns: until then /proc shows no command line yet.
+        wait_for(lambda: runner.command_line(child.pid) == ["sleep", "60"], "sleep's exec", 10)
         child.kill()
     assert runner.parent_of(child.pid) is None
     assert runner.command_line(child.pid) == []
