@@ -195,6 +195,20 @@ def parent_of(pid: int) -> int | None:
     return int(stat.rpartition(")")[2].split()[1])
 
 
+def die_with_parent(parent: int) -> bool:
+    """Have the kernel send this process SIGTERM when ``parent`` (``os.getppid()``, read
+    as early as possible) ends: prctl's parent-death signal. False where that does not
+    exist (not Linux), and nothing is done."""
+    if sys.platform != "linux":
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
+    if os.getppid() != parent:  # it ended before the request above: no signal would come
+        os.kill(os.getpid(), signal.SIGTERM)
+    return True
+
+
 def die_with_starter(parent: int) -> None:
     """Have this process stopped (SIGTERM) when the process that started it ends.
 
@@ -206,14 +220,7 @@ def die_with_starter(parent: int) -> None:
     with is the shell's parent: a thread stops this process once the shell has another
     parent. Linux only; elsewhere nothing happens.
     """
-    if sys.platform != "linux":
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
-        log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
-    if os.getppid() != parent:  # it ended before the request above: no signal would come
-        os.kill(os.getpid(), signal.SIGTERM)
-    if not is_command_shell(command_line(parent)):
+    if not die_with_parent(parent) or not is_command_shell(command_line(parent)):
         return
     starter = parent_of(parent)
     if starter is not None:

@@ -8,39 +8,30 @@ reports the stage failed and exits; SIGKILL goes to whatever is left after a gra
 """
 
 import contextlib
-import ctypes
 import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
 
+from pipeline import runner
 from pipeline.errors import STOP_SIGNALS
 
 log = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 20
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def die_with_parent(parent_pid: int) -> None:
     """Have the kernel send this process SIGTERM when the process that started it ends.
 
-    Linux only (prctl's parent-death signal); elsewhere a warning and nothing else.
+    Linux only (the stages' ``runner.die_with_parent``); elsewhere a warning and nothing else.
     """
-    if sys.platform != "linux":
+    if not runner.die_with_parent(parent_pid):
         log.warning("not Linux: a point keeps running if its worker is killed")
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
-        log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
-    if os.getppid() != parent_pid:
-        # The parent ended before the request above: nobody would send the signal.
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def run_in_group(args: list[str], *, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
