@@ -27,20 +27,38 @@ log = logging.getLogger(__name__)
 
 class _State:
     """What the signal handler needs to know: a stop that arrived, whether stops are held
-    off, and whether the stage's outputs are already complete (then a stop no longer
-    undoes anything)."""
+    off, whether the stage's outputs are already complete (then a stop no longer undoes
+    anything), and whether the stage has ended (then only its report and exit remain)."""
 
     stopped_by: int | None = None
     held = False
     complete = False
+    ended = False
+
+
+def _unwinding_from_a_stop() -> bool:
+    """Whether the code that a signal interrupted is handling a ``StageStopped``: in an
+    ``except`` or ``finally`` block on its way out, such as one removing a temporary file.
+    (A signal handler sees the exception that the interrupted code handles.)"""
+    exc, seen = sys.exc_info()[1], set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, StageStopped):
+            return True
+        seen.add(id(exc))
+        exc = exc.__context__
+    return False
 
 
 def _on_stop(signum, frame):
-    if _State.complete:
-        return  # the outputs are in place: the stage is finishing, let it
+    if _State.complete or _State.ended:
+        return  # the outputs are in place, or the stage reports how it ended: let it
     _State.stopped_by = signum
     if _State.held:
         return  # raised when the hold ends (``stops_held``)
+    if _unwinding_from_a_stop():
+        # A second stop (DVC forwards the user's, the kernel sends one when DVC dies):
+        # raising it would cut short the cleanup that the first one runs.
+        return
     # Unwind like an exception, so that every ``except BaseException`` that removes a
     # temporary file runs before the process exits.
     raise StageStopped(signum)
@@ -117,13 +135,16 @@ def run_stage(main: Callable[[], None], *, stage: str | None = None) -> None:
     message also says how to bring back the outputs that DVC removed before.
     """
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    _State.stopped_by, _State.held, _State.complete = None, False, False
+    _State.stopped_by, _State.held, _State.complete, _State.ended = None, False, False, False
     for signum in STOP_SIGNALS:
         signal.signal(signum, _on_stop)
     hint = after_failure(stage)
     try:
-        main()
-        raise_if_stopped()
+        try:
+            main()
+            raise_if_stopped()
+        finally:
+            _State.ended = True  # later stops are ignored: one report, one exit code
     except UserError as exc:
         _report(f"error: {exc}", hint)
         sys.exit(1)

@@ -125,6 +125,70 @@ def test_where_dvc_ran_the_stage_the_message_says_how_to_get_its_outputs_back(sc
     assert outputs_left(scaled) == []
 
 
+# A second stop while the first one unwinds: `kill` of DVC's process group, then the
+# kernel's parent-death signal when DVC ends. It must cut short neither the cleanup nor
+# the report.
+SECOND_STOP_WHILE_CLEANING = (
+    KILL_AFTER_METRICS
+    + """
+discard = artifacts.StagedOutputs.discard
+def discard_after_a_second_stop(self):
+    os.kill(os.getpid(), signal.SIGTERM)
+    (files.root / "second stop arrived").touch()
+    discard(self)
+artifacts.StagedOutputs.discard = discard_after_a_second_stop
+"""
+)
+
+SECOND_STOP_WHILE_REPORTING = (
+    KILL_AFTER_METRICS
+    + """
+import logging
+class StopAgain(logging.Filter):
+    def filter(self, record):
+        os.kill(os.getpid(), signal.SIGTERM)
+        (files.root / "second stop arrived").touch()
+        return True
+runner.log.addFilter(StopAgain())
+"""
+)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [SECOND_STOP_WHILE_CLEANING, SECOND_STOP_WHILE_REPORTING],
+    ids=["cleaning", "reporting"],
+)
+def test_a_second_stop_cuts_short_neither_the_cleanup_nor_the_message(scaled, fault):
+    result = run_train(scaled, fault)
+    assert result.returncode == 128 + 15, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines() == ["stopped by SIGTERM: this stage wrote no output"]
+    assert outputs_left(scaled) == []
+    assert (scaled.root / "second stop arrived").exists()  # the fault did strike
+
+
+# A stop that a finalizer swallowed, then another: the second must stop the stage at
+# once, not when its work is done.
+STOP_AFTER_A_SWALLOWED_ONE = (
+    SWALLOWED_STOP
+    + """
+def stopped_again(*args):
+    os.kill(os.getpid(), signal.SIGTERM)
+    (files.root / "went on after the second stop").touch()
+formats.write_loss = stopped_again
+"""
+)
+
+
+def test_a_stop_after_a_swallowed_one_stops_the_stage_at_once(scaled):
+    result = run_train(scaled, STOP_AFTER_A_SWALLOWED_ONE)
+    assert result.returncode == 128 + 15, result.stderr
+    assert result.stderr.strip().splitlines() == ["stopped by SIGTERM: this stage wrote no output"]
+    assert not (scaled.root / "went on after the second stop").exists()
+    assert outputs_left(scaled) == []
+
+
 def test_a_stop_during_the_renames_waits_for_them_and_the_stage_finishes(scaled):
     result = run_train(scaled, KILL_DURING_COMMIT)
     assert result.returncode == 0, result.stderr
