@@ -38,6 +38,7 @@ import re
 import stat
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -181,6 +182,26 @@ class Locked:
     md5: str
 
 
+def each_stage(path: Path, stages: dict) -> Iterator[tuple[object, str, dict]]:
+    """Each stage of a dvc.lock's or dvc.yaml's ``stages``: its name, where it is (for
+    messages) and its mapping; ``BadInput`` for a stage that is not a mapping."""
+    for stage_name, stage in stages.items():
+        where = f"{path}: stage {shown(stage_name)}"
+        if not isinstance(stage, dict):
+            raise BadInput(f"{where} is {kind_of(stage)}, expected a mapping")
+        yield stage_name, where, stage
+
+
+def listed(stage: dict, key: str, where: str) -> list:
+    """A stage's list field (outs, metrics, plots), empty if absent or null; ``BadInput``
+    for anything but a list."""
+    entries = stage.get(key)
+    entries = [] if entries is None else entries
+    if not isinstance(entries, list):
+        raise BadInput(f"{where}: {key} is {kind_of(entries)}, expected a list")
+    return entries
+
+
 def read_lock(path: Path) -> dict[str, Locked]:
     """Every output of a dvc.lock, by path, each hash and path checked; ``BadInput`` on
     anything that is not a dvc.lock of DVC 3."""
@@ -201,15 +222,8 @@ def read_lock(path: Path) -> dict[str, Locked]:
     if not isinstance(stages, dict):
         raise BadInput(f"{path}: stages is {kind_of(stages)}, expected a mapping by stage name")
     locked: dict[str, Locked] = {}
-    for stage_name, stage in stages.items():
-        where = f"{path}: stage {shown(stage_name)}"
-        if not isinstance(stage, dict):
-            raise BadInput(f"{where} is {kind_of(stage)}, expected a mapping")
-        outs = stage.get("outs")
-        outs = [] if outs is None else outs
-        if not isinstance(outs, list):
-            raise BadInput(f"{where}: outs is {kind_of(outs)}, expected a list")
-        for out in outs:
+    for stage_name, where, stage in each_stage(path, stages):
+        for out in listed(stage, "outs", where):
             if not isinstance(out, dict):
                 raise BadInput(f"{where}: an out is {kind_of(out)}, expected a mapping")
             out_path = project_path(out.get("path"), f"{where}: out")
@@ -252,19 +266,12 @@ def read_declared(path: Path) -> dict[str, Declared]:
     if not isinstance(stages, dict):
         raise BadInput(f"{path}: expected a mapping `stages:` of stage names")
     declared: dict[str, Declared] = {}
-    for stage_name, stage in stages.items():
-        where = f"{path}: stage {shown(stage_name)}"
-        if not isinstance(stage, dict):
-            raise BadInput(f"{where} is {kind_of(stage)}, expected a mapping")
+    for stage_name, where, stage in each_stage(path, stages):
         for key in UNSUPPORTED_STAGE_KEYS:
             if key in stage and not (key == "wdir" and stage[key] in (".", "./")):
                 raise BadInput(f"{where} uses `{key}`, which verify does not expand")
         for kind in DECLARED_KINDS:
-            entries = stage.get(kind)
-            entries = [] if entries is None else entries
-            if not isinstance(entries, list):
-                raise BadInput(f"{where}: {kind} is {kind_of(entries)}, expected a list")
-            for entry in entries:
+            for entry in listed(stage, kind, where):
                 if isinstance(entry, dict) and len(entry) == 1:
                     [(name, options)] = entry.items()
                     options = options if isinstance(options, dict) else {}
