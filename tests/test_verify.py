@@ -489,21 +489,27 @@ def test_outputs_that_differ_fail_where_the_numbers_do(project, monkeypatch):
     )
 
 
+def make_unreadable(target: Path, monkeypatch) -> None:
+    """Have verify's reads of ``target`` fail with EACCES (the tests run as root, whom
+    chmod 000 does not stop)."""
+    real_md5 = verify.md5_of
+
+    def md5_of(path):
+        if path == target:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_md5(path)
+
+    monkeypatch.setattr(verify, "md5_of", md5_of)
+
+
 def break_object(obj: Path, how: str, monkeypatch) -> None:
     if how == "deleted":
         obj.unlink()
     elif how == "a directory":
         obj.unlink()
         obj.mkdir()
-    elif how == "unreadable":  # the tests run as root, whom chmod 000 does not stop
-        real_md5 = verify.md5_of
-
-        def md5_of(path):
-            if path == obj:
-                raise PermissionError(errno.EACCES, "Permission denied", str(path))
-            return real_md5(path)
-
-        monkeypatch.setattr(verify, "md5_of", md5_of)
+    elif how == "unreadable":
+        make_unreadable(obj, monkeypatch)
     elif how == "corrupt":
         obj.write_bytes(b"not the model\n")
 
@@ -544,15 +550,7 @@ def test_each_cache_object_is_classified(project, monkeypatch, how, expected):
 
 
 def test_an_unreadable_output_is_reported_as_unreadable(project, monkeypatch):
-    model = project.files.model
-    real_md5 = verify.md5_of
-
-    def md5_of(path):
-        if path == model:
-            raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return real_md5(path)
-
-    monkeypatch.setattr(verify, "md5_of", md5_of)
+    make_unreadable(project.files.model, monkeypatch)
     code, lines = project.run()
     assert code == 1
     assert failures(lines) == ["unreadable outputs/model.joblib: Permission denied"]
