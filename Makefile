@@ -9,7 +9,7 @@ BIN := $(abspath $(VENV))/bin
 # The stages' commands run `python`: make it the virtual environment's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro test test-fast verify bench bench-publish bench-sweep lock clean
+.PHONY: setup repro gallery test test-fast verify bench bench-publish bench-sweep lock clean
 
 setup: $(VENV)/.installed node_modules/.package-lock.json
 
@@ -32,6 +32,13 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 repro: setup
 	dvc repro
+
+# The stable gallery's version of the example (since 2021: a shuffled train_test_split,
+# a smaller MLP) as the DVC experiment "gallery", from the committed params.yaml, the
+# 2017 version; the -S arguments come from pipeline/published.py. `dvc exp show` then
+# compares the two; `dvc exp apply gallery` brings it into the workspace.
+gallery: setup
+	dvc exp run --temp --name gallery $$(python -m pipeline.published overrides gallery)
 
 # Every test, on every core (pytest-xdist; worksteal evens out the long end-to-end ones).
 test: setup

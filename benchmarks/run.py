@@ -68,7 +68,7 @@ from tests import project
 log = logging.getLogger("benchmark")
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "benchmarks" / "example.py"
+EXAMPLE = "benchmarks.example"  # python -m, from the root: it imports pipeline.published
 # Where the committed report lives, and where every run writes (git ignores it).
 PUBLISHED = ROOT / "benchmarks"
 DEFAULT_OUT = PUBLISHED / "out"
@@ -364,7 +364,7 @@ class Benchmark:
 
     def round(self, round_no: int, *, measure_stages: bool) -> None:
         """Scenarios a to g once; with ``measure_stages``, each stage's peak RSS too."""
-        example = [sys.executable, str(EXAMPLE), "--png", str(self.scratch / "example.png")]
+        example = [sys.executable, "-m", EXAMPLE, "--png", str(self.scratch / "example.png")]
         self.results.add("example", self.runner.run(example, cwd=ROOT, name=f"example-{round_no}"))
         if self.pinned_env is not None:
             run = self.runner.run(

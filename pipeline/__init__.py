@@ -11,6 +11,8 @@
 - ``model``: the estimator and all that the pipeline knows of it;
 - ``openml``: MNIST from OpenML, the loader of scikit-learn's example;
 - ``paths``: every file the pipeline reads or writes, named once;
+- ``published``: the example's two published versions, their settings and numbers;
 - ``runner``: runs a stage, one message and one exit code per cause;
-- ``schema``: the building blocks of params.yaml's sections.
+- ``schema``: the building blocks of params.yaml's sections;
+- ``split``: the training and test rows, by scikit-learn's ``train_test_split``.
 """

@@ -22,14 +22,27 @@ from pipeline import model
 from pipeline.errors import UserError
 from pipeline.model import TrainParams
 from pipeline.schema import Float, Int, Section
+from pipeline.split import SplitParams
 
 
 class DataParams(Section):
-    """How fetch_and_scale gets and scales the images (and where train splits them)."""
+    """How fetch_and_scale gets and scales the images."""
 
     source: Literal["idx", "openml"]
     pixel_dtype: Literal["float32", "float64"]
-    train_size: Annotated[Int, Field(ge=1)]
+
+
+# Keys that moved: their new section, and the line that says where. An old params.yaml
+# gets that line alone, not also one saying that the new section is missing.
+MOVED = {
+    ("data", "train_size"): (
+        "split",
+        "data.train_size: replaced by split.train_size, in the section split that holds"
+        " scikit-learn's train_test_split arguments; with split.shuffle: false and"
+        " split.test_size: null, the first N rows train as before (params.yaml in git has"
+        " the section: `git show HEAD:params.yaml`)",
+    ),
+}
 
 
 # The largest grids a figure is drawn for: 1000 x 1000 digits would need tens of GB.
@@ -50,13 +63,16 @@ class Params(Section):
     """All of params.yaml. The train section is the estimator's, from ``pipeline/model.py``."""
 
     data: DataParams
+    split: SplitParams
     train: TrainParams
     visualize: VisualizeParams
 
 
 def problems_across_sections(params: Params) -> list[str]:
-    """What each section allows on its own but not with the others, one line each."""
-    problems = model.problems(params.train, train_size=params.data.train_size)
+    """What each section allows on its own but not with the others, one line each. (The
+    split's sizes against the data's, and early stopping's against the split's, are the
+    train stage's to check: only it reads the data.)"""
+    problems = params.split.problems()
     units, layer = model.drawn_units(params.train)
     rows, cols = params.visualize.rows, params.visualize.cols
     if rows * cols > units:
@@ -90,6 +106,8 @@ def _describe(error: dict) -> str:
     key = ".".join(str(part) for part in loc) or "params.yaml"
     if error["type"] == "missing":
         return f"{key}: missing"
+    if error["type"] == "extra_forbidden" and tuple(loc) in MOVED:
+        return MOVED[tuple(loc)][1]
     if error["type"] == "extra_forbidden":
         section = _section_at(loc[:-1])
         known = list(section.model_fields) if section else []
@@ -104,22 +122,34 @@ def parse_params(raw: Any) -> Params:
     """Check the parsed YAML ``raw`` and build ``Params``; a ``UserError`` lists every problem."""
     if not isinstance(raw, dict):
         raise UserError(
-            f"params.yaml: expected sections data, train and visualize, got {_quoted(raw)}"
+            f"params.yaml: expected sections data, split, train and visualize, got {_quoted(raw)}"
         )
     try:
         params = Params.model_validate(raw)
     except ValidationError as exc:
         # Across sections only once every key is valid on its own: a check of two values
         # cannot run while one of them is refused.
-        lines = [_describe(error) for error in exc.errors()]
+        errors = exc.errors()
+        moved = {tuple(error["loc"]) for error in errors} & set(MOVED)
+        new_homes = {(MOVED[loc][0],) for loc in moved}
+        lines = [
+            _describe(error)
+            for error in errors
+            if not (error["type"] == "missing" and tuple(error["loc"]) in new_homes)
+        ]
     else:
         lines = problems_across_sections(params)
     if lines:
-        raise UserError(
-            f"params.yaml has {len(lines)} problem{'s' if len(lines) > 1 else ''}:\n  "
-            + "\n  ".join(lines)
-        )
+        raise problems_error(lines)
     return params
+
+
+def problems_error(lines: list[str]) -> UserError:
+    """The one message for every problem of params.yaml that was found, one line each."""
+    return UserError(
+        f"params.yaml has {len(lines)} problem{'s' if len(lines) > 1 else ''}:\n  "
+        + "\n  ".join(lines)
+    )
 
 
 def read_yaml(path: Path) -> Any:

@@ -67,12 +67,12 @@ def read_loss(path: Path) -> tuple[list[int], list[float]]:
 
 
 def write_predictions(
-    path: Path, first_index: int, actual: np.ndarray, predicted: np.ndarray
+    path: Path, rows: np.ndarray, actual: np.ndarray, predicted: np.ndarray
 ) -> None:
-    """A row per test digit; ``first_index`` is the first test digit's row in images.npy."""
-    pairs = zip(actual.tolist(), predicted.tolist(), strict=True)
-    rows = [f"{first_index + i},{a},{p}" for i, (a, p) in enumerate(pairs)]
-    write_text(path, ",".join(PREDICTION_FIELDS) + "\n" + "\n".join(rows) + "\n")
+    """A row per test digit: ``rows`` holds each one's row in images.npy."""
+    lines = zip(rows.tolist(), actual.tolist(), predicted.tolist(), strict=True)
+    text = "\n".join(f"{index},{a},{p}" for index, a, p in lines)
+    write_text(path, ",".join(PREDICTION_FIELDS) + "\n" + text + "\n")
 
 
 def read_predictions(path: Path) -> np.ndarray:

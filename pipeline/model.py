@@ -135,32 +135,32 @@ def _held_out(params: TrainParams, n_samples: int) -> int:
 
 
 def problems(params: TrainParams, *, train_size: int) -> list[str]:
-    """What scikit-learn would refuse in ``params`` once it sees ``train_size`` rows, one
-    line each: early stopping's validation set, too small or all the rows.
+    """What scikit-learn would refuse in ``params`` once it sees the split's ``train_size``
+    training rows, one line each: early stopping's validation set, too small or all the rows.
 
-    (A two-class training set would also be split by class; MNIST's first rows hold more
+    (A two-class training set would also be split by class; MNIST's rows hold more
     classes than the few rows for which that could fail.)
     """
     held_out = _held_out(params, train_size)
     if not held_out or (held_out >= 2 and train_size - held_out >= 1):
         return []
     turn_off = "or set train.early_stopping to false"
+    rows = f"the split's {train_size} training rows"
     if train_size < 3:
         return [
-            f"data.train_size = {train_size} is too few rows for train.early_stopping:"
-            f" scikit-learn needs 2 to validate on and 1 to train on; use at least 3, {turn_off}"
+            f"{rows} are too few for train.early_stopping: scikit-learn needs 2 to validate"
+            f" on and 1 to train on; make split.train_size at least 3, {turn_off}"
         ]
     fraction = f"train.validation_fraction = {params.validation_fraction}"
     if held_out < 2:
         return [
-            f"{fraction} sets aside {held_out} of data.train_size = {train_size} rows for"
-            " early stopping's validation set, and scikit-learn needs at least 2: make it"
-            f" more than 1/{train_size}, {turn_off}"
+            f"{fraction} sets aside {held_out} of {rows} for early stopping's validation"
+            f" set, and scikit-learn needs at least 2: make it more than 1/{train_size},"
+            f" {turn_off}"
         ]
     return [
-        f"{fraction} sets aside all {train_size} rows of data.train_size for early stopping's"
-        f" validation set, leaving none to train on: make it at most"
-        f" {train_size - 1}/{train_size}, {turn_off}"
+        f"{fraction} sets aside all of {rows} for early stopping's validation set, leaving"
+        f" none to train on: make it at most {train_size - 1}/{train_size}, {turn_off}"
     ]
 
 
@@ -180,15 +180,17 @@ def memory_needed(
     n_classes: int,
     n_test: int,
     itemsize: int,
+    split_copied: int = 0,
 ) -> int:
     """Bytes that the train stage's arrays certainly need at once: a lower bound.
 
-    It counts, in the images' float size: during the fit, the copies of the weights and
-    biases (``WEIGHT_COPIES``), a batch's activations and their deltas (lbfgs's batch is
-    every row), the copies of the rows that shuffled batches and early stopping's split
-    make; after the fit, the
-    weights kept and the outputs of two layers at a time in the forward pass that scores
-    every training (or test) row. It leaves out short-lived temporaries (the peaks that
+    It counts, in the images' float size: the ``split_copied`` rows that a shuffled
+    split copies out of the memory-mapped images, held from the fit to the scoring;
+    during the fit, the copies of the weights and biases (``WEIGHT_COPIES``), a batch's
+    activations and their deltas (lbfgs's batch is every row), the copies of the rows
+    that shuffled batches and early stopping's split make; after the fit, the weights
+    kept and the outputs of two layers at a time in the forward pass that scores every
+    training (or test) row. It leaves out short-lived temporaries (the peaks that
     tests/test_model.py measures are 1 to 1.7 times the bound) and the memory-mapped
     images, which the page cache holds and can give back.
     """
@@ -204,7 +206,7 @@ def memory_needed(
         copied = (n_samples if held_out else 0) + (batch if params.shuffle else 0)
     fitting = during * weights + 2 * batch * sum(widths) + copied * n_features
     scoring = after * weights + max(n_samples, n_test) * forward
-    return itemsize * max(fitting, scoring)
+    return itemsize * (split_copied * n_features + max(fitting, scoring))
 
 
 def _size(n_bytes: float) -> str:
@@ -215,23 +217,36 @@ def _size(n_bytes: float) -> str:
     return f"{n_bytes:.1f} TiB"
 
 
-def check_memory(params: TrainParams, X: np.ndarray, y: np.ndarray, *, n_test: int, available: int):
-    """Refuse, in one line, a fit of ``X`` and ``y`` that certainly needs more than
-    ``available`` bytes (``memory_needed``), before it starts."""
-    n_samples, n_features = X.shape
+def check_memory(
+    params: TrainParams,
+    y: np.ndarray,
+    *,
+    n_features: int,
+    itemsize: int,
+    n_test: int,
+    split_copied: int,
+    available: int,
+):
+    """Refuse, in one line, a fit on the labels ``y`` (one a training row) that certainly
+    needs more than ``available`` bytes (``memory_needed``), before it starts."""
+    n_samples = len(y)
     needed = memory_needed(
         params,
         n_samples=n_samples,
         n_features=n_features,
         n_classes=len(np.unique(y)),
         n_test=n_test,
-        itemsize=X.dtype.itemsize,
+        itemsize=itemsize,
+        split_copied=split_copied,
     )
     if needed > available:
+        copies = (
+            f", and the {split_copied} rows that the shuffled split copies" if split_copied else ""
+        )
         raise UserError(
             f"training needs at least {_size(needed)} of memory (its largest arrays, counted"
             f" for train.hidden_layer_sizes = {params.hidden_layer_sizes} and"
-            f" train.solver = {params.solver} on {n_samples} rows of {n_features} values),"
+            f" train.solver = {params.solver} on {n_samples} rows of {n_features} values{copies}),"
             f" but this machine has {_size(available)} available: make the hidden layers"
-            " smaller, or data.train_size"
+            " smaller, or split.train_size"
         )

@@ -1,40 +1,65 @@
-"""Stage train: fit the estimator of ``pipeline/model.py`` on the first ``data.train_size`` digits.
+"""Stage train: fit the estimator of ``pipeline/model.py`` on the training digits of the split.
 
-Reads params ``train`` and ``data.train_size`` and the arrays of fetch_and_scale
-(memory-mapped, never copied whole). Refuses, before fitting, a fit that this machine's
-memory cannot hold. Prints the loss of each iteration as the example does, then writes,
-all or none: ``outputs/model.joblib``, and the files of ``pipeline/formats.py``:
+Reads params ``split`` (``pipeline/split.py``: scikit-learn's ``train_test_split``) and
+``train``, and the arrays of fetch_and_scale (memory-mapped; copied only where a shuffled
+split reorders the rows). Refuses, before any copy or fit, a split that scikit-learn
+refuses for the data's size, early stopping that the training rows cannot hold, and a fit
+that this machine's memory cannot hold. Prints the loss of each iteration as the example
+does, then writes, all or none: ``outputs/model.joblib``, and the files of ``pipeline/formats.py``:
 ``weights.npz`` (the first layer's weights, pickle-free, for visualize), ``loss.csv``,
 ``metrics.json`` (accuracies, final loss, iterations: nothing that varies run to run),
-``per_class.csv`` and ``predictions.csv``.
+``per_class.csv`` and ``predictions.csv`` (``index``: each test digit's row in images.npy).
 """
 
 import logging
+from dataclasses import dataclass
 
 import joblib
 import numpy as np
 import psutil
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-from pipeline import formats, model, paths
+from pipeline import formats, model, paths, split
 from pipeline.artifacts import all_or_none
-from pipeline.config import load_params
-from pipeline.errors import UserError
+from pipeline.config import Params, load_params, problems_error
 from pipeline.paths import Layout
 from pipeline.runner import refuse_direct_run
 
 log = logging.getLogger(__name__)
 
 
-def load_split(files: Layout, train_size: int):
-    """Memory-map the arrays and split them into (X_train, y_train, X_test, y_test)."""
+@dataclass(frozen=True)
+class Sets:
+    """The training and test digits, and each test digit's row in images.npy."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    test_rows: np.ndarray
+
+
+def load_split(files: Layout, params: Params, *, available: int) -> Sets:
+    """Split the arrays as params.yaml's ``split`` says, once every check has passed: the
+    split's sizes, early stopping's, and the memory that the fit needs (``available``
+    bytes), the rows that a shuffled split copies included."""
     images = formats.read_array(files.images, mmap_mode="r")
     labels = formats.read_array(files.labels)
-    if not 0 < train_size < len(images):
-        raise UserError(
-            f"data.train_size = {train_size} leaves no test rows: the data has {len(images)} images"
-        )
-    return images[:train_size], labels[:train_size], images[train_size:], labels[train_size:]
+    rows = split.split_rows(params.split, labels)
+    y_train, y_test = rows.take(labels)
+    if problems := model.problems(params.train, train_size=len(y_train)):
+        raise problems_error(problems)
+    model.check_memory(
+        params.train,
+        y_train,
+        n_features=images.shape[1],
+        itemsize=images.dtype.itemsize,
+        n_test=len(y_test),
+        split_copied=rows.copied,
+        available=available,
+    )
+    X_train, X_test = rows.take(images)
+    return Sets(X_train, y_train, X_test, y_test, test_rows=rows.test)
 
 
 def available_memory() -> int:
@@ -70,14 +95,11 @@ def per_class(classes: np.ndarray, y_test, predicted) -> list[tuple[int, float, 
 def run(files: Layout) -> dict:
     """Train and write the outputs under ``files``; return the headline metrics."""
     params = load_params(files.params)
-    X_train, y_train, X_test, y_test = load_split(files, params.data.train_size)
-    model.check_memory(
-        params.train, X_train, y_train, n_test=len(X_test), available=available_memory()
-    )
-    estimator = model.fit(X_train, y_train, params.train)
-    predicted = estimator.predict(X_test)
+    sets = load_split(files, params, available=available_memory())
+    estimator = model.fit(sets.X_train, sets.y_train, params.train)
+    predicted = estimator.predict(sets.X_test)
     history = model.loss_history(estimator)
-    metrics = evaluate(estimator, X_train, y_train, y_test, predicted, history)
+    metrics = evaluate(estimator, sets.X_train, sets.y_train, sets.y_test, predicted, history)
     print(f"Training set score: {metrics['train_accuracy']:f}")
     print(f"Test set score: {metrics['test_accuracy']:f}")
 
@@ -87,9 +109,11 @@ def run(files: Layout) -> dict:
         formats.write_loss(out.temp(files.loss_csv), history)
         formats.write_metrics(out.temp(files.metrics), metrics)
         formats.write_per_class(
-            out.temp(files.per_class), per_class(estimator.classes_, y_test, predicted)
+            out.temp(files.per_class), per_class(estimator.classes_, sets.y_test, predicted)
         )
-        formats.write_predictions(out.temp(files.predictions), len(X_train), y_test, predicted)
+        formats.write_predictions(
+            out.temp(files.predictions), sets.test_rows, sets.y_test, predicted
+        )
     return metrics
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from pipeline import mnist
 from pipeline.paths import Layout
+from pipeline.published import EXAMPLE_2017
 from stages import fetch_and_scale
 from tests.local_http import LocalServer
 from tests.project import Repo, hermetic_env, write_home
@@ -29,17 +30,9 @@ FILES = (
 )
 N_TRAIN, N_TEST = 60, 20
 
-# scikit-learn's example "Visualization of MLP weights on MNIST": the MLPClassifier
-# arguments it sets, as published (the rest are scikit-learn's defaults).
-EXAMPLE_ARGS = dict(
-    hidden_layer_sizes=(50,),
-    max_iter=10,
-    alpha=1e-4,
-    solver="sgd",
-    tol=1e-4,
-    random_state=1,
-    learning_rate_init=0.1,
-)
+# scikit-learn's example "Visualization of MLP weights on MNIST" as published in 2017:
+# the MLPClassifier arguments it sets (the rest are scikit-learn's defaults).
+EXAMPLE_ARGS = EXAMPLE_2017.estimator_args
 
 
 def idx(array: np.ndarray) -> bytes:

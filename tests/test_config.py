@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from pipeline import paths
+from pipeline import paths, published
 from pipeline.config import load_params, parse_params, read_yaml
 from pipeline.errors import UserError
 from tests.conftest import EXAMPLE_ARGS, Repo, repo_env
@@ -27,8 +27,16 @@ def problems(raw: dict) -> list[str]:
 def test_defaults_are_the_examples_settings():
     params = load_params(paths.PROJECT.params)
     assert params.data.pixel_dtype == "float64"
-    assert params.data.train_size == 60000
     assert params.data.source == "idx"
+    # MNIST's own split, the 2017 example's: the first 60,000 rows train, unshuffled.
+    assert params.split.model_dump() == {
+        "train_size": 60000,
+        "test_size": None,
+        "shuffle": False,
+        "random_state": 0,
+        "stratify": False,
+    }
+    assert published.matching(params) is published.EXAMPLE_2017
     kwargs = params.train.estimator_kwargs()
     assert {k: kwargs[k] for k in EXAMPLE_ARGS} == EXAMPLE_ARGS
     assert (params.visualize.rows, params.visualize.cols, params.visualize.range_factor) == (
@@ -120,7 +128,7 @@ def spelling_repo(tmp_path_factory):
 @pytest.mark.parametrize(("key", "spelling"), SPELLINGS)
 def test_a_stage_uses_the_value_dvc_records_or_refuses_it(spelling_repo, key, spelling):
     repo = spelling_repo
-    repo.set_param(key, spelling)
+    repo.set_param(f"train.{key}", spelling)
     try:
         diff = json.loads(repo.dvc("params", "diff", "--json").stdout)
         recorded = diff["params.yaml"][f"train.{key}"]["new"]
@@ -204,12 +212,13 @@ def exc_detail(exc: UserError) -> str:
             "float16",
             "data.pixel_dtype: Input should be 'float32' or 'float64' (got 'float16')",
         ),
-        (
-            "data",
-            "train_size",
-            0,
-            "data.train_size: Input should be greater than or equal to 1 (got 0)",
-        ),
+        ("split", "train_size", 0, "split.train_size: a number of rows is at least 1"),
+        ("split", "test_size", 1.0, "split.test_size: a fraction is above 0 and below 1"),
+        ("split", "test_size", -0.5, "split.test_size: a fraction is above 0 and below 1"),
+        ("split", "train_size", True, "split.train_size: expected a number of rows, a fraction"),
+        ("split", "train_size", "0.3", "split.train_size: expected a number of rows (an integer)"),
+        ("split", "random_state", None, "split.random_state: Input should be a valid integer"),
+        ("split", "shuffle", "yes", "split.shuffle: Input should be a valid boolean (got 'yes')"),
         ("data", "source", "web", "data.source: Input should be 'idx' or 'openml' (got 'web')"),
         (
             "visualize",
@@ -267,32 +276,45 @@ def test_grid_larger_than_first_layer_is_refused(raw):
 
 
 @pytest.mark.parametrize(
-    ("train_size", "fraction", "expected"),
+    ("split", "expected"),
     [
-        (60000, 0.00001, "train.validation_fraction = 1e-05 sets aside 1 of data.train_size"),
-        (60, 0.999, "train.validation_fraction = 0.999 sets aside all 60 rows of data.train_size"),
-        (2, 0.1, "data.train_size = 2 is too few rows for train.early_stopping"),
+        (
+            {"shuffle": False, "stratify": True},
+            ["split.stratify = true needs split.shuffle = true: scikit-learn has no"],
+        ),
+        (
+            {"train_size": 0.5, "test_size": 0.6, "shuffle": True},
+            ["split.train_size + split.test_size = 0.5 + 0.6 is more than all the rows"],
+        ),
     ],
 )
-def test_early_stopping_that_scikit_learn_would_refuse_is_a_params_problem(
-    raw, train_size, fraction, expected
+def test_a_split_that_scikit_learn_refuses_whatever_the_data_is_a_params_problem(
+    raw, split, expected
 ):
-    # Each gave scikit-learn's traceback ("The validation set is too small", "the
-    # resulting train set will be empty") once the data was read and split.
-    raw["data"]["train_size"] = train_size
-    raw["train"]["early_stopping"] = True
-    raw["train"]["validation_fraction"] = fraction
-    [line] = problems(raw)
-    assert line.startswith(expected)
+    # Each is train_test_split's ValueError, found here before any stage starts; the
+    # sizes against the data's are the train stage's to check (tests/test_split.py).
+    raw["split"] |= split
+    found = problems(raw)
+    assert [line[: len(start)] for line, start in zip(found, expected, strict=True)] == expected
+
+
+def test_a_params_file_from_before_the_split_gets_one_line_saying_what_replaced_it(raw):
+    del raw["split"]
+    raw["data"]["train_size"] = 60000
+    assert problems(raw) == [
+        "data.train_size: replaced by split.train_size, in the section split that holds"
+        " scikit-learn's train_test_split arguments; with split.shuffle: false and"
+        " split.test_size: null, the first N rows train as before (params.yaml in git has"
+        " the section: `git show HEAD:params.yaml`)"
+    ]
 
 
 def test_problems_across_sections_are_reported_together(raw):
-    raw["train"]["early_stopping"] = True
-    raw["train"]["validation_fraction"] = 0.00001
+    raw["split"]["stratify"] = True
     raw["visualize"]["rows"] = 8
     raw["visualize"]["cols"] = 8
     assert [line.split(" ")[0] for line in problems(raw)] == [
-        "train.validation_fraction",
+        "split.stratify",
         "visualize.rows",
     ]
 
@@ -317,8 +339,8 @@ def test_params_are_frozen():
     ("text", "expected"),
     [
         ("train: [unclosed", "is not valid YAML"),
-        ("", "expected sections data, train and visualize, got None"),
-        ("- a list", "expected sections data, train and visualize"),
+        ("", "expected sections data, split, train and visualize, got None"),
+        ("- a list", "expected sections data, split, train and visualize"),
     ],
 )
 def test_unreadable_params_file(tmp_path, text, expected):

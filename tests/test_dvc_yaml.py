@@ -124,10 +124,10 @@ def test_each_stage_depends_on_the_outputs_it_reads():
 
 
 def test_each_stage_tracks_exactly_the_params_it_reads():
-    # fetch_and_scale does not read train_size: changing it must not rewrite the arrays.
+    # fetch_and_scale does not read the split: changing it must not rewrite the arrays.
     assert STAGES["fetch_and_scale"]["params"] == ["data.source", "data.pixel_dtype"]
-    # train passes every key of its section to MLPClassifier.
-    assert STAGES["train"]["params"] == ["data.train_size", "train"]
+    # train passes every key of split to train_test_split and of train to MLPClassifier.
+    assert STAGES["train"]["params"] == ["split", "train"]
     # visualize tracks the whole file, so that a misspelt key or section is validated too
     assert STAGES["visualize"]["params"] == [{"params.yaml": None}]
 

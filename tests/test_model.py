@@ -31,8 +31,8 @@ def with_train(**changes) -> TrainParams:
 
 
 def test_only_the_model_module_knows_the_estimator():
-    # verify.py is the exception: its EXAMPLE_ARGS are the published example's reference.
-    exempt = {paths.ROOT / "pipeline" / "model.py", paths.ROOT / "tools" / "verify.py"}
+    # published.py is the exception: its records are the published versions' reference.
+    exempt = {paths.ROOT / "pipeline" / "model.py", paths.ROOT / "pipeline" / "published.py"}
     knowing = {
         f"{package}/{path.name}": [
             line.strip() for line in path.read_text().splitlines() if ESTIMATOR_WORDS.search(line)
@@ -86,23 +86,23 @@ def test_scikit_learn_accepts_every_value_the_schema_accepts(field):
         (
             60000,
             0.00001,
-            "train.validation_fraction = 1e-05 sets aside 1 of data.train_size = 60000 rows"
+            "train.validation_fraction = 1e-05 sets aside 1 of the split's 60000 training rows"
             " for early stopping's validation set, and scikit-learn needs at least 2: make it"
             " more than 1/60000, or set train.early_stopping to false",
         ),
         (
             60,
             0.999,
-            "train.validation_fraction = 0.999 sets aside all 60 rows of data.train_size for"
-            " early stopping's validation set, leaving none to train on: make it at most 59/60,"
-            " or set train.early_stopping to false",
+            "train.validation_fraction = 0.999 sets aside all of the split's 60 training rows"
+            " for early stopping's validation set, leaving none to train on: make it at most"
+            " 59/60, or set train.early_stopping to false",
         ),
         (
             2,
             0.1,
-            "data.train_size = 2 is too few rows for train.early_stopping: scikit-learn needs 2"
-            " to validate on and 1 to train on; use at least 3, or set train.early_stopping"
-            " to false",
+            "the split's 2 training rows are too few for train.early_stopping: scikit-learn"
+            " needs 2 to validate on and 1 to train on; make split.train_size at least 3, or"
+            " set train.early_stopping to false",
         ),
     ],
 )
@@ -203,14 +203,20 @@ def test_the_bound_is_below_what_the_stage_allocates_and_near_it(
 
 def test_a_fit_larger_than_the_memory_available_is_refused_in_one_line():
     params = with_train(hidden_layer_sizes=[4])
-    X, y = np.zeros((10, 3)), np.arange(10) % 3
+    y = np.arange(10) % 3
+    sizes = {"n_features": 3, "itemsize": 8, "n_test": 5, "split_copied": 0}
     needed = 8 * (4 * 31 + 2 * 10 * 7 + 10 * 3)  # test_memory_needed_by_hand's first case
-    model.check_memory(params, X, y, n_test=5, available=needed)  # just enough: no error
+    model.check_memory(params, y, **sizes, available=needed)  # just enough: no error
     with pytest.raises(UserError) as refused:
-        model.check_memory(params, X, y, n_test=5, available=needed - 1)
+        model.check_memory(params, y, **sizes, available=needed - 1)
     assert str(refused.value) == (
         "training needs at least 2.3 KiB of memory (its largest arrays, counted for"
         " train.hidden_layer_sizes = [4] and train.solver = sgd on 10 rows of 3 values), but"
         " this machine has 2.3 KiB available: make the hidden layers smaller, or"
-        " data.train_size"
+        " split.train_size"
     )
+    # A shuffled split's copy of the rows counts too: 15 rows of 3 values more.
+    copied = needed + 8 * 15 * 3
+    model.check_memory(params, y, **sizes | {"split_copied": 15}, available=copied)
+    with pytest.raises(UserError, match="and the 15 rows that the shuffled split copies"):
+        model.check_memory(params, y, **sizes | {"split_copied": 15}, available=copied - 1)

@@ -29,7 +29,7 @@ def project(tmp_path, mnist_env) -> Layout:
     """The pipeline's files under tmp_path: params and checksums for the tiny data."""
     files = Layout.under(tmp_path)
     raw = read_yaml(paths.PROJECT.params)
-    raw["data"]["train_size"] = N_TRAIN
+    raw["split"]["train_size"] = N_TRAIN
     files.params.write_text(yaml.safe_dump(raw))
     files.checksums.parent.mkdir()
     files.checksums.write_bytes(mnist_env.checksums.read_bytes())
@@ -87,10 +87,16 @@ def scaled(project) -> Layout:
     return project
 
 
+def split_of(files: Layout) -> train.Sets:
+    """The sets that the train stage fits and scores, as params.yaml splits them."""
+    return train.load_split(files, load_params(files.params), available=2**50)
+
+
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_train_matches_a_direct_mlpclassifier_fit(scaled):
     params = load_params(scaled.params)
-    X_train, y_train, X_test, y_test = train.load_split(scaled, params.data.train_size)
+    sets = split_of(scaled)
+    X_train, y_train, X_test = sets.X_train, sets.y_train, sets.X_test
     assert (len(X_train), len(X_test)) == (N_TRAIN, N_TEST)
     fitted = model.fit(X_train, y_train, params.train)
     reference = MLPClassifier(**EXAMPLE_ARGS).fit(np.array(X_train), np.array(y_train))
@@ -156,9 +162,9 @@ def test_metrics_and_per_class_scores_against_hand_counts():
 
 def test_predictions_csv_indexes_rows_of_the_images(tmp_path):
     path = tmp_path / "predictions.csv"
-    formats.write_predictions(path, 60, np.array([3, 4]), np.array([3, 9]))
-    assert path.read_text() == "index,actual,predicted\n60,3,3\n61,4,9\n"
-    np.testing.assert_array_equal(formats.read_predictions(path), [[60, 3, 3], [61, 4, 9]])
+    formats.write_predictions(path, np.array([61, 7]), np.array([3, 4]), np.array([3, 9]))
+    assert path.read_text() == "index,actual,predicted\n61,3,3\n7,4,9\n"
+    np.testing.assert_array_equal(formats.read_predictions(path), [[61, 3, 3], [7, 4, 9]])
 
 
 def test_loss_csv_keeps_full_precision(tmp_path):
@@ -171,7 +177,8 @@ def test_loss_csv_keeps_full_precision(tmp_path):
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_lbfgs_which_keeps_no_loss_curve_records_its_final_loss(scaled):
     params = load_params(scaled.params)
-    X_train, y_train, _, _ = train.load_split(scaled, params.data.train_size)
+    sets = split_of(scaled)
+    X_train, y_train = sets.X_train, sets.y_train
     lbfgs = params.train.model_copy(update={"solver": "lbfgs", "max_iter": 3})
     fitted = model.fit(X_train, y_train, lbfgs)
     assert not hasattr(fitted, "loss_curve_")
@@ -180,17 +187,20 @@ def test_lbfgs_which_keeps_no_loss_curve_records_its_final_loss(scaled):
 
 
 def test_train_size_that_leaves_no_test_rows_is_refused(scaled):
-    with pytest.raises(
-        UserError,
-        match=rf"data.train_size = {N_TRAIN + N_TEST} leaves no test rows:"
-        rf" the data has {N_TRAIN + N_TEST} images",
-    ):
-        train.load_split(scaled, N_TRAIN + N_TEST)
+    with_params(scaled, "split", train_size=N_TRAIN + N_TEST)
+    with pytest.raises(UserError) as refused:
+        split_of(scaled)
+    assert str(refused.value) == (
+        f"params.yaml's split (train_size = {N_TRAIN + N_TEST}, test_size = null) cannot split"
+        f" the {N_TRAIN + N_TEST} digits of data/images.npy: scikit-learn's train_test_split"
+        f" says: train_size={N_TRAIN + N_TEST} should be either positive and smaller than the"
+        f" number of samples {N_TRAIN + N_TEST} or a float in the (0, 1) range"
+    )
 
 
 def test_train_without_data_says_how_to_make_it(project):
     with pytest.raises(UserError, match=r"images.npy not found: run `dvc repro` to make it"):
-        train.load_split(project, N_TRAIN)
+        split_of(project)
 
 
 def test_an_array_that_would_need_unpickling_is_refused_in_one_line(scaled):
@@ -198,12 +208,13 @@ def test_an_array_that_would_need_unpickling_is_refused_in_one_line(scaled):
     with pytest.raises(
         UserError, match=r"labels.npy is not an array that fetch_and_scale wrote \(Object arrays"
     ):
-        train.load_split(scaled, N_TRAIN)
+        split_of(scaled)
 
 
 def test_diverging_training_is_one_message_naming_the_learning_rate(scaled):
     params = load_params(scaled.params).train.model_copy(update={"learning_rate_init": 1e308})
-    X_train, y_train, _, _ = train.load_split(scaled, N_TRAIN)
+    sets = split_of(scaled)
+    X_train, y_train = sets.X_train, sets.y_train
     with pytest.raises(
         UserError,
         match=r"^training diverged: .* train.learning_rate_init = 1e\+308 is likely too large",
@@ -237,7 +248,7 @@ def test_a_fit_too_large_for_the_memory_is_refused_before_it_starts(scaled, monk
         f"training needs at least {needed / 2**30:.1f} GiB of memory (its largest arrays,"
         " counted for train.hidden_layer_sizes = [10000000] and train.solver = sgd on 60 rows"
         " of 784 values), but this machine has 16.0 GiB available: make the hidden layers"
-        " smaller, or data.train_size"
+        " smaller, or split.train_size"
     )
     assert f"{needed / 2**30:.1f}" == "245.9"
     assert capsys.readouterr().out == ""  # not one iteration ran

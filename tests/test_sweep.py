@@ -120,7 +120,9 @@ def test_a_grid_with_several_problems_names_each_once():
         "  train.alpha=1e-05 visualize.rows=50: params.yaml has 1 problem: visualize.rows: Input"
         " should be less than or equal to 40 (got 50)",
     ]
-    check_points(expand(["train.alpha=1e-5,1e-4", "data.train_size=50"]), at_base)  # fine
+    check_points(
+        expand(["train.alpha=1e-5,1e-4", "split.train_size=50", "split.test_size=0.25"]), at_base
+    )
 
 
 @pytest.mark.parametrize(

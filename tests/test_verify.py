@@ -23,8 +23,9 @@ import numpy as np
 import pytest
 from ruamel.yaml import YAML
 
-from pipeline import cpu, formats, paths
+from pipeline import cpu, formats, paths, published
 from pipeline.paths import Layout
+from pipeline.published import EXAMPLE_2017, GALLERY_2021
 from tests import machines
 from tests.project import dvc_stages, entry_paths, read_yaml
 from tools import verify
@@ -44,6 +45,25 @@ def dvc_dir_hash(files: dict[str, bytes]) -> tuple[str, bytes]:
         tree.add(tuple(relpath.split("/")), Meta(), HashInfo("md5", md5))
     tree.digest()
     return tree.oid, tree.as_bytes()
+
+
+def write_numbers(files: Layout, version: published.Version) -> None:
+    """loss.csv and metrics.json with ``version``'s published numbers."""
+    formats.write_loss(files.loss_csv, list(enumerate(version.losses, 1)))
+    final = {"final_loss": version.losses[-1], "iterations": len(version.losses)}
+    formats.write_metrics(files.metrics, version.accuracies | final)
+
+
+def set_version(params: Path, version: published.Version) -> None:
+    """Write ``version``'s settings into the params.yaml at ``params``, as ``dvc exp run
+    -S`` would (``published.overrides``), every other line kept."""
+    yaml = YAML()
+    raw = yaml.load(params)
+    for override in published.overrides(version):
+        key, _, value = override.partition("=")
+        section, name = key.split(".")
+        raw[section][name] = YAML(typ="safe").load(value)
+    yaml.dump(raw, params)
 
 
 def dump_yaml(data, path: Path) -> None:
@@ -148,12 +168,7 @@ def fake(tmp_path, monkeypatch, caplog):
             shutil.copyfile(paths.ROOT / "dvc.yaml", root / "dvc.yaml")
             files = Layout.under(root)
             files.loss_csv.parent.mkdir(parents=True)
-            formats.write_loss(files.loss_csv, list(enumerate(verify.PUBLISHED_LOSSES, 1)))
-            formats.write_metrics(
-                files.metrics,
-                verify.PUBLISHED_ACCURACY
-                | {"final_loss": verify.PUBLISHED_LOSSES[-1], "iterations": 10},
-            )
+            write_numbers(files, EXAMPLE_2017)
             numbers = {
                 "outputs/loss.csv": files.loss_csv.read_bytes(),
                 "outputs/metrics.json": files.metrics.read_bytes(),
@@ -426,8 +441,9 @@ def test_missing_outputs_fail_on_every_cpu(project, monkeypatch, reason):
             NOT_PINNABLE,
             False,
             0,
-            "verdict: outputs differ from dvc.lock in their bytes, numbers within tolerance (as"
-            f" expected where the CPU cannot run the pinned code paths: {NOT_PINNABLE})",
+            "verdict: outputs differ from dvc.lock in their bytes, numbers of scikit-learn's"
+            " example as published in 2017 within tolerance (as expected where the CPU cannot"
+            f" run the pinned code paths: {NOT_PINNABLE})",
         ),
         (
             NOT_PINNABLE,
@@ -476,7 +492,7 @@ def test_another_lock_is_compared_and_the_cache_checked_for_the_workspaces(proje
 
 def test_outputs_that_differ_fail_where_the_numbers_do(project, monkeypatch):
     monkeypatch.setattr(cpu, "why_not_pinnable_here", lambda: NOT_PINNABLE)
-    losses = list(enumerate(verify.PUBLISHED_LOSSES, 1))
+    losses = list(enumerate(EXAMPLE_2017.losses, 1))
     losses[4] = (5, losses[4][1] + 2e-8)
     formats.write_loss(project.files.loss_csv, losses)
     code, lines = project.run()
@@ -793,16 +809,38 @@ def test_numbers_pass_whatever_the_bytes_and_without_a_lock(project):
     code, lines = project.run("--numbers")
     assert code == 0, lines
     assert lines == [
-        "the example's published numbers:",
+        "the published numbers of scikit-learn's example as published in 2017:",
         "  ok   losses: 10 iterations, largest difference from the published 0.0e+00"
         " (tolerance 1e-08)",
         "  ok   train_accuracy: 0.9868 (published 0.986800, tolerance 0.001)",
         "  ok   test_accuracy: 0.97 (published 0.970000, tolerance 0.001)",
-        "verdict: the example's published numbers hold, within tolerance",
+        "verdict: the published numbers of scikit-learn's example as published in 2017 hold,"
+        " within tolerance",
     ]
 
 
-LOSS_5 = verify.PUBLISHED_LOSSES[4]
+def test_numbers_of_the_gallerys_version_are_the_gallerys(project):
+    # params.yaml as `make gallery` sets it, and the gallery's printed numbers.
+    set_version(project.files.params, GALLERY_2021)
+    write_numbers(project.files, GALLERY_2021)
+    code, lines = project.run("--numbers")
+    assert code == 0, lines
+    assert lines == [
+        "the published numbers of the stable gallery's, since 2021:",
+        "  ok   losses: 8 iterations, largest difference from the published 0.0e+00"
+        " (tolerance 1e-08)",
+        "  ok   train_accuracy: 0.986429 (published 0.986429, tolerance 0.001)",
+        "  ok   test_accuracy: 0.953061 (published 0.953061, tolerance 0.001)",
+        "verdict: the published numbers of the stable gallery's, since 2021 hold, within tolerance",
+    ]
+    # The 2017 example's numbers under the gallery's params are not the gallery's.
+    write_numbers(project.files, EXAMPLE_2017)
+    code, lines = project.run("--numbers")
+    assert code == 1
+    assert failures(lines)[0] == "losses: 10 iterations, published 8"
+
+
+LOSS_5 = EXAMPLE_2017.losses[4]
 LOSSES = "losses: 10 iterations, largest difference from the published"
 
 
@@ -817,7 +855,7 @@ LOSSES = "losses: 10 iterations, largest difference from the published"
     ],
 )
 def test_numbers_hold_within_their_tolerances(project, loss_5, accuracy, failed):
-    losses = list(enumerate(verify.PUBLISHED_LOSSES, 1))
+    losses = list(enumerate(EXAMPLE_2017.losses, 1))
     losses[4] = (5, loss_5)
     formats.write_loss(project.files.loss_csv, losses)
     metrics = formats.read_metrics(project.files.metrics) | {"test_accuracy": accuracy}
@@ -841,16 +879,19 @@ def test_numbers_for_other_params_are_one_line(project):
     params = project.files.params
     params.write_text(params.read_text().replace("max_iter: 10", "max_iter: 20"))
     assert one_error(*project.run("--numbers")) == (
-        "error: --numbers: no numbers are published for these params: train.max_iter: 20"
-        " (example: 10) (scikit-learn's example settings are in git: `git checkout"
-        " params.yaml`)"
+        "error: --numbers: no numbers are published for these params (differences from"
+        " scikit-learn's example as published in 2017: train.max_iter: 20 (example: 10)); the"
+        " default params.yaml is in git (`git checkout params.yaml`), and `make gallery` runs"
+        " the gallery's version"
     )
 
 
 def test_another_estimators_arguments_are_differences_not_a_crash():
     train = SimpleNamespace(estimator_kwargs=lambda: {"C": 1.0, "max_iter": 10})
-    data = SimpleNamespace(train_size=60000, pixel_dtype="float64")
-    assert verify.differences_from_example(SimpleNamespace(train=train, data=data)) == [
+    data = SimpleNamespace(pixel_dtype="float64")
+    split = SimpleNamespace(model_dump=lambda: read_yaml(paths.PROJECT.params)["split"])
+    params = SimpleNamespace(train=train, data=data, split=split)
+    assert published.differences(params, EXAMPLE_2017) == [
         "train.C: 1.0 (example: no such argument)"
     ]
 

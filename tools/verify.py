@@ -1,5 +1,5 @@
 """Verify a reproduction: the outputs against dvc.lock, the DVC cache against its own
-hashes, and the example's published numbers.
+hashes, and the published numbers of the example's version that params.yaml describes.
 
 ``python -m tools.verify`` (``make verify``) reports, one line each:
 
@@ -14,7 +14,9 @@ hashes, and the example's published numbers.
   the cache is ever moved), so that the next ``dvc repro`` rebuilds it instead of using it;
 - where the outputs differ from dvc.lock on a CPU that cannot run the pinned code paths
   (``pipeline/cpu.py``), the losses and accuracies against scikit-learn's published ones,
-  within ``LOSS_TOLERANCE`` and ``ACCURACY_TOLERANCE``. Where the CPU runs them, a
+  within ``published.LOSS_TOLERANCE`` and ``ACCURACY_TOLERANCE``, of whichever version
+  params.yaml describes (``pipeline/published.py``: the example as published in 2017,
+  or the stable gallery's since 2021); for other params, the bytes only. Where the CPU runs them, a
   reproduction gives dvc.lock's bytes, and nothing less passes.
 
 ``--numbers`` checks only the published numbers of the outputs on disk, for runs where
@@ -45,38 +47,14 @@ from typing import Any
 
 from ruamel.yaml import YAML, YAMLError
 
-from pipeline import cpu, formats, paths
-from pipeline.config import Params, load_params
+from pipeline import cpu, formats, paths, published
+from pipeline.config import load_params
 from pipeline.errors import UserError
 from pipeline.paths import Layout
 
 log = logging.getLogger(__name__)
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
-
-# scikit-learn's example: MLPClassifier's arguments that it sets (the rest are defaults),
-# on MNIST's own split, in float64; and what it printed.
-EXAMPLE_ARGS = {
-    "hidden_layer_sizes": (50,),
-    "max_iter": 10,
-    "alpha": 1e-4,
-    "solver": "sgd",
-    "tol": 1e-4,
-    "random_state": 1,
-    "learning_rate_init": 0.1,
-}
-EXAMPLE_TRAIN_SIZE = 60000
-EXAMPLE_PIXEL_DTYPE = "float64"
-PUBLISHED_LOSSES = (
-    0.32009978, 0.15347534, 0.11544755, 0.09279764, 0.07889367,
-    0.07170497, 0.06282111, 0.05530788, 0.04960484, 0.04645355,
-)  # fmt: skip
-PUBLISHED_ACCURACY = {"train_accuracy": 0.986800, "test_accuracy": 0.970000}
-# The losses were published to 8 decimals: half a unit of the 8th, with room for the
-# last bits of another CPU. An accuracy may move by a few digits whose prediction was
-# a tie to the last bit: 0.001 is 10 of the 10,000 test digits, 60 of the training ones.
-LOSS_TOLERANCE = 1e-8
-ACCURACY_TOLERANCE = 1e-3
 
 CHUNK_BYTES = 1 << 20
 
@@ -563,59 +541,34 @@ def check_cache(cache: Cache, outputs: list[Output]) -> list[Check]:
 # --- the published numbers ------------------------------------------------------------------------
 
 
-def differences_from_example(params: Params) -> list[str]:
-    """How ``params`` differ from scikit-learn's example settings, for which numbers are
-    published: one ``key: value (example: value)`` each; empty if they are the example's."""
-    from sklearn.neural_network import MLPClassifier
-
-    expected = MLPClassifier(**EXAMPLE_ARGS).get_params()
-    found = {f"train.{key}": value for key, value in params.train.estimator_kwargs().items()}
-    found |= {
-        "data.train_size": params.data.train_size,
-        "data.pixel_dtype": params.data.pixel_dtype,
-    }
-    # Another estimator's arguments have no value in the example: each is a difference.
-    absent = object()
-    wanted = {f"train.{key}": expected.get(key, absent) for key in params.train.estimator_kwargs()}
-    wanted |= {"data.train_size": EXAMPLE_TRAIN_SIZE, "data.pixel_dtype": EXAMPLE_PIXEL_DTYPE}
-    return [
-        f"{key}: {shown(found[key])} (example: "
-        + ("no such argument" if wanted[key] is absent else shown(wanted[key]))
-        + ")"
-        for key in wanted
-        if found[key] != wanted[key]
-    ]
-
-
-def check_numbers(losses: list[float], metrics: dict) -> list[Check]:
-    """The losses and accuracies against the published ones, within the tolerances."""
+def check_numbers(losses: list[float], metrics: dict, version: published.Version) -> list[Check]:
+    """The losses and accuracies against ``version``'s published ones, within the tolerances."""
     checks = []
-    if len(losses) != len(PUBLISHED_LOSSES):
-        checks.append(
-            Check(False, f"losses: {len(losses)} iterations, published {len(PUBLISHED_LOSSES)}")
-        )
+    expected = version.losses
+    if len(losses) != len(expected):
+        checks.append(Check(False, f"losses: {len(losses)} iterations, published {len(expected)}"))
     else:
-        gaps = [abs(a - b) for a, b in zip(losses, PUBLISHED_LOSSES, strict=True)]
+        gaps = [abs(a - b) for a, b in zip(losses, expected, strict=True)]
         # A NaN is never within tolerance, and max() would skip it.
         worst = math.nan if any(map(math.isnan, gaps)) else max(gaps)
         checks.append(
             Check(
-                worst <= LOSS_TOLERANCE,
+                worst <= published.LOSS_TOLERANCE,
                 f"losses: {len(losses)} iterations, largest difference from the published"
-                f" {worst:.1e} (tolerance {LOSS_TOLERANCE:.0e})",
+                f" {worst:.1e} (tolerance {published.LOSS_TOLERANCE:.0e})",
             )
         )
-    for key, published in PUBLISHED_ACCURACY.items():
+    tolerance = published.ACCURACY_TOLERANCE
+    for key, number in version.accuracies.items():
         value = metrics.get(key)
-        ok = isinstance(value, float) and math.isclose(value, published, abs_tol=ACCURACY_TOLERANCE)
-        checks.append(
-            Check(ok, f"{key}: {value} (published {published:f}, tolerance {ACCURACY_TOLERANCE})")
-        )
+        ok = isinstance(value, float) and math.isclose(value, number, abs_tol=tolerance)
+        checks.append(Check(ok, f"{key}: {value} (published {number:f}, tolerance {tolerance})"))
     return checks
 
 
-def example_params(files: Layout) -> tuple[Params, list[str]]:
-    """params.yaml and how it differs from the example; ``BadInput`` if it is invalid."""
+def published_version(files: Layout) -> tuple[published.Version | None, str]:
+    """The published version that params.yaml describes, if any, and else how it differs
+    from the nearest one, in one line; ``BadInput`` if params.yaml is invalid."""
     try:
         params = load_params(files.params)
     except UserError as exc:
@@ -624,11 +577,15 @@ def example_params(files: Layout) -> tuple[Params, list[str]]:
         raise BadInput(f"{files.params}: cannot read it ({exc.strerror})") from None
     except ValueError as exc:  # not UTF-8
         raise BadInput(f"{files.params}: cannot read it ({shown(str(exc), 120)})") from None
-    return params, differences_from_example(params)
+    version = published.matching(params)
+    if version:
+        return version, ""
+    nearest, differences = published.nearest(params)
+    return None, f"differences from {nearest.title}: " + "; ".join(differences)
 
 
-def check_published_numbers(files: Layout) -> list[Check]:
-    """The numbers of the outputs on disk against the published ones."""
+def check_published_numbers(files: Layout, version: published.Version) -> list[Check]:
+    """The numbers of the outputs on disk against ``version``'s published ones."""
     try:
         losses = formats.read_loss(files.loss_csv)[1]
         metrics = formats.read_metrics(files.metrics)
@@ -640,7 +597,7 @@ def check_published_numbers(files: Layout) -> list[Check]:
         return [_line(False, "unreadable", f"the outputs' numbers: {shown(str(exc), 120)}")]
     if not isinstance(metrics, dict):
         return [_line(False, "unreadable", f"{files.metrics}: {kind_of(metrics)}, not a mapping")]
-    return check_numbers(losses, metrics)
+    return check_numbers(losses, metrics, version)
 
 
 def numbers_failed(numbers: list[Check]) -> str:
@@ -710,20 +667,21 @@ def verify(files: Layout, lock_path: Path, cache: Cache, *, strict: bool) -> boo
             cache_note,
         )
         return False
-    differences = example_params(files)[1]
-    if differences:
+    version, differences = published_version(files)
+    if version is None:
         log.info(
             "verdict: outputs differ from dvc.lock, and no numbers are published for these"
             " params (%s)%s",
-            "; ".join(differences),
+            differences,
             cache_note,
         )
         return False
-    numbers = check_published_numbers(files)
-    if report("the example's published numbers:", numbers):
+    numbers = check_published_numbers(files, version)
+    if report(f"the published numbers of {version.title}:", numbers):
         log.info(
-            "verdict: outputs differ from dvc.lock in their bytes, numbers within tolerance"
-            " (as expected where the CPU cannot run the pinned code paths: %s)%s",
+            "verdict: outputs differ from dvc.lock in their bytes, numbers of %s within"
+            " tolerance (as expected where the CPU cannot run the pinned code paths: %s)%s",
+            version.title,
             reason,
             cache_note,
         )
@@ -733,17 +691,18 @@ def verify(files: Layout, lock_path: Path, cache: Cache, *, strict: bool) -> boo
 
 
 def verify_numbers(files: Layout) -> bool:
-    """Only the published numbers of the outputs on disk, not their bytes: True if they hold."""
-    differences = example_params(files)[1]
-    if differences:
+    """Only the published numbers of the outputs on disk, not their bytes, of the version
+    that params.yaml describes: True if they hold."""
+    version, differences = published_version(files)
+    if version is None:
         raise BadInput(
-            "--numbers: no numbers are published for these params: "
-            + "; ".join(differences)
-            + " (scikit-learn's example settings are in git: `git checkout params.yaml`)"
+            f"--numbers: no numbers are published for these params ({differences}); the"
+            " default params.yaml is in git (`git checkout params.yaml`), and `make gallery`"
+            " runs the gallery's version"
         )
-    numbers = check_published_numbers(files)
-    if report("the example's published numbers:", numbers):
-        log.info("verdict: the example's published numbers hold, within tolerance")
+    numbers = check_published_numbers(files, version)
+    if report(f"the published numbers of {version.title}:", numbers):
+        log.info("verdict: the published numbers of %s hold, within tolerance", version.title)
         return True
     log.info("verdict: %s", numbers_failed(numbers))
     return False
@@ -788,7 +747,8 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument(
         "--numbers",
         action="store_true",
-        help="check only the example's published numbers of the outputs on disk, not their"
+        help="check only the published numbers of the outputs on disk (of the version that"
+        " params.yaml describes), not their"
         " bytes (for CPUs whose bytes legitimately differ)",
     )
     args = parser.parse_args(argv)
