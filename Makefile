@@ -34,10 +34,14 @@ repro: setup
 	dvc repro
 
 # The stable gallery's version of the example (since 2021: a shuffled train_test_split,
-# a smaller MLP) as the DVC experiment "gallery", from the committed params.yaml, the
-# 2017 version; the -S arguments come from pipeline/published.py. `dvc exp show` then
-# compares the two; `dvc exp apply gallery` brings it into the workspace.
+# a smaller MLP) as the DVC experiment "gallery" of the last commit, in a temporary copy:
+# the workspace stays as it is. The -S arguments come from pipeline/published.py. Run
+# again, it replaces the last commit's "gallery". `dvc exp show` then compares the two
+# versions; `dvc exp apply gallery` brings it into the workspace.
 gallery: setup
+	@if dvc exp list --name-only | grep -qx gallery; then \
+	  echo "dvc exp remove gallery  # the last run of it, replaced"; dvc exp remove gallery; \
+	fi
 	dvc exp run --temp --name gallery $$(python -m pipeline.published overrides gallery)
 
 # Every test, on every core (pytest-xdist; worksteal evens out the long end-to-end ones).

@@ -100,21 +100,22 @@ def project(tiny_repo, tmp_path) -> Repo:
 def test_local_sweep_reports_failed_points_and_a_second_sweep_reuses_the_run_cache(project):
     repo = project
     # A fresh clone: no data, no outputs. The first point on the host fetches the data for all.
-    # train_size 1000 passes the params' check, but the tiny data has 80 digits: those
+    # test_size 1000 passes the params' check, but the tiny data has 80 digits: those
     # points fail as they train.
     first = sweep(
         repo,
-        *["-S", "train.max_iter=3,4", "-S", "data.train_size=60,1000"],
+        *["-S", "train.max_iter=3,4", "-S", "split.test_size=null,1000"],
         *["--workers", "2", "--name", "a"],
     )
     assert first.returncode == 1, first.stderr
     log = first.stderr
     assert re.search(
-        r"(?m)^error: a-2 \(train\.max_iter=3 data\.train_size=1000\): data\.train_size ="
-        r" 1000 leaves no test rows: the data has 80 images(;|$)",
+        r"(?m)^error: a-2 \(train\.max_iter=3 split\.test_size=1000\): params\.yaml's split"
+        r" \(train_size = 60, test_size = 1000\) cannot split the 80 digits of data/images.npy:"
+        r" scikit-learn's train_test_split says: test_size=1000 should be",
         log,
     ), log
-    assert "a-4 (train.max_iter=4 data.train_size=1000): data.train_size = 1000 leaves" in log
+    assert "a-4 (train.max_iter=4 split.test_size=1000): params.yaml's split (train_s" in log
     assert "2 of 4 points in `dvc exp show`; 2 failed" in log
     # The data stage ran once for the host, not once a point.
     assert len(re.findall(r"ran fetch_and_scale", log)) == 1, log
@@ -124,13 +125,13 @@ def test_local_sweep_reports_failed_points_and_a_second_sweep_reuses_the_run_cac
     assert header.split() == [
         "experiment",
         "train.max_iter",
-        "data.train_size",
+        "split.test_size",
         "train_accuracy",
         "test_accuracy",
         "final_loss",
         "iterations",
     ]
-    assert [row.split()[:3] for row in rows] == [["a-1", "3", "60"], ["a-3", "4", "60"]]
+    assert [row.split()[:3] for row in rows] == [["a-1", "3", "-"], ["a-3", "4", "-"]]
 
     shown = experiments(repo)
     assert set(shown) == {"a-1", "a-3"}

@@ -26,6 +26,7 @@ from ruamel.yaml import YAML
 from pipeline import cpu, formats, paths, published
 from pipeline.paths import Layout
 from pipeline.published import EXAMPLE_2017, GALLERY_2021
+from sweep.dvc_api import apply_overrides
 from tests import machines
 from tests.project import dvc_stages, entry_paths, read_yaml
 from tools import verify
@@ -55,15 +56,10 @@ def write_numbers(files: Layout, version: published.Version) -> None:
 
 
 def set_version(params: Path, version: published.Version) -> None:
-    """Write ``version``'s settings into the params.yaml at ``params``, as ``dvc exp run
-    -S`` would (``published.overrides``), every other line kept."""
-    yaml = YAML()
-    raw = yaml.load(params)
-    for override in published.overrides(version):
-        key, _, value = override.partition("=")
-        section, name = key.split(".")
-        raw[section][name] = YAML(typ="safe").load(value)
-    yaml.dump(raw, params)
+    """Write ``version``'s settings into the params.yaml at ``params`` with DVC's own code
+    for ``dvc exp run -S`` (``published.overrides``, as ``make gallery`` passes them)."""
+    if overrides := published.overrides(version):
+        apply_overrides(params, overrides)
 
 
 def dump_yaml(data, path: Path) -> None:
@@ -159,16 +155,24 @@ def fake(tmp_path, monkeypatch, caplog):
     caplog.set_level(logging.INFO, logger=verify.__name__)
     monkeypatch.setattr(cpu, "why_not_pinnable_here", lambda: None)
 
-    def make(dvc_yaml: str | None = None, contents: dict | None = None) -> FakeProject:
+    def make(
+        dvc_yaml: str | None = None,
+        contents: dict | None = None,
+        *,
+        version: published.Version = EXAMPLE_2017,
+        numbers_of: published.Version | None = None,
+    ) -> FakeProject:
+        """``version``'s params; the outputs hold ``numbers_of``'s numbers (default: its)."""
         root = tmp_path / "project"
         (root / ".dvc").mkdir(parents=True)
         (root / ".dvc" / "config").write_text("[core]\n    no_scm = true\n")
         shutil.copyfile(paths.PROJECT.params, root / "params.yaml")
+        set_version(root / "params.yaml", version)
         if dvc_yaml is None:
             shutil.copyfile(paths.ROOT / "dvc.yaml", root / "dvc.yaml")
             files = Layout.under(root)
             files.loss_csv.parent.mkdir(parents=True)
-            write_numbers(files, EXAMPLE_2017)
+            write_numbers(files, numbers_of or version)
             numbers = {
                 "outputs/loss.csv": files.loss_csv.read_bytes(),
                 "outputs/metrics.json": files.metrics.read_bytes(),
@@ -225,7 +229,10 @@ def test_a_good_reproduction_passes(project):
     assert failures(lines) == []
     assert "  ok   intact     11 of 11 cache objects of dvc.lock, hashed again" in lines
     assert sum(line.startswith("  ok   identical  ") for line in lines) == 11
-    assert verdict(lines) == "verdict: every output is dvc.lock's bytes"
+    assert verdict(lines) == (
+        "verdict: every output is dvc.lock's bytes, and they hold the published numbers of"
+        " scikit-learn's example as published in 2017"
+    )
 
 
 # --- item 1: a dvc.lock cannot make verify touch anything outside the cache -------------------
@@ -557,7 +564,9 @@ def test_each_cache_object_is_classified(project, monkeypatch, how, expected):
     )
     assert "  ok   intact     10 of 11 cache objects of dvc.lock, hashed again" in lines
     assert verdict(lines) == (
-        "verdict: every output is dvc.lock's bytes; and the DVC cache fails its check (above)"
+        "verdict: every output is dvc.lock's bytes, and they hold the published numbers of"
+        " scikit-learn's example as published in 2017; and the DVC cache fails its check"
+        " (above)"
     )
     if how == "corrupt":
         assert not obj.exists()
@@ -817,6 +826,40 @@ def test_numbers_pass_whatever_the_bytes_and_without_a_lock(project):
         "verdict: the published numbers of scikit-learn's example as published in 2017 hold,"
         " within tolerance",
     ]
+
+
+def test_the_gallerys_reproduction_is_checked_against_the_gallerys_numbers(fake):
+    code, lines = fake(version=GALLERY_2021).run()
+    assert code == 0, lines
+    assert "the published numbers of the stable gallery's, since 2021:" in lines
+    assert verdict(lines) == (
+        "verdict: every output is dvc.lock's bytes, and they hold the published numbers of"
+        " the stable gallery's, since 2021"
+    )
+
+
+def test_outputs_that_are_the_locks_bytes_but_not_the_published_numbers_fail(fake):
+    # A dvc.lock made by other code: the bytes agree with it, the numbers do not.
+    code, lines = fake(version=GALLERY_2021, numbers_of=EXAMPLE_2017).run()
+    assert code == 1
+    assert failures(lines)[0] == "losses: 10 iterations, published 8"
+    assert verdict(lines) == (
+        "verdict: every output is dvc.lock's bytes, but the numbers differ from the published"
+        " ones of the stable gallery's, since 2021"
+    )
+
+
+def test_for_other_params_verify_checks_the_bytes_alone_and_says_so(project):
+    params = project.files.params
+    params.write_text(params.read_text().replace("max_iter: 10", "max_iter: 20"))
+    code, lines = project.run()
+    assert code == 0, lines
+    assert not any(line.startswith("the published numbers") for line in lines)
+    assert verdict(lines) == (
+        "verdict: every output is dvc.lock's bytes (no numbers are published for these"
+        " params, so the bytes alone are checked: differences from scikit-learn's example as"
+        " published in 2017: train.max_iter: 20 (example: 10))"
+    )
 
 
 def test_numbers_of_the_gallerys_version_are_the_gallerys(project):

@@ -610,6 +610,40 @@ def numbers_failed(numbers: list[Check]) -> str:
 # --- the verdicts ---------------------------------------------------------------------------
 
 
+def bytes_verdict(files: Layout, cache_ok: bool, cache_note: str, *, numbered: bool) -> bool:
+    """The verdict where every output is dvc.lock's bytes: the published numbers too, of
+    the version that params.yaml describes, or a line saying that only the bytes count.
+    ``numbered``: the outputs checked include loss.csv and metrics.json, which hold them."""
+    if not numbered:
+        log.info("verdict: every output is dvc.lock's bytes%s", cache_note)
+        return cache_ok
+    version, differences = published_version(files)
+    if version is None:
+        log.info(
+            "verdict: every output is dvc.lock's bytes (no numbers are published for these"
+            " params, so the bytes alone are checked: %s)%s",
+            differences,
+            cache_note,
+        )
+        return cache_ok
+    numbers = check_published_numbers(files, version)
+    if report(f"the published numbers of {version.title}:", numbers):
+        log.info(
+            "verdict: every output is dvc.lock's bytes, and they hold the published numbers"
+            " of %s%s",
+            version.title,
+            cache_note,
+        )
+        return cache_ok
+    log.info(
+        "verdict: every output is dvc.lock's bytes, but %s of %s%s",
+        numbers_failed(numbers),
+        version.title,
+        cache_note,
+    )
+    return False
+
+
 def verify(files: Layout, lock_path: Path, cache: Cache, *, strict: bool) -> bool:
     """Run every check on the project ``files`` and report it; True if the reproduction holds.
 
@@ -633,8 +667,9 @@ def verify(files: Layout, lock_path: Path, cache: Cache, *, strict: bool) -> boo
     cache_note = "" if cache_ok else "; and the DVC cache fails its check (above)"
     failed = [check for check in checks if not check.ok]
     if not failed:
-        log.info("verdict: every output is dvc.lock's bytes%s", cache_note)
-        return cache_ok
+        holders = {files.loss_csv, files.metrics}
+        numbered = holders <= {root / output.path for output in outputs}
+        return bytes_verdict(files, cache_ok, cache_note, numbered=numbered)
     if any(check.label != "different" for check in failed):
         counts: dict[str, int] = {}
         for check in failed:
