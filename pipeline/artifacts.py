@@ -6,20 +6,27 @@ A stage writes each of its outputs under a temporary name in the output's own fo
 that looks like a result, nor a mix of new and missing ones. Writers here produce the
 same bytes for the same content (no dates), because dvc.lock records every output's hash.
 
-A temporary file is named ``.NAME.PID.RANDOM.tmp`` after its target and its writer's
-process: what a ``kill -9`` leaves behind, the stage's next run removes
-(``prepare_outputs``), and it leaves alone those of a writer that is still running.
+A temporary file is named ``.NAME.writing-RANDOM.tmp`` after its target, and its writer
+holds an exclusive ``flock`` on it from the moment it exists until it is renamed or
+removed. The kernel releases that lock when the writer ends, however it ends (``kill
+-9``, a crash) and in whatever PID namespace or container it runs. So the one cleanup
+rule (``remove_stale_temps``) is: remove a file of that exact name only once its lock can
+be taken. A live writer's file, here or in another container sharing the folder, is
+never removed, and a user's file is never touched: it does not have the name.
 """
 
 import contextlib
-import glob
+import fcntl
 import io
 import json
 import logging
 import os
+import re
+import stat
 import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,61 +42,104 @@ _ZIP_UNIX = 3  # the zip format's code for the system that made a member
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
-def temp_beside(target: Path) -> Path:
+# What precedes the random part of a temporary file's name, and the random part itself
+# (tempfile's: 8 of a-z, 0-9 and _).
+_MARK = "writing-"
+_RANDOM = "[a-z0-9_]{8}"
+
+
+@dataclass(frozen=True)
+class LockedTemp:
+    """A temporary file, and the descriptor through which its writer holds its lock."""
+
+    path: Path
+    fd: int
+
+    def release(self) -> None:
+        """Let the lock go: once the file is renamed into place, or removed."""
+        os.close(self.fd)
+
+
+def temp_beside(target: Path) -> LockedTemp:
     """A new, empty temporary file in ``target``'s folder (created if need be), named
-    ``.NAME.PID.RANDOM.tmp`` after ``target`` and this process.
+    ``.NAME.writing-RANDOM.tmp`` after ``target``, locked by this process until
+    ``release``.
 
     Its mode follows the umask, like any file the user creates: ``mkstemp`` would leave
     it readable by its owner alone, which a shared cache or output folder cannot use.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(
-        prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent
-    )
+    while True:
+        fd, name = tempfile.mkstemp(
+            prefix=f".{target.name}.{_MARK}", suffix=".tmp", dir=target.parent
+        )
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_nlink:
+                break
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+            raise
+        # A cleaner took the file in the instant between its creation and the lock (it
+        # could lock it, so it removed it): make another.
+        os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+    return LockedTemp(Path(name), fd)
+
+
+def _stale(path: Path) -> bool:
+    """Remove ``path`` if no writer holds its lock; True if it was removed.
+
+    Opened without following a link and without blocking (a FIFO planted there), and
+    checked on the open descriptor: only a regular file is locked and removed, and only
+    while the name still leads to the file that was locked.
+    """
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False  # gone, a link, or not ours to open: left alone
+    try:
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode):
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # a writer holds it: it still runs
+        try:
+            now = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return False
+        if (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino):
+            return False
+        os.unlink(path)
+        return True
     finally:
         os.close(fd)
-    return Path(name)
-
-
-def _writer_pid(temp: Path, target: Path) -> int | None:
-    """The process named in a temporary file's name; None for a name without one (before
-    names held it, they were ``.NAME.RANDOM.tmp``)."""
-    middle = temp.name.removeprefix(f".{target.name}.").removesuffix(".tmp")
-    pid, dot, _ = middle.partition(".")
-    return int(pid) if dot and pid.isdecimal() else None
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
 
 
 def remove_stale_temps(target: Path) -> list[Path]:
-    """Remove the temporary files of ``target`` whose writers no longer run; return them.
+    """Remove the temporary files of ``target`` that no writer holds; return them.
 
     Those are what a killed writer leaves (``kill -9``, a crash, a power cut). Those of a
-    writer that still runs, such as a concurrent run of the same stage, are left alone;
-    this process's own count as stale, so call it before this process writes ``target``.
-    Only processes on this machine are seen: a folder that writers on other machines
-    share at the same time needs other means.
+    writer that still runs, such as a concurrent run of the same stage in this or another
+    PID namespace, are locked and left alone. Lock-based, so a folder shared over a
+    network file system is as safe as its ``flock`` is (NFS maps it to its own locks).
     """
-    removed = []
-    for temp in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
-        pid = _writer_pid(temp, target)
-        if not temp.is_file() or (pid not in (None, os.getpid()) and _running(pid)):
-            continue
-        temp.unlink(missing_ok=True)
-        removed.append(temp)
-    return removed
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.{_MARK}{_RANDOM}\.tmp")
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return []
+    return [
+        target.parent / name
+        for name in sorted(names)
+        if pattern.fullmatch(name) and _stale(target.parent / name)
+    ]
 
 
 def prepare_outputs(targets: list[Path]) -> None:
@@ -116,7 +166,9 @@ def prepare_outputs(targets: list[Path]) -> None:
                 " then run again"
             )
         try:
-            temp_beside(target).unlink()
+            probe = temp_beside(target)
+            probe.path.unlink()
+            probe.release()
         except OSError as exc:
             raise UserError(
                 f"cannot create files in {folder} ({exc.strerror}): make it a writable"
@@ -125,7 +177,7 @@ def prepare_outputs(targets: list[Path]) -> None:
             ) from None
     for target in targets:
         for temp in remove_stale_temps(target):
-            log.info("removed %s, left by a run that was killed", temp)
+            log.info("removed %s, left by a writer that no longer runs", temp)
 
 
 @contextlib.contextmanager
@@ -137,25 +189,27 @@ def atomic_path(target: Path) -> Iterator[Path]:
     """
     tmp = temp_beside(Path(target))
     try:
-        yield tmp
-        os.replace(tmp, target)
+        yield tmp.path
+        os.replace(tmp.path, target)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        tmp.path.unlink(missing_ok=True)
         raise
+    finally:
+        tmp.release()
 
 
 class StagedOutputs:
     """A stage's outputs, written under temporary names until ``commit`` renames them."""
 
     def __init__(self) -> None:
-        self._staged: list[tuple[Path, Path]] = []
+        self._staged: list[tuple[LockedTemp, Path]] = []
         self._placed: list[Path] = []
 
     def temp(self, target: Path) -> Path:
         """Where to write ``target``: a temporary file that becomes it on commit."""
         tmp = temp_beside(Path(target))
         self._staged.append((tmp, Path(target)))
-        return tmp
+        return tmp.path
 
     def commit(self) -> None:
         """Rename every output into place, with SIGINT and SIGTERM held off meanwhile.
@@ -168,16 +222,24 @@ class StagedOutputs:
         with runner.stops_held():
             runner.raise_if_stopped()
             for tmp, target in self._staged:
-                os.replace(tmp, target)
+                os.replace(tmp.path, target)
                 self._placed.append(target)
             runner.outputs_complete()
+        self._release()
 
     def discard(self) -> None:
         """Remove every temporary file, and every output already renamed into place."""
         for tmp, target in self._staged:
-            tmp.unlink(missing_ok=True)
+            tmp.path.unlink(missing_ok=True)
             if target in self._placed:
                 target.unlink(missing_ok=True)
+        self._release()
+
+    def _release(self) -> None:
+        for tmp, _ in self._staged:
+            with contextlib.suppress(OSError):
+                tmp.release()
+        self._staged = []
 
 
 @contextlib.contextmanager

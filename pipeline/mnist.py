@@ -18,7 +18,6 @@ import logging
 import math
 import re
 import struct
-import time
 import urllib.parse
 import urllib.request
 import zlib
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import atomic_path
+from pipeline.artifacts import atomic_path, remove_stale_temps
 from pipeline.download import DiskError, DownloadError, download, redact, user_cache_dir
 from pipeline.errors import UserError
 
@@ -253,18 +252,6 @@ def decompress_verified(path: Path, sha256: str, max_bytes: int) -> bytes:
     return content
 
 
-def remove_stale_temporaries(cache_dir: Path, name: str, older_than: float) -> None:
-    """Remove what killed downloads of ``name`` left, once no live one can own it."""
-    now = time.time()
-    for tmp in cache_dir.glob(f".{name}.*.tmp"):
-        try:
-            if now - tmp.stat().st_mtime > older_than:
-                tmp.unlink()
-                log.info("removed %s, left by an interrupted download", tmp)
-        except OSError:
-            pass  # gone already, or not ours to remove: a later run tries again
-
-
 def _fetch_url(url: str, cached: Path, sha256: str, max_bytes: int, seconds: float) -> bytes:
     """Download ``url`` to ``cached`` (temporary file, verify, rename); return the content."""
     # A gzip of incompressible bytes is a little larger than they are.
@@ -304,8 +291,9 @@ def fetch_file(name: str, sha256: str, settings: Settings) -> bytes:
         except MirrorError as exc:
             log.warning("cached %s is unusable (%s); fetching it again", cached, exc)
             cached.unlink()
-    if cache_dir.is_dir():
-        remove_stale_temporaries(cache_dir, name, older_than=settings.download_seconds + 60)
+    # What killed downloads left; a download under way holds its file's lock (artifacts).
+    for temp in remove_stale_temps(cached):
+        log.info("removed %s, left by a download that no longer runs", temp)
     failures = []
     for mirror in settings.mirrors:
         try:

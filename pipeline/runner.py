@@ -1,5 +1,5 @@
 """The stage runner: one message and one exit code per cause, stops that unwind, and a
-stage that lives no longer than the process that started it.
+stage that lives no longer than the dvc that runs it.
 
 ``python -m stages <stage>`` (``stages/__main__.py``) runs every stage's ``main`` through
 ``run_stage``. SIGINT and SIGTERM become ``StageStopped``, an exception that library code
@@ -14,10 +14,7 @@ import logging
 import os
 import signal
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 from typing import NoReturn
 
 from pipeline.errors import STOP_SIGNALS, StageStopped, UserError
@@ -82,7 +79,7 @@ def stops_held() -> Iterator[None]:
     ``StageStopped`` when the block ends, unless the block called ``outputs_complete``.
 
     A flag that the handler reads, not a blocked signal: the kernel delivers a signal to
-    any thread that does not block it (OpenBLAS's, or ``die_with_starter``'s), and Python
+    any thread that does not block it (OpenBLAS's, for one), and Python
     then runs the handler in the main thread all the same.
     """
     _State.held = True
@@ -174,46 +171,9 @@ def refuse_direct_run(stage: str) -> NoReturn:
     sys.exit(2)
 
 
-# --- a stage dies with the process that started it -----------------------------------------
+# --- a stage dies with the dvc that runs it -----------------------------------------------
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-# Shells that run a command string (`sh -c CMD`): DVC runs each stage's command so, with
-# $SHELL or else /bin/sh. bash execs a lone command, so the stage's parent is DVC itself;
-# dash forks it and waits, so the parent is the shell, which outlives a killed DVC.
-SHELLS = frozenset({"sh", "ash", "dash", "bash", "ksh", "mksh", "zsh", "fish", "yash", "busybox"})
-# How often a thread looks whether such a shell lost its parent.
-WATCH_SECONDS = 0.5
-
-
-def is_command_shell(argv: list[str]) -> bool:
-    """Whether ``argv`` is a shell running a command string (``sh -c CMD``, ``bash -lc``)."""
-    if not argv or Path(argv[0]).name.lstrip("-") not in SHELLS:
-        return False
-    options = []
-    for arg in argv[1:]:
-        if not arg.startswith("-"):
-            break  # the command string, or a script and its arguments
-        options.append(arg)
-    return any(not o.startswith("--") and "c" in o for o in options)
-
-
-def command_line(pid: int) -> list[str]:
-    """Process ``pid``'s arguments; empty if it has ended."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return raw.decode(errors="replace").split("\0")[:-1]
-
-
-def parent_of(pid: int) -> int | None:
-    """Process ``pid``'s parent; None if it has ended."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    # "pid (name) state ppid ...", where the name may hold spaces and parentheses
-    return int(stat.rpartition(")")[2].split()[1])
 
 
 def die_with_parent(parent: int) -> bool:
@@ -230,31 +190,17 @@ def die_with_parent(parent: int) -> bool:
     return True
 
 
-def die_with_starter(parent: int) -> None:
-    """Have this process stopped (SIGTERM) when the process that started it ends.
+def die_with_dvc(parent: int, environ: Mapping[str, str]) -> bool:
+    """Under DVC, have this process stopped (SIGTERM) when the dvc that runs it ends;
+    anywhere else, do nothing. True if the request was made.
 
-    Else a stage whose ``dvc repro`` was killed runs on, and later overwrites the
-    outputs of a newer run. ``parent`` is ``os.getppid()``, read as early as possible.
-    The kernel sends the signal when the parent ends (prctl's parent-death signal;
-    strictly when the parent's thread that started this process ends, and DVC's waits
-    for it). Where the parent is a shell running the stage's command, the process to die
-    with is the shell's parent: a thread stops this process once the shell has another
-    parent. Linux only; elsewhere nothing happens.
+    Else a stage whose ``dvc repro`` was killed runs on, and later overwrites the outputs
+    of a newer run. DVC runs each stage's command with a shell, and dvc.yaml's commands
+    ``exec`` the stage, so the shell becomes the stage and its parent is dvc itself
+    (``parent``, ``os.getppid()`` read as early as possible): the kernel's parent-death
+    signal then says all, with nothing to watch. DVC says that it runs a stage with
+    ``DVC_STAGE``; a stage run by hand (``python -m stages train``, under nohup, from a
+    script or a thread) has no such tie, and outlives its starter as any program does.
+    Linux only; elsewhere nothing happens.
     """
-    if not die_with_parent(parent) or not is_command_shell(command_line(parent)):
-        return
-    starter = parent_of(parent)
-    if starter is not None:
-        watch = threading.Thread(
-            target=_stop_when_orphaned, args=(parent, starter), name="die-with-starter"
-        )
-        watch.daemon = True
-        watch.start()
-
-
-def _stop_when_orphaned(shell: int, starter: int) -> None:
-    while (parent := parent_of(shell)) == starter:
-        time.sleep(WATCH_SECONDS)
-    # The shell lives on without its starter. (Had it ended, the kernel would signal.)
-    if parent is not None:
-        os.kill(os.getpid(), signal.SIGTERM)
+    return "DVC_STAGE" in environ and die_with_parent(parent)

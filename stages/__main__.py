@@ -6,8 +6,9 @@ Before the stage's module is imported, and numpy with it, this
 2. pins numpy's and OpenBLAS's floating-point code paths (``pipeline/cpu.py``), which both
    read once, when they load: so the outputs are the same bytes on every x86-64 CPU with
    AVX2;
-3. ties the stage to the process that started it (``runner.die_with_starter``): a stage
-   whose ``dvc repro`` is killed stops too, instead of overwriting a newer run's outputs.
+3. under DVC, ties the stage to dvc (``runner.die_with_dvc``): a stage whose ``dvc repro``
+   is killed stops too, instead of overwriting a newer run's outputs. Run by hand, the
+   stage is tied to nothing, and outlives the shell that started it (``nohup`` works).
 
 Then the stage runs under ``runner.run_stage``: its outputs are checked first (no folder
 where a file goes, folders writable) and temporary files that killed runs left beside
@@ -48,13 +49,13 @@ def run(stage: str, *, pinned: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parent = os.getppid()  # first: the process that started this one, before it can end
+    parent = os.getppid()  # first: dvc, which exec'd this, before it can end
     stage = parser().parse_args(argv).stage
     problem = check_interpreter(paths.ROOT / "requirements.txt")
     if problem:
         sys.exit(problem)
     pinned = cpu.pin_float_paths()
-    runner.die_with_starter(parent)
+    runner.die_with_dvc(parent, os.environ)
     runner.run_stage(lambda: run(stage, pinned=pinned), stage=stage)
 
 

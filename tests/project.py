@@ -1,11 +1,13 @@
 """The project as the tests and the benchmark drive it: its dvc.yaml, its params.yaml,
 what `dvc repro` says it ran, and copies of it in git repositories of their own."""
 
+import contextlib
 import os
 import re
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -147,3 +149,34 @@ def wait_for(predicate, what: str, timeout: float = 60):
             return found
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+# A writer of a temporary file (pipeline/artifacts.py), in a process of its own: it holds
+# the file's lock until it ends. ``prefix`` runs it otherwise, in another PID namespace
+# (``unshare``) for example.
+_WRITER = (
+    "import sys, time; from pathlib import Path; from pipeline.artifacts import temp_beside;"
+    " temp = temp_beside(Path(sys.argv[1])); temp.path.write_bytes(b'partial');"
+    " print(temp.path, flush=True); time.sleep(120)"
+)
+
+
+@contextlib.contextmanager
+def live_writer(target: Path, prefix: tuple[str, ...] = ()):
+    """A running writer of ``target``'s temporary file; yields the file's path."""
+    command = [*prefix, sys.executable, "-c", _WRITER, str(target)]
+    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True) as writer:
+        try:
+            line = writer.stdout.readline().strip()
+            if not line:
+                raise OSError(f"{command[0]} started no writer (exit {writer.wait()})")
+            yield Path(line)
+        finally:
+            writer.kill()
+
+
+def killed_writer(target: Path) -> Path:
+    """The temporary file of a writer of ``target`` that was killed (``kill -9``) mid-write."""
+    with live_writer(target) as temp:
+        pass
+    return temp

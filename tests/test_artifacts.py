@@ -2,6 +2,7 @@
 temporary files removed, and outputs that cannot be written refused before the work."""
 
 import errno
+import fcntl
 import logging
 import os
 import re
@@ -27,6 +28,7 @@ from pipeline.artifacts import (
     write_text,
 )
 from pipeline.errors import StageStopped, UserError
+from tests.project import killed_writer, live_writer
 from tools.verify import md5_of
 
 
@@ -159,41 +161,63 @@ def test_npz_refuses_object_arrays(tmp_path):
 # --- temporary files that killed writers leave ------------------------------------------
 
 
-def ended_pid() -> int:
-    """The PID of a process that has ended."""
-    with subprocess.Popen(["true"]) as process:
-        pass
-    return process.pid
-
-
-def test_a_temporary_file_names_its_target_and_writer(tmp_path):
+def test_a_temporary_file_names_its_target_and_is_locked_by_its_writer(tmp_path):
     temp = temp_beside(tmp_path / "model.joblib")
-    assert re.fullmatch(rf"\.model\.joblib\.{os.getpid()}\.\w{{8}}\.tmp", temp.name)
+    assert re.fullmatch(r"\.model\.joblib\.writing-[a-z0-9_]{8}\.tmp", temp.path.name)
+    with open(temp.path, "rb") as other:  # another open file: the lock is held
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        temp.release()
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released: now it can be taken
 
 
-def test_stale_temporary_files_of_the_target_are_removed_and_others_left(tmp_path):
+def test_only_temporary_files_that_no_writer_holds_are_removed(tmp_path):
     target = tmp_path / "images.npy"
-    with subprocess.Popen(["sleep", "60"]) as writer:
-        names = {
-            "killed": f".images.npy.{ended_pid()}.abcd1234.tmp",
-            "older": ".images.npy.k2j3h4g5.tmp",  # named before names held the writer
-            "running": f".images.npy.{writer.pid}.abcd1234.tmp",  # a concurrent run's
-            "other_target": f".labels.npy.{ended_pid()}.abcd1234.tmp",
-            "not_temporary": "images.npy.1.abcd1234.tmp",
-        }
-        for name in names.values():
-            (tmp_path / name).write_bytes(b"partial")
+    killed = killed_writer(target)
+    others = {
+        # A user's files, whatever they look like: not the pipeline's names.
+        "backup": ".images.npy.backup.tmp",
+        "older": ".images.npy.k2j3h4g5.tmp",
+        "pid_named": f".images.npy.{os.getpid()}.abcd1234.tmp",
+        "not_hidden": "images.npy.writing-abcd1234.tmp",
+        "other_target": ".labels.npy.writing-abcd1234.tmp",
+    }
+    for name in others.values():
+        (tmp_path / name).write_bytes(b"the user's")
+    with live_writer(target) as running:  # a concurrent run's, alive
         removed = remove_stale_temps(target)
-        writer.kill()
-    assert sorted(p.name for p in removed) == sorted([names["killed"], names["older"]])
-    assert listing(tmp_path) == sorted(
-        names[key] for key in ("running", "other_target", "not_temporary")
-    )
+        assert running.exists()
+    assert removed == [killed]
+    assert not killed.exists()
+    assert all((tmp_path / name).read_bytes() == b"the user's" for name in others.values())
+
+
+def test_a_writer_in_another_pid_namespace_keeps_its_file(tmp_path):
+    # A container sharing the folder: its writer's PID means nothing here; its lock does.
+    unshare = ("unshare", "--pid", "--fork", "--mount-proc")
+    try:
+        with live_writer(tmp_path / "model.joblib", prefix=unshare) as theirs:
+            assert remove_stale_temps(tmp_path / "model.joblib") == []
+            assert theirs.exists()
+    except OSError as exc:
+        pytest.skip(f"no PID namespace here: {exc}")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "folder"])
+def test_what_is_not_a_regular_file_is_never_opened_for_long_nor_removed(tmp_path, kind):
+    target = tmp_path / "model.joblib"
+    planted = tmp_path / ".model.joblib.writing-abcd1234.tmp"
+    outside = tmp_path / "elsewhere"
+    outside.write_bytes(b"kept")
+    {"fifo": lambda: os.mkfifo(planted), "symlink": lambda: planted.symlink_to(outside),
+     "folder": planted.mkdir}[kind]()  # fmt: skip
+    assert remove_stale_temps(target) == []  # a FIFO would have hung a plain open()
+    assert os.path.lexists(planted) and outside.read_bytes() == b"kept"
 
 
 @pytest.mark.parametrize("folder", ["data", "outputs"])
 def test_git_ignores_the_temporary_files(folder):
-    name = f"{folder}/.images.npy.{os.getpid()}.abcd1234.tmp"
+    name = f"{folder}/.images.npy.writing-abcd1234.tmp"
     result = subprocess.run(["git", "check-ignore", "-q", name], cwd=paths.ROOT)
     assert result.returncode == 0
 
@@ -204,11 +228,10 @@ def test_git_ignores_the_temporary_files(folder):
 def test_outputs_that_can_be_written_pass_and_lose_their_stale_temporaries(tmp_path, caplog):
     caplog.set_level(logging.INFO)
     targets = [tmp_path / "new" / "a.csv", tmp_path / "b.csv"]
-    stale = tmp_path / f".b.csv.{ended_pid()}.abcd1234.tmp"
-    stale.write_bytes(b"partial")
+    stale = killed_writer(targets[1])
     prepare_outputs(targets)
     assert listing(tmp_path) == ["new"] and listing(tmp_path / "new") == []
-    assert f"removed {stale}, left by a run that was killed" in caplog.messages
+    assert f"removed {stale}, left by a writer that no longer runs" in caplog.messages
 
 
 def test_a_folder_where_an_output_goes_is_refused(tmp_path):

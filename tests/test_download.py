@@ -16,18 +16,19 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pipeline import download, mnist, paths
+from pipeline.artifacts import LockedTemp
 from pipeline.errors import UserError
 from pipeline.paths import Layout
 from stages import fetch_and_scale
 from tests.conftest import FILES, idx, write_mirror
 from tests.local_http import Reply
+from tests.project import killed_writer, live_writer
 
 pytestmark = pytest.mark.usefixtures("offline")
 
@@ -882,7 +883,10 @@ def test_a_full_disk_is_named_not_blamed_on_the_mirror(
     # /dev/full answers every write with ENOSPC, as a full disk does.
     full = tmp_path / "full.tmp"
     full.symlink_to("/dev/full")
-    monkeypatch.setattr("pipeline.artifacts.temp_beside", lambda target: full)
+    monkeypatch.setattr(
+        "pipeline.artifacts.temp_beside",
+        lambda target: LockedTemp(full, os.open(full, os.O_WRONLY)),
+    )
     url = server.serve_folder("mnist", mnist_env.folder)
     with pytest.raises(UserError) as caught:
         load_idx(mnist_env.checksums, url)
@@ -908,15 +912,11 @@ def test_a_folder_where_a_cached_file_belongs_is_one_message(mnist_env):
 @pytest.mark.network
 def test_stale_temporaries_of_killed_downloads_are_removed(mnist_env, server):
     cache = from_env().cache_dir
-    cache.mkdir(parents=True)
-    stale, live = cache / f".{TRAIN_IMAGES}.dead.tmp", cache / f".{TRAIN_IMAGES}.live.tmp"
-    stale.write_bytes(b"half a download")
-    live.write_bytes(b"a download under way")
-    day_ago = time.time() - 86400
-    os.utime(stale, (day_ago, day_ago))
-    load_idx(mnist_env.checksums, server.serve_folder("mnist", mnist_env.folder))
+    stale = killed_writer(cache / TRAIN_IMAGES)
+    with live_writer(cache / TRAIN_IMAGES) as live:  # another run's download, under way
+        load_idx(mnist_env.checksums, server.serve_folder("mnist", mnist_env.folder))
+        assert live.exists()
     assert not stale.exists()
-    assert live.exists()  # younger than a download may take: perhaps another run's
 
 
 # Secrets in a mirror's URL: the whole user part, every query value (a signed URL's).

@@ -66,7 +66,9 @@ def code_deps(stage: str) -> set[str]:
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
 def test_stage_runs_through_the_entry_point(stage):
-    assert STAGES[stage]["cmd"] == f"python -m stages {stage}"
+    # exec: the shell that DVC runs the command with becomes the stage, whose parent is
+    # then dvc itself (pipeline/runner.py, die_with_dvc).
+    assert STAGES[stage]["cmd"] == f"exec python -m stages {stage}"
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))

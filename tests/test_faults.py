@@ -18,7 +18,7 @@ from pipeline.paths import Layout
 from stages import fetch_and_scale
 from tests.conftest import N_TEST, N_TRAIN, Repo
 from tests.machines import md5
-from tests.project import stage_commands
+from tests.project import killed_writer, live_writer, stage_commands
 
 TRAIN_OUTPUTS = ("model", "weights", "loss_csv", "metrics", "per_class", "predictions")
 
@@ -200,7 +200,10 @@ def test_a_stop_during_the_renames_waits_for_them_and_the_stage_finishes(scaled)
 def test_a_full_disk_in_a_stage_is_one_line_and_leaves_nothing(scaled, tmp_path):
     full = tmp_path / "full.tmp"
     full.symlink_to("/dev/full")  # every write fails with ENOSPC, as on a full disk
-    setup = f"artifacts.temp_beside = lambda target: Path({str(full)!r})\n"
+    setup = (
+        "artifacts.temp_beside = lambda target:"
+        f" artifacts.LockedTemp(Path({str(full)!r}), os.open({str(full)!r}, os.O_WRONLY))\n"
+    )
     result = run_train(scaled, setup)
     assert result.returncode == 1
     [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -243,31 +246,24 @@ def run_stage_command(repo: Repo, stage: str) -> subprocess.CompletedProcess:
     return repo.run(*stage_commands(repo.root)[stage], check=False)
 
 
-def ended_pid() -> int:
-    with subprocess.Popen(["true"]) as process:
-        pass
-    return process.pid
-
-
 def test_a_stage_removes_the_temporary_files_that_killed_runs_of_it_left(scaled_repo):
     repo = scaled_repo
     data, outputs = repo.root / "data", repo.root / "outputs"
-    dead = ended_pid()
-    stale = [outputs / f".model.joblib.{dead}.abcd1234.tmp", outputs / ".loss.csv.k2j3h4g5.tmp"]
+    stale = [killed_writer(outputs / "model.joblib"), killed_writer(outputs / "loss.csv")]
     others = [
-        outputs / f".weights.png.{dead}.abcd1234.tmp",  # visualize's
-        data / f".images.npy.{dead}.abcd1234.tmp",  # fetch_and_scale's
+        killed_writer(outputs / "weights.png"),  # visualize's
+        killed_writer(data / "images.npy"),  # fetch_and_scale's
+        outputs / ".model.joblib.backup.tmp",  # the user's own
     ]
-    with subprocess.Popen(["sleep", "60"]) as writer:
-        running = outputs / f".weights.npz.{writer.pid}.abcd1234.tmp"  # a concurrent run's
-        for temp in [*stale, *others, running]:
-            temp.write_bytes(b"partial")
+    others[-1].write_bytes(b"the user's")
+    with live_writer(outputs / "weights.npz") as running:  # a concurrent run's
         result = run_stage_command(repo, "train")
-        writer.kill()
+        assert running.exists()
     assert result.returncode == 0, result.stderr
     assert [temp.exists() for temp in stale] == [False, False]
-    assert all(temp.exists() for temp in [*others, running])
-    assert f"removed {stale[0]}, left by a run that was killed" in result.stderr.splitlines()
+    assert all(temp.exists() for temp in others)
+    line = f"removed {stale[0]}, left by a writer that no longer runs"
+    assert line in result.stderr.splitlines()
     assert repo.git("status", "--porcelain") == ""
 
 
@@ -312,10 +308,13 @@ def test_after_a_failed_stage_dvc_checkout_brings_its_outputs_back_as_the_messag
     failed = repo.dvc("repro", check=False)
     assert failed.returncode != 0
     assert not model.exists()  # DVC removed it before running the stage
+    n = N_TRAIN + N_TEST
     assert (
-        f"error: data.train_size = {N_TRAIN + N_TEST} leaves no test rows: the data has"
-        f" {N_TRAIN + N_TEST} images; DVC removed the stage's previous outputs when it started"
-        " it: `dvc checkout train` brings them back\n"
+        f"error: params.yaml's split (train_size = {n}, test_size = null) cannot split the {n}"
+        f" digits of data/images.npy: scikit-learn's train_test_split says: train_size={n}"
+        f" should be either positive and smaller than the number of samples {n} or a float in"
+        " the (0, 1) range; DVC removed the stage's previous outputs when it started it:"
+        " `dvc checkout train` brings them back\n"
     ) in failed.stderr
     repo.dvc("checkout", "train")
     assert md5(model) == good

@@ -183,43 +183,24 @@ def test_a_failure_says_how_to_bring_back_what_dvc_removed(
     assert caplog.messages == [said]
 
 
-# --- a stage dies with the process that started it --------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("argv", "expected"),
-    [
-        (["/bin/sh", "-c", "python -m stages train"], True),
-        (["/usr/bin/bash", "--noprofile", "--norc", "-c", "python -m stages train"], True),
-        (["-bash", "-lc", "python -m stages train"], True),
-        (["zsh", "--no-rcs", "-c", "python -m stages train"], True),
-        (["-bash"], False),  # a login shell: the user's, not a wrapper
-        (["bash", "script.sh", "-c"], False),
-        (["python", "-c", "import x"], False),
-        (["dvc", "repro"], False),
-        ([], False),
-    ],
-)
-def test_which_parents_are_shells_running_a_command(argv, expected):
-    assert runner.is_command_shell(argv) is expected
-
-
-def test_a_processs_parent_and_arguments_are_read_from_proc():
-    with subprocess.Popen(["sleep", "60"]) as child:
-        assert runner.parent_of(child.pid) == os.getpid()
-        # The child execs after Popen returns: until then /proc shows no command line yet.
-        wait_for(lambda: runner.command_line(child.pid) == ["sleep", "60"], "sleep's exec", 10)
-        child.kill()
-    assert runner.parent_of(child.pid) is None
-    assert runner.command_line(child.pid) == []
+# --- a stage dies with the dvc that runs it, and with nothing else ----------------------
 
 
 # How DVC runs a stage's command (dvc/stage/run.py): its shell (``$SHELL``, else /bin/sh)
-# with ``-c``, in a child process that it waits for.
+# with ``-c``, in a child process that it waits for, with DVC_STAGE set.
 STARTER = """
-import subprocess, sys
-subprocess.Popen([sys.argv[1], "-c", sys.argv[2]]).communicate()
+import os, subprocess, sys
+env = os.environ | {"DVC_STAGE": "train"}
+subprocess.Popen([sys.argv[1], "-c", sys.argv[2]], env=env).communicate()
 """
+
+
+def test_only_dvc_ties_a_stage_to_its_parent(monkeypatch):
+    asked = []
+    monkeypatch.setattr(runner, "die_with_parent", lambda parent: asked.append(parent) or True)
+    assert runner.die_with_dvc(41, {"DVC_STAGE": "train"}) is True
+    assert runner.die_with_dvc(42, {"HOME": "/root"}) is False  # by hand: nothing
+    assert asked == [41]
 
 
 def alive(process: psutil.Process) -> bool:
@@ -233,11 +214,11 @@ def alive(process: psutil.Process) -> bool:
 @pytest.mark.parametrize(
     "shell",
     [
-        "/bin/sh",  # dash forks the command and waits: the stage's parent is the shell
-        "/bin/bash",  # bash execs a lone command: the stage's parent is the starter itself
+        "/bin/sh",  # dash: dvc.yaml's `exec` makes the shell the stage
+        "/bin/bash",
     ],
 )
-def test_a_stage_dies_with_the_process_that_started_it(scaled_repo, tmp_path, shell):
+def test_a_stage_dies_with_the_dvc_that_runs_it(scaled_repo, tmp_path, shell):
     if not Path(shell).exists():
         pytest.skip(f"no {shell}")
     repo = scaled_repo
@@ -272,5 +253,59 @@ def test_a_stage_dies_with_the_process_that_started_it(scaled_repo, tmp_path, sh
     # stdout and stderr share the log, and the stop may land inside a print, between an
     # "Iteration N" line's text and its newline: the message then ends that line.
     text = log.read_text()
-    assert text.endswith("stopped by SIGTERM: this stage wrote no output\n"), text[-500:]
+    assert text.endswith(f"stopped by SIGTERM: this stage wrote no output; {HINT}\n"), text[-500:]
     assert text.count("stopped by") == 1 and "Traceback" not in text, text[-2000:]
+
+
+def stage_in(root: Path) -> psutil.Process | None:
+    """The train stage that runs in the repository ``root`` (this test's own), if any."""
+    for process in psutil.process_iter(["cmdline", "cwd"]):
+        if process.info["cwd"] == str(root) and process.info["cmdline"][-3:] == [
+            "-m",
+            "stages",
+            "train",
+        ]:
+            return process
+    return None
+
+
+# A stage run by hand, by starters that end before it: each must leave it running.
+BY_HAND = {
+    "nohup_sh": (
+        "setsid bash -c 'nohup sh -c \"python -m stages train\" > {log} 2>&1 & sleep 1; exit 0'"
+    ),
+    "nohup_subshell": (
+        "setsid bash -c '( nohup python -m stages train > {log} 2>&1 ) & sleep 1; exit 0'"
+    ),
+    "thread": (
+        "{python} -c 'import subprocess, threading;"
+        ' start = lambda: subprocess.Popen(["python", "-m", "stages", "train"],'
+        ' stdout=open("{log}", "w"), stderr=subprocess.STDOUT);'
+        " t = threading.Thread(target=start); t.start(); t.join()'"
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux's")
+@pytest.mark.parametrize("how", sorted(BY_HAND))
+def test_a_stage_run_by_hand_outlives_the_shell_that_started_it(scaled_repo, tmp_path, how):
+    repo = scaled_repo
+    repo.set_param("max_iter", "1000000")
+    repo.set_param("n_iter_no_change", "1000000")
+    log = tmp_path / "stage.log"
+    command = BY_HAND[how].format(log=log, python=sys.executable)
+    subprocess.run(["bash", "-c", command], cwd=repo.root, env=repo.env, check=True)
+    stage = None
+    try:
+        # The starter has exited; the stage trains on.
+        wait_for(lambda: "Iteration 3," in log.read_text(), "the stage to train")
+        stage = stage_in(repo.root)
+        assert stage is not None and alive(stage), log.read_text()[-500:]
+        seen = log.read_text().count("Iteration")
+        wait_for(lambda: log.read_text().count("Iteration") > seen + 2, "more iterations")
+        assert alive(stage) and "stopped by" not in log.read_text()
+    finally:
+        if stage is not None and alive(stage):
+            stage.kill()
+            stage.wait(10)
