@@ -55,8 +55,9 @@ def declared_outputs(root: Path = ROOT) -> list[str]:
 
 
 def stage_commands(root: Path = ROOT) -> dict[str, list[str]]:
-    """Each stage's command, by stage name."""
-    return {name: shlex.split(stage["cmd"]) for name, stage in dvc_stages(root).items()}
+    """Each stage's command, by stage name: what DVC's shell execs."""
+    commands = {name: shlex.split(stage["cmd"]) for name, stage in dvc_stages(root).items()}
+    return {name: argv[1:] if argv[:1] == ["exec"] else argv for name, argv in commands.items()}
 
 
 def set_param(params_yaml: Path, key: str, text: str) -> str:

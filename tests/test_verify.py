@@ -140,10 +140,11 @@ def build_project(root: Path, contents: dict[str, bytes | dict[str, bytes]]) -> 
                     md5, listing = dvc_dir_hash(content)
                     (cache / md5[:2]).mkdir(parents=True, exist_ok=True)
                     (cache / md5[:2] / md5[2:]).write_bytes(listing)
+                    size = sum(map(len, content.values()))
                 else:
                     (root / path).write_bytes(content)
-                    md5 = store(content)
-                outs.append({"path": path, "hash": "md5", "md5": md5, "size": 1})
+                    md5, size = store(content), len(content)
+                outs.append({"path": path, "hash": "md5", "md5": md5, "size": size})
         stages[name] = {"cmd": stage["cmd"], "outs": sorted(outs, key=lambda o: o["path"])}
     dump_yaml({"schema": "2.0", "stages": stages}, root / "dvc.lock")
 
@@ -351,10 +352,11 @@ def test_a_cache_folder_that_links_out_of_the_cache_is_not_moved_from(project, t
     code, lines = project.run()
     assert code == 1
     [line] = failures(lines)
-    assert line.startswith(f"corrupt    cache object of outputs/model.joblib ({folder / md5[2:]})")
-    assert line.endswith(
-        f"could not be moved aside (its folder leads to {victims}, outside the cache):"
-        " delete it, and `dvc repro` rebuilds it"
+    # Not hashed, not moved: a file outside the cache is none of verify's business.
+    assert line == (
+        f"outside    cache object of outputs/model.joblib ({folder / md5[2:]}): it leads to"
+        f" {victims / md5[2:]}, outside the project and its DVC cache; DVC's objects are"
+        " files of the cache: remove the link, and `dvc repro` rebuilds it"
     )
     assert (victims / md5[2:]).read_text() == "not the model\n"
 
@@ -515,14 +517,14 @@ def test_outputs_that_differ_fail_where_the_numbers_do(project, monkeypatch):
 def make_unreadable(target: Path, monkeypatch) -> None:
     """Have verify's reads of ``target`` fail with EACCES (the tests run as root, whom
     chmod 000 does not stop)."""
-    real_md5 = verify.md5_of
+    real_digest = verify.digest
 
-    def md5_of(path):
+    def digest(fd, path):
         if path == target:
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return real_md5(path)
+        return real_digest(fd, path)
 
-    monkeypatch.setattr(verify, "md5_of", md5_of)
+    monkeypatch.setattr(verify, "digest", digest)
 
 
 def break_object(obj: Path, how: str, monkeypatch) -> None:
@@ -797,10 +799,10 @@ def test_a_corrupt_object_stays_on_its_caches_file_system(fake, tmp_path, monkey
 
 
 def test_ctrl_c_is_one_line(project, monkeypatch):
-    def interrupted(path):
+    def interrupted(fd, path):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(verify, "md5_of", interrupted)
+    monkeypatch.setattr(verify, "digest", interrupted)
     code, lines = project.run()
     assert code == 130
     assert lines == [
@@ -1004,3 +1006,121 @@ def test_a_corrupt_cache_object_is_found_moved_aside_and_rebuilt(tiny_repo, tmp_
         assert refused.returncode == 2
         assert refused.stderr.startswith(f"error: {lock}: a merge-conflict marker on line ")
         assert refused.stderr.count("\n") == 1
+
+
+# --- verify reads only regular files, on the open descriptor, within bounds --------------------
+
+
+def test_an_output_swapped_for_a_fifo_is_not_a_file_and_never_hangs(project):
+    model = project.files.model
+    model.unlink()
+    os.mkfifo(model)  # a plain open() would wait for a writer forever
+    code, lines = project.run()
+    assert code == 1
+    assert failures(lines) == ["not a file outputs/model.joblib: a named pipe"]
+
+
+@pytest.mark.parametrize(
+    ("plant", "said"),
+    [
+        (lambda lock: (lock.unlink(), lock.symlink_to("/dev/zero")), "a device, not a file"),
+        (lambda lock: (lock.unlink(), os.mkfifo(lock)), "a named pipe, not a file"),
+        (
+            lambda lock: lock.write_bytes(b"#" * (verify.MAX_YAML_BYTES + 1)),
+            f"{verify.MAX_YAML_BYTES + 1} bytes, more than the {verify.MAX_YAML_BYTES}",
+        ),
+    ],
+)
+def test_a_lock_that_is_a_device_a_fifo_or_huge_is_one_line(project, plant, said):
+    # /dev/zero took 2.7 GB and a MemoryError traceback; a FIFO hung verify.
+    plant(project.lock_path)
+    line = one_error(*project.run())
+    assert line.startswith(f"error: {project.lock_path}: {said}")
+    other = project.root / "other.lock"
+    os.mkfifo(other)
+    assert one_error(*project.run("--lock", str(other))) == (
+        f"error: {other}: a named pipe, not a file"
+    )
+
+
+def test_a_file_whose_size_is_not_the_locks_is_different_without_being_read(project):
+    model = project.files.model
+    model.unlink()
+    with model.open("wb") as sparse:
+        sparse.truncate(16 << 30)  # 16 GiB of holes: 94 s to hash before
+    code, lines = project.run()
+    assert code == 1
+    [size] = [
+        out["size"]
+        for out in project.lock()["stages"]["train"]["outs"]
+        if out["path"] == "outputs/model.joblib"
+    ]
+    assert failures(lines) == [
+        f"different  outputs/model.joblib: {16 << 30} bytes, dvc.lock {size} (not hashed)"
+    ]
+
+
+def test_a_cache_object_that_links_outside_the_cache_is_never_hashed(project, tmp_path):
+    md5 = project.locked_md5("outputs/model.joblib")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("someone else's\n")
+    project.object(md5).unlink()
+    project.object(md5).symlink_to(secret)
+    code, lines = project.run()
+    assert code == 1
+    [line] = failures(lines)
+    assert line.startswith("outside    cache object of outputs/model.joblib")
+    assert f"it leads to {secret}" in line
+    assert hashlib.md5(secret.read_bytes()).hexdigest() not in "\n".join(lines)
+
+
+@pytest.mark.parametrize("where", ["root", "parent"])
+def test_a_cache_folder_that_holds_the_project_is_refused(project, where):
+    folder = Path("/") if where == "root" else project.root.parent
+    config = project.root / ".dvc" / "config"
+    config.write_text(config.read_text() + f"[cache]\n    dir = {folder}\n")
+    assert one_error(*project.run()) == (
+        f"error: DVC's cache folder {folder} holds the project itself: `dvc cache dir` should"
+        " name a folder of its own (the default is .dvc/cache)"
+    )
+
+
+def test_checking_nothing_is_no_pass(fake):
+    stage = "stages:\n  only:\n    cmd: echo hi\n"
+    project = fake(dvc_yaml=stage, contents={})
+    project.lock_path.write_text("")
+    assert one_error(*project.run()) == (
+        "error: dvc.yaml declares no output and dvc.lock records none: there is nothing to"
+        " check, and checking nothing is no pass"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (
+            ("params.yaml", "max_iter: 10", "max_iter: 20"),
+            "stage train: params.yaml train modified",
+        ),
+        (
+            ("pipeline/model.py", '"""', '# a comment\n"""'),
+            "stage train: pipeline/model.py modified",
+        ),
+    ],
+)
+def test_a_workspace_that_dvc_lock_no_longer_describes_fails(tiny_repo, edit, named):
+    # verify said "every output is dvc.lock's bytes" here, exit 0, where `dvc status`
+    # said that train had changed.
+    repo = tiny_repo
+    repo.dvc("repro")
+    assert repo.run(sys.executable, "-m", "tools.verify").returncode == 0
+    path, old, new = edit
+    file = repo.root / path
+    file.write_text(file.read_text().replace(old, new, 1))
+    refused = repo.run(sys.executable, "-m", "tools.verify", check=False)
+    assert refused.returncode == 1
+    assert f"  FAIL changed    {named}" in refused.stderr.splitlines()
+    [verdict_line] = [line for line in refused.stderr.splitlines() if line.startswith("verdict")]
+    assert verdict_line.startswith("verdict: dvc.lock no longer describes the workspace: ")
+    assert named in verdict_line

@@ -30,6 +30,7 @@ part of a path. Exit codes: 0 the reproduction holds, 1 it does not,
 """
 
 import argparse
+import contextlib
 import csv
 import hashlib
 import json
@@ -86,13 +87,62 @@ class NotHashed(Exception):
         self.detail = detail
 
 
-def md5_of(path: Path) -> str:
-    """The md5 of a file's bytes: what DVC 3 records for a file output."""
-    digest = hashlib.md5()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
+# The most that dvc.lock or dvc.yaml may hold: this project's are under 10 KB.
+MAX_YAML_BYTES = 4 << 20
+
+
+@contextlib.contextmanager
+def open_regular(path: Path, within: tuple[Path, ...] = ()) -> Iterator[tuple[int, os.stat_result]]:
+    """The open descriptor of the regular file ``path`` and its ``fstat``, checked on the
+    descriptor itself, so that nothing swapped in between a check and the open is read:
+    a FIFO or a device is never read (and opening one never blocks), and with ``within``
+    the file that was opened must lie in one of those folders, whatever links led to it.
+    ``NotHashed`` says why not."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        if path.is_symlink():
+            raise NotHashed(
+                "missing", f"a symbolic link to {os.readlink(path)}, which is not there"
+            ) from None
+        raise NotHashed("missing") from None
+    except OSError as exc:
+        raise NotHashed("unreadable", exc.strerror) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotHashed("not a file", _file_kind(info.st_mode))
+        if within:
+            real = _opened_path(fd, path)
+            if not any(real.is_relative_to(folder) for folder in within):
+                raise NotHashed(
+                    "outside", f"it leads to {real}, outside the project and its DVC cache"
+                )
+        yield fd, info
+    finally:
+        os.close(fd)
+
+
+def _opened_path(fd: int, path: Path) -> Path:
+    """Where the file open as ``fd`` is: the kernel's word on Linux, else ``path`` resolved."""
+    try:
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        return path.resolve()
+
+
+def digest(fd: int, path: Path) -> str:
+    """The md5 of the bytes of ``path``, open as ``fd``."""
+    md5 = hashlib.md5()
+    while chunk := os.read(fd, CHUNK_BYTES):
+        md5.update(chunk)
+    return md5.hexdigest()
+
+
+def md5_of(path: Path, within: tuple[Path, ...] = ()) -> str:
+    """The md5 of a regular file's bytes: what DVC 3 records for a file output."""
+    with open_regular(path, within) as (fd, _):
+        return digest(fd, path)
 
 
 def shown(value: Any, limit: int = 200) -> str:
@@ -117,9 +167,17 @@ def read_yaml_file(path: Path, *, fix: str) -> Any:
     """A YAML file of DVC's, parsed as DVC parses it; ``BadInput`` (ending in ``fix``
     where a merge left its markers) if it cannot be."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadInput(f"{path}: not found") from None
+        with open_regular(path) as (fd, info):
+            if info.st_size > MAX_YAML_BYTES:
+                raise BadInput(
+                    f"{path}: {info.st_size} bytes, more than the {MAX_YAML_BYTES} that a"
+                    " DVC file of this project can hold"
+                )
+            data = os.read(fd, MAX_YAML_BYTES + 1)
+        text = data[:MAX_YAML_BYTES].decode("utf-8")
+    except NotHashed as why:
+        what = {"missing": "not found", "not a file": f"{why.detail}, not a file"}
+        raise BadInput(f"{path}: {what.get(why.label, f'cannot read it ({why.detail})')}") from None
     except UnicodeDecodeError as exc:
         raise BadInput(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
@@ -154,10 +212,11 @@ def project_path(value: Any, where: str) -> str:
 
 @dataclass(frozen=True)
 class Locked:
-    """An output as dvc.lock records it."""
+    """An output as dvc.lock records it: its hash, and its size where recorded."""
 
     stage: str
     md5: str
+    size: int | None = None
 
 
 def each_stage(path: Path, stages: dict) -> Iterator[tuple[object, str, dict]]:
@@ -225,8 +284,25 @@ def read_lock(path: Path) -> dict[str, Locked]:
                 )
             if out_path in locked:
                 raise BadInput(f"{where_out}: recorded twice")
-            locked[out_path] = Locked(str(stage_name), md5)
+            size = out.get("size")
+            size = size if isinstance(size, int) and not isinstance(size, bool) else None
+            locked[out_path] = Locked(str(stage_name), md5, size)
     return locked
+
+
+def recorded_deps(path: Path) -> set[str]:
+    """The deps (and params files) that a dvc.lock records, as paths; read after
+    ``read_lock`` accepted the file."""
+    raw = read_yaml_file(path, fix="")
+    stages = (raw or {}).get("stages") or {}
+    found = set()
+    for stage in stages.values():
+        for dep in stage.get("deps") or []:
+            if isinstance(dep, dict) and isinstance(dep.get("path"), str):
+                found.add(dep["path"])
+        params = stage.get("params") or {}
+        found |= {name for name in params if isinstance(name, str)}
+    return found
 
 
 @dataclass(frozen=True)
@@ -278,6 +354,7 @@ class Output:
     cached: bool
     declared: bool
     locked_stage: str | None = None  # the stage that dvc.lock records it under
+    size: int | None = None  # dvc.lock's, where it records one
 
 
 def reconcile(declared: dict[str, Declared], locked: dict[str, Locked]) -> list[Output]:
@@ -290,6 +367,7 @@ def reconcile(declared: dict[str, Declared], locked: dict[str, Locked]) -> list[
                 path=path,
                 stage=decl.stage if decl else lock.stage,
                 md5=lock.md5 if lock else None,
+                size=lock.size if lock else None,
                 cached=decl.cached if decl else True,
                 declared=decl is not None,
                 locked_stage=lock.stage if lock else None,
@@ -301,29 +379,25 @@ def reconcile(declared: dict[str, Declared], locked: dict[str, Locked]) -> list[
 # --- hashing files ------------------------------------------------------------------------------
 
 
-def file_md5(path: Path, within: tuple[Path, ...] = ()) -> str:
+def file_md5(path: Path, within: tuple[Path, ...] = (), size: int | None = None) -> str:
     """The md5 of the regular file ``path`` (through symbolic links that stay ``within``
-    these folders, when given); ``NotHashed`` says why not."""
+    these folders, when given); ``NotHashed`` says why not. Where ``size`` (dvc.lock's)
+    is given and the file has another, a ``Resized`` says so without reading it."""
     try:
-        info = path.stat()
-    except (FileNotFoundError, NotADirectoryError):
-        if path.is_symlink():
-            raise NotHashed(
-                "missing", f"a symbolic link to {os.readlink(path)}, which is not there"
-            ) from None
-        raise NotHashed("missing") from None
+        with open_regular(path, within) as (fd, info):
+            if size is not None and info.st_size != size:
+                raise Resized(info.st_size, size)
+            return digest(fd, path)
     except OSError as exc:
         raise NotHashed("unreadable", exc.strerror) from None
-    if within:
-        real = path.resolve()
-        if not any(real.is_relative_to(folder) for folder in within):
-            raise NotHashed("outside", f"it leads to {real}, outside the project and its DVC cache")
-    if not stat.S_ISREG(info.st_mode):
-        raise NotHashed("not a file", _file_kind(info.st_mode))
-    try:
-        return md5_of(path)
-    except OSError as exc:
-        raise NotHashed("unreadable", exc.strerror) from None
+
+
+class Resized(Exception):
+    """A file whose size is not dvc.lock's: different, with no need to hash it."""
+
+    def __init__(self, actual: int, locked: int):
+        super().__init__(actual, locked)
+        self.actual, self.locked = actual, locked
 
 
 def _file_kind(mode: int) -> str:
@@ -404,7 +478,11 @@ def check_outputs(root: Path, outputs: list[Output], within: tuple[Path, ...]) -
             if path.is_dir() and not path.is_symlink() and out.md5.endswith(".dir"):
                 actual = directory_md5(path, within)
             else:
-                actual = file_md5(path, within)
+                actual = file_md5(path, within, size=out.size)
+        except Resized as sizes:
+            text = f"{out.path}: {sizes.actual} bytes, dvc.lock {sizes.locked} (not hashed)"
+            checks.append(_line(False, "different", text))
+            continue
         except NotHashed as why:
             checks.append(
                 _line(False, why.label, out.path + (f": {why.detail}" if why.detail else ""))
@@ -416,6 +494,40 @@ def check_outputs(root: Path, outputs: list[Output], within: tuple[Path, ...]) -
             checks.append(
                 _line(False, "different", f"{out.path}: md5 {actual}, dvc.lock {out.md5}")
             )
+    return checks
+
+
+# --- dvc.lock against the workspace's deps, params and commands --------------------------------
+
+
+def lock_against_workspace(root: Path, lock_path: Path, outputs: list[Output]) -> list[Check]:
+    """What DVC's own status finds changed since dvc.lock was written, among the deps,
+    params and commands that it records (the outputs are this tool's own check, and a
+    stage's output that another stage reads is one of them): a failing line each."""
+    recorded = recorded_deps(lock_path)
+    if not recorded:
+        return []
+    produced = {out.path for out in outputs}
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(root)) as repo:
+            status = repo.status()
+    except DvcException as exc:
+        raise BadInput(f"DVC cannot tell the project's status: {shown(str(exc), 200)}") from None
+    checks = []
+    for stage, changes in status.items():
+        for change in changes:
+            if not isinstance(change, dict):  # "changed command", "always changed"
+                checks.append(_line(False, "changed", f"stage {stage}: {change}"))
+                continue
+            for dep, what in change.get("changed deps", {}).items():
+                if dep in produced or dep not in recorded:
+                    continue
+                if isinstance(what, dict):
+                    what = ", ".join(f"{key} {value}" for key, value in what.items())
+                checks.append(_line(False, "changed", f"stage {stage}: {dep} {what}"))
     return checks
 
 
@@ -487,9 +599,11 @@ def check_object(cache: Cache, oid: str, names: list[str]) -> tuple[Check | None
     obj = cache.object_path(oid)
     what = f"cache object of {', '.join(names)} ({obj})"
     try:
-        actual = file_md5(obj)
+        actual = file_md5(obj, (cache.root.resolve(),))
     except NotHashed as why:
         fixes = {
+            "outside": f"{why.detail}; DVC's objects are files of the cache: remove the"
+            " link, and `dvc repro` rebuilds it",
             "missing": "not in the DVC cache: `dvc pull` fetches it, or `dvc repro` rebuilds it",
             "unreadable": f"{why.detail}: fix its permissions, or remove it and `dvc repro`"
             " rebuilds it",
@@ -501,9 +615,10 @@ def check_object(cache: Cache, oid: str, names: list[str]) -> tuple[Check | None
         if not oid.endswith(".dir"):
             return None, None
         try:
-            return None, obj.read_bytes()
-        except OSError as exc:
-            return _line(False, "unreadable", f"{what}: {exc.strerror}"), None
+            with open_regular(obj, (cache.root.resolve(),)) as (fd, info):
+                return None, os.read(fd, info.st_size + 1)
+        except (OSError, NotHashed) as exc:
+            return _line(False, "unreadable", f"{what}: {exc}"), None
     try:
         aside = move_aside(cache, oid)
     except OSError as exc:
@@ -655,10 +770,21 @@ def verify(files: Layout, lock_path: Path, cache: Cache, *, strict: bool) -> boo
     root = files.root
     declared = read_declared(root / "dvc.yaml")
     outputs = reconcile(declared, read_lock(lock_path))
+    if not outputs:
+        raise BadInput(
+            "dvc.yaml declares no output and dvc.lock records none: there is nothing to"
+            " check, and checking nothing is no pass"
+        )
     workspace_lock = root / "dvc.lock"
     if lock_path.resolve() == workspace_lock.resolve():
         cache_ok = report("DVC cache:", check_cache(cache, outputs))
+        # After the cache's check: DVC's status deletes a corrupt object that it meets,
+        # which the check reports and keeps aside.
+        changed = lock_against_workspace(root, lock_path, outputs)
+        if changed:
+            report("what dvc.lock records against the workspace (DVC's status):", changed)
     else:
+        changed = []
         cached = reconcile(declared, read_lock(workspace_lock))
         cache_ok = report("DVC cache, for the workspace's dvc.lock:", check_cache(cache, cached))
     within = (root.resolve(), cache.root.resolve())
@@ -666,6 +792,14 @@ def verify(files: Layout, lock_path: Path, cache: Cache, *, strict: bool) -> boo
     report(f"outputs of dvc.yaml against {lock_path.name}:", checks)
     cache_note = "" if cache_ok else "; and the DVC cache fails its check (above)"
     failed = [check for check in checks if not check.ok]
+    if changed:
+        log.info(
+            "verdict: dvc.lock no longer describes the workspace: %s (`dvc status` shows"
+            " it; `dvc repro` runs what changed, or `git checkout` undoes the edit)%s",
+            "; ".join(check.text.removeprefix("changed").strip() for check in changed),
+            cache_note,
+        )
+        return False
     if not failed:
         holders = {files.loss_csv, files.metrics}
         numbered = holders <= {root / output.path for output in outputs}
@@ -755,7 +889,14 @@ def dvc_cache(root: Path) -> Cache:
         raise BadInput(f"DVC cannot open the project at {root}: {shown(str(exc), 200)}") from None
     if objects is None or objects.fs.protocol != "local":
         raise BadInput(f"{root}: DVC has no local cache here, which is what verify checks")
-    return Cache(root=Path(legacy.path), objects=Path(objects.path))
+    cache = Cache(root=Path(legacy.path), objects=Path(objects.path))
+    folder = cache.root.resolve()
+    if root.resolve().is_relative_to(folder):
+        raise BadInput(
+            f"DVC's cache folder {folder} holds the project itself: `dvc cache dir` should"
+            " name a folder of its own (the default is .dvc/cache)"
+        )
+    return cache
 
 
 def main(argv: list[str] | None = None) -> int:
