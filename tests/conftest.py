@@ -1,6 +1,7 @@
 """Fixtures: tiny synthetic MNIST mirrors, built here without the code under test, and
 temporary git repositories holding a copy of the project for end-to-end runs."""
 
+import functools
 import gzip
 import hashlib
 import os
@@ -99,19 +100,31 @@ def mnist_env(monkeypatch, tiny_mirror, tmp_path) -> TinyMirror:
     return tiny_mirror
 
 
+# The settings that the project reads (README: Settings) and that DVC passes a stage: the
+# caller's values never reach a test, which sets what it needs. (OPENBLAS_* and NPY_* stay:
+# the stages override them, and a machine may need them for numpy itself.)
+PROJECT_VARIABLES = ("MNIST_", "DVC_", "XDG_CACHE_HOME", "PYTHONHASHSEED")
+
+
 @pytest.fixture(autouse=True, scope="session")
 def hermetic_home(tmp_path_factory):
-    """A HOME of the tests' own, with a git identity and nothing else.
+    """A HOME of the tests' own, with a git identity and nothing else, and none of the
+    caller's own settings of the project.
 
     The tests then pass on a newcomer's machine or a CI runner with an empty HOME (where
     ``dvc exp run`` needs an identity to commit), and no setting of the machine's own
-    git config (a signing key, hooks, another default branch) reaches them.
+    git config (a signing key, hooks, another default branch), nor an ``XDG_CACHE_HOME``
+    that a desktop sets, reaches them. The real data's mirror is read before, once
+    (``real_mirror``).
     """
+    real_mirror()
     home = write_home(tmp_path_factory.mktemp("home"))
     with pytest.MonkeyPatch.context() as patch:
         for name, value in hermetic_env(home).items():
             patch.setenv(name, value)
         for name in set(os.environ) - set(hermetic_env(home)):
+            patch.delenv(name)
+        for name in [name for name in os.environ if name.startswith(PROJECT_VARIABLES)]:
             patch.delenv(name)
         yield home
 
@@ -124,8 +137,10 @@ def repo_env(**extra: str) -> dict[str, str]:
     return env | extra
 
 
+@functools.cache
 def real_mirror() -> str | None:
-    """MNIST_MIRROR as an absolute path (or URL), if set: the real MNIST files."""
+    """The caller's MNIST_MIRROR, read once before the tests clear it, as an absolute
+    path (or URL), if set: the real MNIST files."""
     mirror = os.environ.get("MNIST_MIRROR")
     if not mirror or mirror.startswith(("http://", "https://")):
         return mirror
