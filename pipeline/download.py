@@ -9,11 +9,14 @@ not a number of bytes. A URL in any message goes through ``redact``: its user pa
 query values are secrets.
 """
 
+import contextlib
 import http.client
 import logging
 import re
+import signal
 import socket
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -117,6 +120,33 @@ def _open(url: str, timeout: float):
     return opener.open(bare, timeout=timeout)
 
 
+class _Expired(Exception):
+    """The download's deadline passed, whatever it was blocked in."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float):
+    """Raise ``_Expired`` out of whatever blocks when ``seconds`` have passed: a connect,
+    headers that come a byte at a time (each byte resets the socket's own timeout), a
+    body that trickles. A timer signal, so it works in the main thread, where the stages
+    download; elsewhere only the socket's timeout and the body's deadline check apply.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(signum, frame):
+        raise _Expired
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _announced_length(header: str | None) -> int | None:
     """The body's size that a ``Content-Length`` header announces; None if it announces none.
 
@@ -192,8 +222,14 @@ def download(url: str, dest: Path, *, max_bytes: int, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     for attempt in range(RETRIES + 1):
         try:
-            _stream_to(url, dest, max_bytes=max_bytes, deadline=deadline)
+            with _deadline(deadline - time.monotonic()):
+                _stream_to(url, dest, max_bytes=max_bytes, deadline=deadline)
             return
+        except _Expired:
+            raise DownloadError(
+                f"the download's time limit (MNIST_DOWNLOAD_SECONDS, {seconds:g} s) ran out"
+                " before the server had sent the file"
+            ) from None
         except urllib.error.HTTPError as exc:
             reason = f"HTTP {exc.code} {printable(exc.reason)}"
             if exc.code < 500:

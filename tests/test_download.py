@@ -13,9 +13,11 @@ import logging
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -864,9 +866,9 @@ def test_a_trickling_server_is_given_up_at_the_deadline_and_the_next_mirror_used
     fast = server.serve_folder("fast", mnist_env.folder)
     assert_same_arrays(load_idx(mnist_env.checksums, slow, fast), mnist_env)
     [warning] = [m for m in caplog.messages if m.startswith(f"{TRAIN_IMAGES} from {slow}")]
-    assert re.search(
-        r": gave up after \d+ bytes: the download's time limit \(MNIST_DOWNLOAD_SECONDS\) ran out$",
-        warning,
+    assert warning.endswith(
+        ": the download's time limit (MNIST_DOWNLOAD_SECONDS, 1 s) ran out before the server"
+        " had sent the file"
     )
 
 
@@ -1023,3 +1025,46 @@ def test_a_file_url_is_a_folder_mirror(mnist_env):
     assert url.startswith("file:///")
     assert_same_arrays(load_idx(mnist_env.checksums, url), mnist_env)
     assert cache_listing() == []
+
+
+@pytest.fixture
+def trickling_headers():
+    """A server on 127.0.0.1 that sends its status line and headers a byte at a time,
+    every 0.2 s, each byte resetting a socket's timeout, and never a body; its URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nX-Slow: " + b"x" * 500:
+                    if stop.wait(0.2):
+                        break
+                    try:
+                        conn.sendall(bytes([byte]))
+                    except OSError:
+                        break
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/{TRAIN_IMAGES}"
+    stop.set()
+    thread.join(5)
+    listener.close()
+
+
+def test_the_deadline_bounds_the_headers_too(trickling_headers, tmp_path):
+    # A byte a second kept a 5-second download waiting for 45 s, then reported a
+    # "checksum mismatch"; a byte every 29 s kept it waiting without bound.
+    with pytest.raises(download.DownloadError) as caught:
+        download.download(trickling_headers, tmp_path / "file", max_bytes=100, seconds=1)
+    assert str(caught.value) == (
+        "the download's time limit (MNIST_DOWNLOAD_SECONDS, 1 s) ran out before the server"
+        " had sent the file"
+    )
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # the timer is off again
