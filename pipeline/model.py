@@ -99,15 +99,37 @@ def fit(X: np.ndarray, y: np.ndarray, params: TrainParams):
         warnings.filterwarnings("ignore", category=ConvergenceWarning, module="sklearn")
         try:
             estimator.fit(X, y)
+        except OverflowError as exc:
+            # invscaling's rate, learning_rate_init / (t + 1) ** power_t, overflows Python's
+            # float for a large power_t.
+            raise UserError(
+                f"training overflowed ({exc}): {likely_culprit(params, overflow=True)};"
+                " lower it and run again"
+            ) from None
         except ValueError as exc:
             if "non-finite" not in str(exc):
                 raise
             raise UserError(
                 f"training diverged: the weights became infinite or NaN ({exc})."
-                f" train.learning_rate_init = {params.learning_rate_init} is likely too large;"
-                " lower it and run again"
+                f" {likely_culprit(params)}; lower it and run again"
             ) from None
     return estimator
+
+
+# Above this, the L2 penalty alone drives the weights: scikit-learn's default is 1e-4.
+LARGE_ALPHA = 1.0
+
+
+def likely_culprit(params: TrainParams, *, overflow: bool = False) -> str:
+    """The setting most likely to blame for a fit that overflowed or diverged."""
+    if overflow and params.learning_rate == "invscaling":
+        return (
+            f"train.power_t = {params.power_t} with train.learning_rate = invscaling is likely"
+            " too large"
+        )
+    if params.alpha >= LARGE_ALPHA:
+        return f"train.alpha = {params.alpha} (the L2 penalty) is likely too large"
+    return f"train.learning_rate_init = {params.learning_rate_init} is likely too large"
 
 
 def first_layer_weights(estimator) -> np.ndarray:

@@ -390,3 +390,27 @@ def test_misclassified_grid_shows_at_most_rows_x_cols():
     fig = visualize.misclassified_grid(images, predictions, rows=2, cols=3)
     assert len(fig.axes[0].texts) == 6
     assert fig._suptitle.get_text() == "40 of 40 test digits misclassified (true -> predicted)"
+
+
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        (
+            {"learning_rate": "invscaling", "power_t": 1000.0},  # 61 ** 1000 after an epoch
+            r"^training overflowed \(.*\): train.power_t = 1000.0 with train.learning_rate ="
+            r" invscaling is likely too large; lower it and run again$",
+        ),
+        (
+            {"alpha": 1e300},
+            r"^training diverged: .* train.alpha = 1e\+300 \(the L2 penalty\) is likely too"
+            r" large; lower it and run again$",
+        ),
+    ],
+)
+def test_an_overflow_or_a_divergence_names_the_setting_most_likely_at_fault(scaled, changes, said):
+    # power_t 100 gave scikit-learn's OverflowError traceback; alpha 1e300 blamed the
+    # learning rate.
+    params = load_params(scaled.params).train.model_copy(update=changes)
+    sets = split_of(scaled)
+    with pytest.raises(UserError, match=said):
+        model.fit(sets.X_train, sets.y_train, params)
