@@ -53,8 +53,8 @@ def load_openml(cache_dir: Path, checksums: dict[str, str]) -> tuple[mnist.Split
     ) as exc:
         raise UserError(
             f"could not fetch {DATASET} (version {VERSION}) from OpenML:"
-            f" {type(exc).__name__}: {str(exc).strip()}."
-            " Use data.source: idx with MNIST_MIRROR for an offline copy."
+            f" {type(exc).__name__}: {str(exc).strip().rstrip('.')};"
+            " use data.source: idx with MNIST_MIRROR for an offline copy"
         ) from None
     finally:
         socket.setdefaulttimeout(default_timeout)
