@@ -75,16 +75,33 @@ XGETBV = b"\x31\xc9\x0f\x01\xd0\xc3"
 def run_machine_code(code: bytes) -> int:
     """Call ``code`` as a C function returning a 32-bit unsigned int.
 
-    Raises OSError where the system forbids executable memory (a hardened kernel).
+    The code is written to an anonymous file (``memfd_create``) and mapped from it
+    readable and executable, never writable: a page that is writable and executable at
+    once, which a kernel's memory-deny-write-execute refuses (``prctl(PR_SET_MDWE)``, as
+    hardened services and some container profiles set), is never asked for, as a shared
+    library's code is mapped. Raises OSError where even that is refused (a memfd that
+    may not execute, ``vm.memfd_noexec = 2``).
     """
-    protection = mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC
-    with mmap.mmap(-1, mmap.PAGESIZE, prot=protection) as page:
-        page.write(code)
-        anchor = ctypes.c_char.from_buffer(page)
-        try:
-            return ctypes.CFUNCTYPE(ctypes.c_uint32)(ctypes.addressof(anchor))()
-        finally:
-            del anchor  # the page cannot close while ctypes holds it
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [
+        ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long
+    ]  # fmt: skip
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    fd = os.memfd_create("cpuid", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, code.ljust(mmap.PAGESIZE, b"\xc3"))
+        protection = mmap.PROT_READ | mmap.PROT_EXEC
+        address = libc.mmap(None, mmap.PAGESIZE, protection, mmap.MAP_PRIVATE, fd, 0)
+        if address in (None, ctypes.c_void_p(-1).value):
+            error = ctypes.get_errno()
+            raise OSError(error, os.strerror(error))
+    finally:
+        os.close(fd)
+    try:
+        return ctypes.CFUNCTYPE(ctypes.c_uint32)(address)()
+    finally:
+        libc.munmap(address, mmap.PAGESIZE)
 
 
 def cpuid(leaf: int, register: str, subleaf: int = 0) -> int:
@@ -120,9 +137,9 @@ def decode_flags(registers: Mapping[tuple[int, str], int], xcr0: int) -> frozens
 def cpu_flags() -> frozenset[str]:
     """The CPU's flags of ``FLAG_BITS``, asked of the CPU that runs this process.
 
-    Empty where that is not done: a CPU that is not x86-64, a system other than Linux
+    Empty where that is not done: a CPU that is not x86-64, or a system other than Linux
     (where dvc.lock's bytes are not promised: macOS and Windows build numpy's libraries
-    otherwise), or one that forbids executable memory.
+    otherwise). ``Unasked`` where the system refuses to run the question's machine code.
     """
     if platform.machine().lower() not in X86_64 or sys.platform != "linux":
         return frozenset()
@@ -136,9 +153,17 @@ def cpu_flags() -> frozenset[str]:
         }
         osxsave = registers.get((0x1, "ecx"), 0) >> OSXSAVE_BIT & 1
         xcr0 = run_machine_code(XGETBV) if osxsave else 0
-    except OSError:
-        return frozenset()
+    except OSError as exc:
+        raise Unasked(
+            f"this system refuses to execute the few bytes that ask the CPU for its features"
+            f" ({exc.strerror or exc})"
+        ) from None
     return decode_flags(registers, xcr0)
+
+
+class Unasked(Exception):
+    """The CPU could not be asked for its features: whether it runs the pinned code paths
+    is unknown, so they are not pinned."""
 
 
 def why_not_pinnable(machine: str, flags: frozenset[str]) -> str | None:
@@ -154,8 +179,59 @@ def why_not_pinnable(machine: str, flags: frozenset[str]) -> str | None:
 
 
 def why_not_pinnable_here() -> str | None:
-    """Why the pinned code paths cannot run on this machine, or None if they can."""
-    return why_not_pinnable(platform.machine(), cpu_flags())
+    """Why the pinned code paths cannot run on this machine (or cannot be known to), or
+    None if they can."""
+    try:
+        return why_not_pinnable(platform.machine(), cpu_flags())
+    except Unasked as exc:
+        return str(exc)
+
+
+# What OpenBLAS's x86-64 kernel families execute beyond SSE2, as Linux names the flags:
+# forcing one on a CPU without them ends in an illegal instruction. Families not named
+# here (Nehalem, Core2, Atom, Opteron, ...) need no AVX.
+CORETYPE_NEEDS = {
+    "sandybridge": {"avx"},
+    "haswell": {"avx", "avx2", "fma"},
+    "zen": {"avx", "avx2", "fma"},
+    "skylakex": {"avx", "avx2", "fma", "avx512"},
+    "cooperlake": {"avx", "avx2", "fma", "avx512"},
+    "sapphirerapids": {"avx", "avx2", "fma", "avx512"},
+}
+# numpy's x86 features and groups that need AVX or later (numpy's baseline is SSE3).
+# "avx512" is not among FLAG_BITS: a CPU that cannot run the pin lacks AVX2, and so
+# AVX-512 too, and the AVX-512 families and features are always dropped there.
+NUMPY_NEEDS = {
+    "AVX": {"avx"},
+    "F16C": {"f16c"},
+    "FMA3": {"fma"},
+    "AVX2": {"avx2"},
+    "X86_V3": REQUIRED_FLAGS,
+    "AVX512F": {"avx512"},
+    "AVX512CD": {"avx512"},
+    "AVX512_SKX": {"avx512"},
+    "AVX512_ICL": {"avx512"},
+    "AVX512_SPR": {"avx512"},
+    "X86_V4": {"avx512"},
+}
+
+
+def drop_unrunnable_settings(environ: MutableMapping[str, str], flags: frozenset[str]) -> list[str]:
+    """Remove from ``environ`` the user's settings that ask for code this x86-64 CPU (of
+    ``flags``) cannot run, and return them as ``NAME=value``: an OPENBLAS_CORETYPE of a
+    family it lacks the instructions of, an NPY_ENABLE_CPU_FEATURES naming a feature it
+    lacks, and numpy's two variables set together, which numpy refuses to load with."""
+    dropped = []
+    coretype = environ.get("OPENBLAS_CORETYPE", "")
+    if CORETYPE_NEEDS.get(coretype.lower(), set()) - flags:
+        dropped.append("OPENBLAS_CORETYPE")
+    wanted = environ.get("NPY_ENABLE_CPU_FEATURES", "").replace(",", " ").split()
+    if any(NUMPY_NEEDS.get(name.upper(), set()) - flags for name in wanted):
+        dropped.append("NPY_ENABLE_CPU_FEATURES")
+    both = ("NPY_ENABLE_CPU_FEATURES", "NPY_DISABLE_CPU_FEATURES")
+    if all(environ.get(name) for name in both):
+        dropped += [name for name in both if name not in dropped]
+    return [f"{name}={environ.pop(name)}" for name in dropped]
 
 
 def overridden_settings(environ: Mapping[str, str]) -> list[str]:
@@ -181,15 +257,25 @@ def pin_float_paths(
     the variables come too late: what it and OpenBLAS loaded decides (a line says when
     they differ).
     """
-    reason = why_not_pinnable(
-        platform.machine() if machine is None else machine,
-        cpu_flags() if flags is None else flags,
-    )
+    machine = platform.machine() if machine is None else machine
+    try:
+        flags = cpu_flags() if flags is None else flags
+    except Unasked as exc:
+        print(
+            f"note: {exc}, so whether it runs the AVX2 code paths that made dvc.lock cannot"
+            " be known, and they are not pinned: outputs may differ from dvc.lock in their"
+            " last bits (`make verify` checks the published numbers instead)",
+            file=sys.stderr,
+        )
+        return False
+    reason = why_not_pinnable(machine, flags)
     if reason:
+        dropped = drop_unrunnable_settings(environ, flags) if machine.lower() in X86_64 else []
         print(
             f"note: {reason}, so numpy and OpenBLAS cannot run the AVX2 code paths that"
             " made dvc.lock: outputs will differ from it in their last bits"
-            " (`make verify` checks the published numbers instead)",
+            " (`make verify` checks the published numbers instead)"
+            + (f"; dropped {', '.join(dropped)}, which this CPU cannot run" if dropped else ""),
             file=sys.stderr,
         )
         return False

@@ -92,11 +92,15 @@ def test_no_machine_code_runs_on_another_cpu_nor_where_memory_cannot_be_executab
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(cpu, "run_machine_code", refused)
-    assert cpu.cpu_flags() == frozenset()
-    assert cpu.why_not_pinnable_here() in {
-        "this system does not report its CPU's features",
-        f"this CPU is {platform.machine()}, not x86-64",
-    }
+    if platform.machine().lower() in cpu.X86_64:
+        with pytest.raises(cpu.Unasked):
+            cpu.cpu_flags()
+        assert cpu.why_not_pinnable_here() == (
+            "this system refuses to execute the few bytes that ask the CPU for its features"
+            " (Permission denied)"
+        )
+    else:
+        assert cpu.why_not_pinnable_here() == f"this CPU is {platform.machine()}, not x86-64"
     monkeypatch.setattr(cpu, "run_machine_code", lambda code: pytest.fail("ran machine code"))
     monkeypatch.setattr(platform, "machine", lambda: "aarch64")
     assert cpu.cpu_flags() == frozenset()
@@ -252,6 +256,78 @@ def test_a_pin_after_numpy_loaded_is_not_taken_for_one():
 
 
 QEMU_X86_64 = shutil.which("qemu-x86_64-static") or shutil.which("qemu-x86_64")
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="asks an x86-64 CPU")
+def test_under_memory_deny_write_execute_the_cpu_is_still_asked():
+    # prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN), as hardened services set: a page both
+    # writable and executable is refused, and the CPU was "a system that does not report
+    # its features", so the stages ran unpinned.
+    code = (
+        "import ctypes, mmap\n"
+        "if ctypes.CDLL(None).prctl(65, 1, 0, 0, 0) != 0: print('no MDWE'); raise SystemExit\n"
+        "try: mmap.mmap(-1, 4096, prot=7); print('writable code allowed')\n"
+        "except OSError: pass\n" + LOAD_CPU + "print(sorted(cpu.cpu_flags()))\n"
+    )
+    result = run_python(code, unpinned_env())
+    if result.stdout.strip() == "no MDWE":
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux 6.3 and later)")
+    linux = {flag for line in Path("/proc/cpuinfo").read_text().splitlines()
+             if line.startswith("flags") for flag in line.split(":")[1].split()}  # fmt: skip
+    assert result.stdout.splitlines() == [str(sorted(linux & cpu.FLAG_BITS.keys()))]
+
+
+@pytest.mark.parametrize(
+    ("environ", "dropped"),
+    [
+        ({"OPENBLAS_CORETYPE": "Haswell"}, ["OPENBLAS_CORETYPE=Haswell"]),
+        ({"OPENBLAS_CORETYPE": "SkylakeX"}, ["OPENBLAS_CORETYPE=SkylakeX"]),
+        ({"OPENBLAS_CORETYPE": "Nehalem"}, []),
+        ({"NPY_ENABLE_CPU_FEATURES": "X86_V3"}, ["NPY_ENABLE_CPU_FEATURES=X86_V3"]),
+        ({"NPY_ENABLE_CPU_FEATURES": "SSE41 AVX2"}, ["NPY_ENABLE_CPU_FEATURES=SSE41 AVX2"]),
+        ({"NPY_ENABLE_CPU_FEATURES": "SSE42"}, []),
+        (
+            {"NPY_ENABLE_CPU_FEATURES": "SSE42", "NPY_DISABLE_CPU_FEATURES": "SSE41"},
+            ["NPY_ENABLE_CPU_FEATURES=SSE42", "NPY_DISABLE_CPU_FEATURES=SSE41"],
+        ),
+        ({"OPENBLAS_NUM_THREADS": "4"}, []),
+    ],
+)
+def test_where_the_pin_cannot_apply_settings_this_cpu_cannot_run_are_dropped(environ, dropped):
+    westmere = frozenset({"sse2"})  # no AVX at all
+    kept = dict(environ)
+    assert cpu.drop_unrunnable_settings(kept, westmere) == dropped
+    assert kept == {k: v for k, v in environ.items() if f"{k}={v}" not in dropped}
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="emulates an x86-64 CPU on one")
+def test_on_an_emulated_westmere_cpu_the_users_unrunnable_settings_are_dropped():
+    # Each crashed the stage: an illegal instruction (rc 132), numpy's traceback, numpy's
+    # "cannot be set simultaneously".
+    if QEMU_X86_64 is None:
+        not_installed(
+            "no qemu-x86_64 to emulate a CPU without AVX2: apt-get install qemu-user-static"
+        )
+    code = (
+        LOAD_CPU
+        + "print(cpu.pin_float_paths())\n"
+        + "import numpy, threadpoolctl\n"
+        + "print(sorted({i['architecture'] for i in threadpoolctl.threadpool_info()}))\n"
+    )
+    settings = {
+        "OPENBLAS_CORETYPE": "Haswell",
+        "NPY_ENABLE_CPU_FEATURES": "X86_V3",
+        "NPY_DISABLE_CPU_FEATURES": "AVX512F",
+    }
+    env = unpinned_env(**settings)
+    result = run_python(code, env, prefix=(QEMU_X86_64, "-cpu", "Westmere"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["False", "['Nehalem']"]
+    [note] = result.stderr.splitlines()
+    assert note.endswith(
+        "; dropped OPENBLAS_CORETYPE=Haswell, NPY_ENABLE_CPU_FEATURES=X86_V3,"
+        " NPY_DISABLE_CPU_FEATURES=AVX512F, which this CPU cannot run"
+    )
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="emulates an x86-64 CPU on one")
