@@ -107,7 +107,9 @@ def _open(url: str, timeout: float):
     """Open ``url``, sending the user part of the URL as HTTP basic credentials."""
     parts = urllib.parse.urlsplit(url)
     if parts.username is None:
-        return urllib.request.urlopen(url, timeout=timeout)
+        # An opener of its own, not urlopen's, which keeps the proxies of its first call:
+        # each download goes through the proxies that proxy_for reads now.
+        return urllib.request.build_opener().open(url, timeout=timeout)
     bare = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
     passwords = urllib.request.HTTPPasswordMgrWithDefaultRealm()
     passwords.add_password(
@@ -147,6 +149,20 @@ def _deadline(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
+def proxy_for(url: str) -> str | None:
+    """The proxy that urllib sends ``url`` through (``http_proxy``, ``https_proxy``, minus
+    ``no_proxy``), if any: a message about the connection then names it."""
+    parts = urllib.parse.urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
+
+
+def _proxy_variable(url: str) -> str:
+    return f"{urllib.parse.urlsplit(url).scheme}_proxy"
+
+
 def _announced_length(header: str | None) -> int | None:
     """The body's size that a ``Content-Length`` header announces; None if it announces none.
 
@@ -168,6 +184,13 @@ def _stream_to(url: str, dest: Path, *, max_bytes: int, deadline: float) -> None
     # The bar shows the file's name alone: the query and fragment may hold secrets.
     name = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
     with _open(url, TIMEOUT_SECONDS) as response:
+        encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
+        if encoding != "identity":
+            # Not asked for (no Accept-Encoding is sent), and not the file's own bytes.
+            raise DownloadError(
+                f"the server sent the file with Content-Encoding: {printable(encoding, 40)},"
+                " which this download does not decode (it asks for the file as it is)"
+            )
         total = _announced_length(response.headers.get("Content-Length"))
         if total is not None and total > max_bytes:
             raise DownloadError(
@@ -244,6 +267,10 @@ def download(url: str, dest: Path, *, max_bytes: int, seconds: float) -> None:
                 reason = f"timed out after {TIMEOUT_SECONDS} s"
             else:
                 reason = str(getattr(inner, "strerror", None) or inner)
+            if proxy := proxy_for(url):
+                reason += (
+                    f" (through the proxy {redact(proxy)}, which {_proxy_variable(url)} names)"
+                )
         except http.client.HTTPException as exc:
             # Not HTTP, or a reply that breaks off (a wrong port, a proxy in the way).
             reason = f"invalid HTTP response ({type(exc).__name__}: {printable(str(exc).strip())})"

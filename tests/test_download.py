@@ -1068,3 +1068,33 @@ def test_the_deadline_bounds_the_headers_too(trickling_headers, tmp_path):
         " had sent the file"
     )
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # the timer is off again
+
+
+@pytest.mark.network
+def test_a_dead_proxy_is_named_not_the_mirror(server, refused_url, waits, monkeypatch, tmp_path):
+    # "Connection refused" was said of the mirror, which was up.
+    server.serve("mnist", "file", Reply(body=b"the file"))
+    monkeypatch.setenv("http_proxy", refused_url)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    with pytest.raises(download.DownloadError) as caught:
+        download.download(server.url("mnist") + "file", tmp_path / "file", max_bytes=99, seconds=60)
+    assert str(caught.value) == (
+        f"Connection refused (through the proxy {refused_url}, which http_proxy names)"
+        " (after 4 attempts)"
+    )
+    assert server.requests == []  # nothing reached the mirror
+
+
+@pytest.mark.network
+def test_a_body_compressed_in_transit_is_named_not_blamed_on_the_data(server, tmp_path):
+    # It was reported as a "checksum mismatch", and blamed on the data.
+    body = gzip.compress(b"the file")
+    gzipped = Reply(body=body, headers=(("Content-Encoding", "gzip"),))
+    server.serve("gz", "file", gzipped)
+    with pytest.raises(download.DownloadError) as caught:
+        download.download(server.url("gz") + "file", tmp_path / "file", max_bytes=100, seconds=10)
+    assert str(caught.value) == (
+        "the server sent the file with Content-Encoding: gzip, which this download does not"
+        " decode (it asks for the file as it is)"
+    )
