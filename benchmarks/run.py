@@ -1,9 +1,10 @@
-"""Benchmark the DVC pipeline against scikit-learn's example run as one script.
+"""Benchmark the DVC pipeline against scikit-learn's example, as published in 2017 (the
+defaults of params.yaml), run as one script.
 
 Scenarios, run round-robin (each once in round 1, then each again in round 2 ...) so
 that a slow spell of the machine hits all of them alike:
 
-  a  example         ``benchmarks/example.py``: the example on the same local data
+  a  example         ``python -m benchmarks.example``: the example on the same local data
      pinned example  the same, under the code paths the stages pin (``pipeline/cpu.py``)
   b  cold repro      ``dvc repro`` in a fresh clone, with no DVC cache and no outputs,
                      linking them from the cache as .dvc/config's ``cache.type`` says
