@@ -2,8 +2,11 @@
 arm64 userland gets. The emulated runs themselves are `make verify-platforms`."""
 
 import importlib.util
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 from pipeline import interpreter, paths
 
@@ -64,3 +67,44 @@ def test_the_arm64_userland_gets_every_stage_package_by_hash_and_nothing_else():
     assert all("--hash=sha256:" in block for block in blocks.values())
     # The tools of the project (DVC, Dask, pytest) stay on the host.
     assert not {"dvc", "dask", "distributed", "pytest"} & names
+
+
+def platform_key(root, name: str = "x86_64-westmere") -> str:
+    done = subprocess.run(
+        ["bash", str(root / "platforms" / "verify-emulated"), "--key", name],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.mark.skipif(shutil.which("qemu-x86_64-static") is None, reason="no qemu-user-static")
+def test_an_emulated_platform_is_rerun_exactly_when_what_decides_its_numbers_changed(tmp_path):
+    # The key under which a platform's pass is kept (platforms/verify-emulated): CI skips
+    # a platform whose key passed before, and runs it when any of these changed.
+    root = tmp_path / "project"
+    for name in ("stages", "pipeline", "tools", "platforms"):
+        shutil.copytree(
+            paths.ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    for name in ("params.yaml", "requirements.txt", "dvc.yaml", "data/mnist.sha256", "README.md"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(paths.ROOT / name, root / name)
+    (root / ".venv").symlink_to(paths.ROOT / ".venv")
+    key = platform_key(root)
+    assert len(key) == 16 and platform_key(root, "arm64-armv8") != key
+    for name, edit in [
+        ("params.yaml", lambda text: text.replace("max_iter: 10", "max_iter: 11")),
+        ("pipeline/model.py", lambda text: text + "\n# a comment\n"),
+        ("requirements.txt", lambda text: text + "\n"),
+        ("data/mnist.sha256", lambda text: text.replace("a", "b", 1)),
+    ]:
+        path = root / name
+        before = path.read_text()
+        path.write_text(edit(before))
+        assert platform_key(root) != key, name
+        path.write_text(before)
+        assert platform_key(root) == key, name
+    (root / "README.md").write_text("nothing that decides a number\n")
+    assert platform_key(root) == key
