@@ -170,14 +170,20 @@ def read_yaml(path: Path) -> Any:
         ) from None
     except OSError as exc:
         raise UserError(f"{path}: cannot read it ({exc.strerror})") from None
+    return parse_yaml(text, path)
+
+
+def parse_yaml(text: str, where: Path | str) -> Any:
+    """YAML ``text`` (of the file ``where``, for messages) parsed as DVC parses params
+    files: the one parser of params files in this project, stages, verify and sweep alike."""
     try:
         return YAML(typ="safe").load(text)
     except YAMLError as exc:
-        raise UserError(f"{path} is not valid YAML: {exc}".replace("\n", " ")) from None
+        raise UserError(f"{where} is not valid YAML: {exc}".replace("\n", " ")) from None
     except RecursionError:
         # ruamel.yaml parses nested blocks recursively; params.yaml nests three levels.
         raise UserError(
-            f"{path} is nested too deeply for a YAML parser to read: params.yaml holds"
+            f"{where} is nested too deeply for a YAML parser to read: params.yaml holds"
             " sections of plain values"
         ) from None
 

@@ -21,6 +21,7 @@ running, with its stages (``sweep.processes``), before it deletes the clone.
 """
 
 import fcntl
+import json
 import logging
 import os
 import shutil
@@ -31,8 +32,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-import yaml
-
+from pipeline.config import parse_yaml
 from pipeline.download import user_cache_dir
 from pipeline.errors import UserError
 from pipeline.runner import CHECKOUT_HINT
@@ -160,12 +160,23 @@ def same_params(clone: Clone, ref: str, flags: tuple[str, ...]) -> bool:
     for file, overrides in dvc_api.grid(list(flags))[0].items():
         # in the clone's copy, as `exp run -S` does
         dvc_api.apply_overrides(clone.root / file, overrides)
-        expected = yaml.safe_load((clone.root / file).read_text(encoding="utf-8"))
-        found = yaml.safe_load(clone.git("show", f"{ref}:{file}"))
+        expected = (clone.root / file).read_text(encoding="utf-8")
+        found = clone.git("show", f"{ref}:{file}")
         clone.git("checkout", "--quiet", "--", file)
-        if expected != found:
+        if not same_values(expected, found, file):
             return False
     return True
+
+
+def same_values(a: str, b: str, where: str) -> bool:
+    """Whether two params files hold the same values as DVC reads them: YAML 1.2, as
+    ``pipeline.config`` parses (PyYAML's 1.1 takes ``yes`` for ``true``, ``012`` for 10),
+    and typed (``true`` is not ``1``, nor ``10`` ``10.0``, though Python's == says so)."""
+
+    def canonical(text: str) -> str:
+        return json.dumps(parse_yaml(text, where), sort_keys=True, default=str)
+
+    return canonical(a) == canonical(b)
 
 
 def existing(clone: Clone, job: PointJob, ref: str) -> PointResult | None:

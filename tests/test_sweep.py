@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import UserError
-from sweep import show
+from sweep import point, show
 from sweep.__main__ import parse_env, parser
 from sweep.dvc_api import ran_stages, rows
 from sweep.environment import nanny_variables, points_env, secret_env
@@ -431,3 +431,20 @@ def test_show_puts_the_params_that_differ_first_and_nothing_else():
         "main        0.0001       0.9868          0.97           0.0464535   10",
         "lr-a        1e-05        0.9868          0.97           0.0464535   9",
     ]
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("train:\n  shuffle: yes\n", "train:\n  shuffle: true\n", False),  # 1.1: both true
+        ("train:\n  max_iter: 012\n", "train:\n  max_iter: 10\n", False),  # 1.1: octal 10
+        ("train:\n  shuffle: true\n", "train:\n  shuffle: 1\n", False),  # Python: True == 1
+        ("train:\n  max_iter: 10\n", "train:\n  max_iter: 10.0\n", False),
+        ("train:\n  alpha: 1e-4\n", "train:\n  alpha: 0.0001  # the same\n", True),
+        ("a: 1\nb: 2\n", "b: 2\na: 1\n", True),
+    ],
+)
+def test_an_experiments_params_are_compared_as_dvc_reads_them(a, b, same):
+    # PyYAML called `yes` and `true`, or `012` and `10`, equal where DVC sees different
+    # values: the sweep would take an experiment with other params for this point.
+    assert point.same_values(a, b, "params.yaml") is same
