@@ -1,8 +1,9 @@
 """The files passed between stages: each format's writer, its reader and its field names
 side by side, so that a change of format is one edit.
 
-- ``images.npy`` and ``labels.npy``: written by ``fetch_and_scale.write_scaled`` and
-  ``write_labels`` (streamed, so they stay there), read here by ``read_array``;
+- ``images.npy`` (one flattened image a row) and ``labels.npy`` (uint8): written by
+  ``write_images``, from the rows fetch_and_scale scales a chunk at a time, and
+  ``write_labels``; read by ``read_array``;
 - ``weights.npz``: the first layer's weights under ``FIRST_LAYER``, (features, units),
   what ``pipeline/model.py``'s ``first_layer_weights`` gives;
 - ``loss.csv``: ``iteration,loss``, at full precision;
@@ -15,6 +16,7 @@ side by side, so that a change of format is one edit.
 
 import csv
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,34 @@ LOSS_FIELDS = ("iteration", "loss")
 PREDICTION_FIELDS = ("index", "actual", "predicted")
 PER_CLASS_FIELDS = ("digit", "precision", "recall", "f1", "support")
 HEADLINE_METRICS = ("train_accuracy", "test_accuracy", "final_loss", "iterations")
+
+
+def write_images(
+    path: Path, shape: tuple[int, int], dtype: str, chunks: Iterable[np.ndarray]
+) -> None:
+    """An .npy of ``shape`` and ``dtype`` from ``chunks`` of its rows, in order, written as
+    they come: the bytes of ``np.save`` of their concatenation, which is never held whole."""
+    header = {
+        "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+        "fortran_order": False,
+        "shape": shape,
+    }
+    rows = 0
+    with path.open("wb") as out:
+        np.lib.format.write_array_header_1_0(out, header)
+        for chunk in chunks:
+            if chunk.dtype != np.dtype(dtype) or chunk.shape[1:] != shape[1:]:
+                raise ValueError(f"a chunk of {chunk.dtype} {chunk.shape} in {dtype} {shape}")
+            rows += len(chunk)
+            out.write(np.ascontiguousarray(chunk).data)
+    if rows != shape[0]:
+        raise ValueError(f"{rows} rows written for a shape of {shape}")
+
+
+def write_labels(path: Path, labels: np.ndarray) -> None:
+    """The labels as one uint8 .npy."""
+    with path.open("wb") as out:
+        np.save(out, labels.astype(np.uint8))
 
 
 def read_array(path: Path, **kwargs) -> np.ndarray:

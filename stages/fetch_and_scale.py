@@ -11,11 +11,12 @@ files that the next stage memory-maps, both or neither.
 
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from pipeline import mnist, paths
+from pipeline import formats, mnist, paths
 from pipeline.artifacts import all_or_none
 from pipeline.config import load_params
 from pipeline.paths import Layout
@@ -39,31 +40,20 @@ def scale_pixels(pixels: np.ndarray, dtype: str) -> np.ndarray:
     return scaled
 
 
+def scaled_rows(parts: list[np.ndarray], dtype: str) -> Iterator[np.ndarray]:
+    """The rows of the concatenated, flattened ``parts``, scaled, ``ROWS_PER_CHUNK`` at
+    a time: the float copy in memory stays a few tens of MB."""
+    for part in parts:
+        flat = part.reshape(len(part), -1)
+        for start in range(0, len(flat), ROWS_PER_CHUNK):
+            yield scale_pixels(flat[start : start + ROWS_PER_CHUNK], dtype)
+
+
 def write_scaled(path: Path, parts: list[np.ndarray], dtype: str) -> None:
-    """Write the concatenated, flattened, scaled ``parts`` as one .npy, chunk by chunk.
-
-    The bytes are those of ``np.save(path, scale_pixels(np.concatenate(parts)))``
-    without ever holding the whole float array in memory.
-    """
-    rows = sum(len(part) for part in parts)
-    features = int(np.prod(parts[0].shape[1:]))
-    header = {
-        "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-        "fortran_order": False,
-        "shape": (rows, features),
-    }
-    with path.open("wb") as out:
-        np.lib.format.write_array_header_1_0(out, header)
-        for part in parts:
-            flat = part.reshape(len(part), features)
-            for start in range(0, len(flat), ROWS_PER_CHUNK):
-                out.write(scale_pixels(flat[start : start + ROWS_PER_CHUNK], dtype).data)
-
-
-def write_labels(path: Path, parts: list[np.ndarray]) -> None:
-    """Write the concatenated labels as one uint8 .npy."""
-    with path.open("wb") as out:
-        np.save(out, np.concatenate(parts).astype(np.uint8))
+    """Write the concatenated, flattened, scaled ``parts`` as one .npy, chunk by chunk:
+    the bytes of ``np.save(path, scale_pixels(np.concatenate(parts)))``."""
+    shape = (sum(len(part) for part in parts), int(np.prod(parts[0].shape[1:])))
+    formats.write_images(path, shape, dtype, scaled_rows(parts, dtype))
 
 
 def run(files: Layout, settings: mnist.Settings) -> None:
@@ -78,7 +68,7 @@ def run(files: Layout, settings: mnist.Settings) -> None:
         train, test = mnist.load_idx(settings, checksums)
     with all_or_none() as out:
         write_scaled(out.temp(files.images), [train.images, test.images], params.pixel_dtype)
-        write_labels(out.temp(files.labels), [train.labels, test.labels])
+        formats.write_labels(out.temp(files.labels), np.concatenate([train.labels, test.labels]))
     log.info(
         "wrote %d images (%s) and labels to %s",
         len(train.labels) + len(test.labels),

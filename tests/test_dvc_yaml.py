@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import paths
+from pipeline import formats, paths
 from tests.project import dvc_stages, entry_paths
 
 STAGES = dvc_stages()
@@ -143,10 +143,27 @@ def test_metrics_are_cached_and_plots_declared():
     assert STAGES["train"]["metrics"] == ["outputs/metrics.json"]
     loss, per_class, confusion = STAGES["train"]["plots"]
     spec = per_class["outputs/per_class.csv"]
+    # Each plot's fields are its file's, as pipeline/formats.py writes them.
+    assert {spec["x"], spec["y"]} <= set(formats.PER_CLASS_FIELDS)
     assert (spec["template"], spec["x"], spec["y"]) == ("dot_horizontal", "f1", "digit")
     assert (paths.ROOT / ".dvc" / "plots" / "dot_horizontal.json").is_file()
-    assert loss["outputs/loss.csv"]["x"] == "iteration" and loss["outputs/loss.csv"]["y"] == "loss"
+    assert (loss["outputs/loss.csv"]["x"], loss["outputs/loss.csv"]["y"]) == formats.LOSS_FIELDS
     # Errors only, as a share of each true class: the true class is the rows (y).
     spec = confusion["outputs/predictions.csv"]
+    assert {spec["x"], spec["y"]} <= set(formats.PREDICTION_FIELDS)
     assert (spec["template"], spec["x"], spec["y"]) == ("confusion_errors", "predicted", "actual")
     assert (paths.ROOT / ".dvc" / "plots" / "confusion_errors.json").is_file()
+
+
+def test_each_file_between_stages_is_written_and_read_in_pipeline_formats():
+    # The format rule: a file's writer and reader sit side by side in formats.py; the
+    # stages call them, and spell no file format of their own.
+    numpy_io = {"save", "savez", "load", "write_array_header_1_0", "write_array", "loadtxt"}
+    for stage in ("fetch_and_scale", "train", "visualize"):
+        tree = ast.parse((paths.ROOT / "stages" / f"{stage}.py").read_text())
+        called = {
+            node.func.attr
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+        }
+        assert not called & numpy_io, stage
