@@ -18,7 +18,7 @@ import numpy as np
 
 from pipeline import formats, mnist, paths
 from pipeline.artifacts import all_or_none
-from pipeline.config import load_params
+from pipeline.params import load_data
 from pipeline.paths import Layout
 from pipeline.runner import refuse_direct_run
 
@@ -58,7 +58,7 @@ def write_scaled(path: Path, parts: list[np.ndarray], dtype: str) -> None:
 
 def run(files: Layout, settings: mnist.Settings) -> None:
     """Get, verify and scale the digits as ``settings`` say; write the arrays under ``files``."""
-    params = load_params(files.params).data
+    params = load_data(files.params)
     checksums = mnist.read_checksums(files.checksums)
     if params.source == "openml":
         from pipeline import openml

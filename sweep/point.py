@@ -32,9 +32,9 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline.config import parse_yaml
 from pipeline.download import user_cache_dir
 from pipeline.errors import UserError
+from pipeline.params import parse_yaml
 from pipeline.runner import CHECKOUT_HINT
 from sweep import dvc_api
 from sweep.cli import boundary

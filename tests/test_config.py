@@ -6,8 +6,9 @@ import json
 import pytest
 
 from pipeline import paths, published
-from pipeline.config import load_params, parse_params, read_yaml
+from pipeline.config import load_params, parse_params
 from pipeline.errors import UserError
+from pipeline.params import read_yaml
 from tests.conftest import EXAMPLE_ARGS, Repo, repo_env
 
 
@@ -397,3 +398,25 @@ def test_a_long_or_deeply_nested_value_is_cut_short_in_its_line(raw):
     solver, max_iter = problems(raw)
     assert solver.endswith(f"(got '{'s' * 27}...{'s' * 28}')")
     assert max_iter == "train.max_iter: Input should be a valid integer (got [[[[...]]]])"
+
+
+def test_fetch_and_scale_checks_the_data_section_alone(tmp_path, raw):
+    # It reads nothing else, and depends on nothing else (dvc.yaml): train and visualize,
+    # which read all of params.yaml, check all of it.
+    from pipeline.params import load_data
+
+    path = tmp_path / "params.yaml"
+    raw["train"]["learning_rate_int"] = 0.2  # a typo elsewhere: not this stage's
+    raw["data"]["pixel_dtyp"] = "float32"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(UserError) as refused:
+        load_data(path)
+    assert str(refused.value).splitlines() == [
+        "params.yaml has 1 problem:",
+        "  data.pixel_dtyp: unknown key; did you mean 'pixel_dtype'?",
+    ]
+    del raw["data"]["pixel_dtyp"]
+    path.write_text(json.dumps(raw))
+    assert load_data(path).pixel_dtype == "float64"
+    with pytest.raises(UserError, match="learning_rate_int: unknown key"):
+        load_params(path)

@@ -167,3 +167,19 @@ def test_each_file_between_stages_is_written_and_read_in_pipeline_formats():
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
         }
         assert not called & numpy_io, stage
+
+
+def test_a_stage_depends_on_what_it_runs_and_no_more():
+    # An edit of the estimator or of the split reran fetch_and_scale, which hashed its
+    # 439 MB of arrays again to record the same bytes.
+    assert not {"pipeline/model.py", "pipeline/split.py", "pipeline/config.py"} & code_deps(
+        "fetch_and_scale"
+    )
+    assert "pipeline/model.py" in code_deps("train") and "pipeline/model.py" in code_deps(
+        "visualize"
+    )
+    # An edit of a stage's own module reruns that stage and those after it only.
+    for stage in STAGES:
+        assert {f"stages/{other}.py" for other in STAGES} & code_deps(stage) == {
+            f"stages/{stage}.py"
+        }

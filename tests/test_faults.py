@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import mnist, paths
-from pipeline.config import read_yaml
+from pipeline.params import read_yaml
 from pipeline.paths import Layout
 from stages import fetch_and_scale
 from tests.conftest import N_TEST, N_TRAIN, Repo

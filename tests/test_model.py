@@ -12,9 +12,9 @@ from pydantic import ValidationError
 from sklearn.exceptions import ConvergenceWarning
 
 from pipeline import model, paths
-from pipeline.config import read_yaml
 from pipeline.errors import UserError
 from pipeline.model import TrainParams
+from pipeline.params import read_yaml
 
 # What only the estimator's module may know: its class, its fitted attributes, its args.
 ESTIMATOR_WORDS = re.compile(

@@ -6,8 +6,8 @@ import yaml
 from sklearn.model_selection import train_test_split
 
 from pipeline import formats, paths, split
-from pipeline.config import read_yaml
 from pipeline.errors import UserError
+from pipeline.params import read_yaml
 from pipeline.split import SplitParams
 from stages import train
 from tests.conftest import N_TEST, N_TRAIN

@@ -17,8 +17,9 @@ from matplotlib.image import imread
 from sklearn.neural_network import MLPClassifier
 
 from pipeline import formats, mnist, model, paths
-from pipeline.config import VisualizeParams, load_params, read_yaml
+from pipeline.config import VisualizeParams, load_params
 from pipeline.errors import UserError
+from pipeline.params import read_yaml
 from pipeline.paths import Layout
 from stages import fetch_and_scale, train, visualize
 from tests.conftest import EXAMPLE_ARGS, N_TEST, N_TRAIN
