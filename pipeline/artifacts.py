@@ -85,10 +85,16 @@ def temp_beside(target: Path) -> LockedTemp:
         # A cleaner took the file in the instant between its creation and the lock (it
         # could lock it, so it removed it): make another.
         os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)
-    return LockedTemp(Path(name), fd)
+    temp = LockedTemp(Path(name), fd)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+    except BaseException:
+        temp.path.unlink(missing_ok=True)
+        temp.release()
+        raise
+    return temp
 
 
 def _stale(path: Path) -> bool:
@@ -208,7 +214,12 @@ class StagedOutputs:
     def temp(self, target: Path) -> Path:
         """Where to write ``target``: a temporary file that becomes it on commit."""
         tmp = temp_beside(Path(target))
-        self._staged.append((tmp, Path(target)))
+        try:
+            self._staged.append((tmp, Path(target)))
+        except BaseException:  # a stop in between: this file would be no one's to remove
+            tmp.path.unlink(missing_ok=True)
+            tmp.release()
+            raise
         return tmp.path
 
     def commit(self) -> None:

@@ -79,8 +79,8 @@ def run_machine_code(code: bytes) -> int:
     readable and executable, never writable: a page that is writable and executable at
     once, which a kernel's memory-deny-write-execute refuses (``prctl(PR_SET_MDWE)``, as
     hardened services and some container profiles set), is never asked for, as a shared
-    library's code is mapped. Raises OSError where even that is refused (a memfd that
-    may not execute, ``vm.memfd_noexec = 2``).
+    library's code is mapped. Raises OSError where even that is refused (a kernel or
+    security module that forbids executable mappings of anonymous files).
     """
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mmap.restype = ctypes.c_void_p
@@ -188,9 +188,18 @@ def why_not_pinnable_here() -> str | None:
 
 
 # What OpenBLAS's x86-64 kernel families execute beyond SSE2, as Linux names the flags:
-# forcing one on a CPU without them ends in an illegal instruction. Families not named
-# here (Nehalem, Core2, Atom, Opteron, ...) need no AVX.
+# forcing one on a CPU without them ends in an illegal instruction. "fma4" (AMD's, which
+# FLAG_BITS does not ask for) keeps AMD's Bulldozer line dropped wherever the pin cannot
+# apply. A family not named here is taken to need AVX unless it is in NO_AVX_CORETYPES.
+NO_AVX_CORETYPES = frozenset(
+    {"katmai", "coppermine", "northwood", "prescott", "banias", "atom", "core2", "penryn",
+     "dunnington", "nehalem", "opteron", "opteron_sse3", "barcelona", "bobcat", "nano"}
+)  # fmt: skip
 CORETYPE_NEEDS = {
+    "bulldozer": {"avx", "fma4"},
+    "piledriver": {"avx", "fma", "fma4"},
+    "steamroller": {"avx", "fma", "fma4"},
+    "excavator": {"avx", "avx2", "fma", "fma4"},
     "sandybridge": {"avx"},
     "haswell": {"avx", "avx2", "fma"},
     "zen": {"avx", "avx2", "fma"},
@@ -222,8 +231,9 @@ def drop_unrunnable_settings(environ: MutableMapping[str, str], flags: frozenset
     family it lacks the instructions of, an NPY_ENABLE_CPU_FEATURES naming a feature it
     lacks, and numpy's two variables set together, which numpy refuses to load with."""
     dropped = []
-    coretype = environ.get("OPENBLAS_CORETYPE", "")
-    if CORETYPE_NEEDS.get(coretype.lower(), set()) - flags:
+    coretype = environ.get("OPENBLAS_CORETYPE", "").strip().lower()
+    needs = CORETYPE_NEEDS.get(coretype, set() if coretype in NO_AVX_CORETYPES else {"avx"})
+    if coretype and needs - flags:
         dropped.append("OPENBLAS_CORETYPE")
     wanted = environ.get("NPY_ENABLE_CPU_FEATURES", "").replace(",", " ").split()
     if any(NUMPY_NEEDS.get(name.upper(), set()) - flags for name in wanted):

@@ -10,6 +10,7 @@ query values are secrets.
 """
 
 import contextlib
+import gzip
 import http.client
 import logging
 import re
@@ -126,27 +127,40 @@ class _Expired(Exception):
     """The download's deadline passed, whatever it was blocked in."""
 
 
+# Beyond this a deadline is no deadline (setitimer refuses about 9.2e9 s; inf is allowed).
+MAX_ALARM_SECONDS = 10**8
+
+
 @contextlib.contextmanager
 def _deadline(seconds: float):
     """Raise ``_Expired`` out of whatever blocks when ``seconds`` have passed: a connect,
     headers that come a byte at a time (each byte resets the socket's own timeout), a
     body that trickles. A timer signal, so it works in the main thread, where the stages
-    download; elsewhere only the socket's timeout and the body's deadline check apply.
+    download; elsewhere, or for a deadline too far off to be one, only the socket's
+    timeout and the body's deadline check apply. The previous handler is back, and the
+    timer off, however the block ends.
     """
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or not (
+        seconds < MAX_ALARM_SECONDS
+    ):
         yield
         return
+    armed = [True]
 
     def expired(signum, frame):
-        raise _Expired
+        if armed[0]:
+            raise _Expired
 
     previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3))
     try:
+        signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3))
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        try:
+            armed[0] = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        finally:
+            signal.signal(signal.SIGALRM, previous)
 
 
 def proxy_for(url: str) -> str | None:
@@ -157,6 +171,17 @@ def proxy_for(url: str) -> str | None:
     if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
         return None
     return proxy
+
+
+def proxy_shown(proxy: str) -> str:
+    """A proxy's address for a message: scheme, host and port, never a user part, however
+    it is written (urllib takes ``user:password@host:port`` without a scheme too)."""
+    parts = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{printable(parts.hostname or '?', 80)}{port}"
 
 
 def _proxy_variable(url: str) -> str:
@@ -185,7 +210,7 @@ def _stream_to(url: str, dest: Path, *, max_bytes: int, deadline: float) -> None
     name = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
     with _open(url, TIMEOUT_SECONDS) as response:
         encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
-        if encoding != "identity":
+        if encoding not in ("identity", *GZIP_ENCODINGS):
             # Not asked for (no Accept-Encoding is sent), and not the file's own bytes.
             raise DownloadError(
                 f"the server sent the file with Content-Encoding: {printable(encoding, 40)},"
@@ -234,6 +259,44 @@ def _stream_to(url: str, dest: Path, *, max_bytes: int, deadline: float) -> None
             # http.client ends a short body without an error; a dropped connection is a
             # network error like any other, so it is retried.
             raise ConnectionError(f"connection closed after {received} of {total} bytes")
+    if encoding in GZIP_ENCODINGS:
+        _undo_transit_gzip(url, dest, max_bytes)
+
+
+# What a server may say of a body that it gzipped, which this module undoes.
+GZIP_ENCODINGS = ("gzip", "x-gzip")
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _undo_transit_gzip(url: str, dest: Path, max_bytes: int) -> None:
+    """Decode a body that the server gzipped on the way (``Content-Encoding: gzip``).
+
+    Servers also send that header with a ``.gz`` file's own bytes (Apache's
+    ``AddEncoding x-gzip .gz``): for a ``.gz`` URL whose body does not decode to gzip
+    again, the body is the file, and stays as it is.
+    """
+    with dest.open("rb") as f:
+        if f.read(2) != GZIP_MAGIC:
+            return  # not gzip at all: the header was wrong, and the bytes are the file's
+    undecodable = "the server's gzip Content-Encoding does not decode"
+    try:
+        with gzip.open(dest, "rb") as inner:
+            head = inner.read(2)
+    except (OSError, EOFError) as exc:
+        raise DownloadError(f"{undecodable} ({exc})") from None
+    if urllib.parse.urlsplit(url).path.endswith(".gz") and head != GZIP_MAGIC:
+        return
+    try:
+        with gzip.open(dest, "rb") as inner:
+            content = inner.read(max_bytes + 1)  # the file itself: at most max_bytes
+    except (OSError, EOFError) as exc:
+        raise DownloadError(f"{undecodable} ({exc})") from None
+    if len(content) > max_bytes:
+        raise DownloadError(f"decodes to more than the {max_bytes} bytes this file can be")
+    try:
+        dest.write_bytes(content)
+    except OSError as exc:
+        raise DiskError(dest, exc) from None
 
 
 def download(url: str, dest: Path, *, max_bytes: int, seconds: float) -> None:
@@ -268,9 +331,8 @@ def download(url: str, dest: Path, *, max_bytes: int, seconds: float) -> None:
             else:
                 reason = str(getattr(inner, "strerror", None) or inner)
             if proxy := proxy_for(url):
-                reason += (
-                    f" (through the proxy {redact(proxy)}, which {_proxy_variable(url)} names)"
-                )
+                shown = proxy_shown(proxy)
+                reason += f" (through the proxy {shown}, which {_proxy_variable(url)} names)"
         except http.client.HTTPException as exc:
             # Not HTTP, or a reply that breaks off (a wrong port, a proxy in the way).
             reason = f"invalid HTTP response ({type(exc).__name__}: {printable(str(exc).strip())})"

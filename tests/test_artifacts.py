@@ -17,6 +17,7 @@ import pytest
 
 from pipeline import paths, runner
 from pipeline.artifacts import (
+    StagedOutputs,
     all_or_none,
     atomic_path,
     prepare_outputs,
@@ -194,7 +195,7 @@ def test_only_temporary_files_that_no_writer_holds_are_removed(tmp_path):
 
 def test_a_writer_in_another_pid_namespace_keeps_its_file(tmp_path):
     # A container sharing the folder: its writer's PID means nothing here; its lock does.
-    unshare = ("unshare", "--pid", "--fork", "--mount-proc")
+    unshare = ("unshare", "--pid", "--fork", "--kill-child", "--mount-proc")
     try:
         with live_writer(tmp_path / "model.joblib", prefix=unshare) as theirs:
             assert remove_stale_temps(tmp_path / "model.joblib") == []
@@ -256,3 +257,29 @@ def test_a_folder_without_write_permission_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "mkstemp", denied)
     with pytest.raises(UserError, match=re.escape(f"cannot create files in {tmp_path} (Perm")):
         prepare_outputs([tmp_path / "model.joblib"])
+
+
+@pytest.mark.parametrize("where", ["temp_beside", "staging"])
+def test_a_stop_while_a_temporary_file_is_made_leaves_no_file_and_no_descriptor(
+    tmp_path, monkeypatch, where
+):
+    def fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = fds()
+    if where == "temp_beside":
+        monkeypatch.setattr(os, "fchmod", lambda fd, mode: (_ for _ in ()).throw(KeyboardInterrupt))
+        with pytest.raises(KeyboardInterrupt):
+            temp_beside(tmp_path / "model.joblib")
+    else:
+
+        class Refusing(list):
+            def append(self, item):
+                raise KeyboardInterrupt
+
+        staged = StagedOutputs()
+        staged._staged = Refusing()
+        with pytest.raises(KeyboardInterrupt):
+            staged.temp(tmp_path / "model.joblib")
+    assert listing(tmp_path) == []
+    assert fds() == before

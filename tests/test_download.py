@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -1080,21 +1081,72 @@ def test_a_dead_proxy_is_named_not_the_mirror(server, refused_url, waits, monkey
     with pytest.raises(download.DownloadError) as caught:
         download.download(server.url("mnist") + "file", tmp_path / "file", max_bytes=99, seconds=60)
     assert str(caught.value) == (
-        f"Connection refused (through the proxy {refused_url}, which http_proxy names)"
-        " (after 4 attempts)"
+        f"Connection refused (through the proxy {refused_url.rstrip('/')}, which http_proxy"
+        " names) (after 4 attempts)"
     )
     assert server.requests == []  # nothing reached the mirror
 
 
 @pytest.mark.network
-def test_a_body_compressed_in_transit_is_named_not_blamed_on_the_data(server, tmp_path):
+@pytest.mark.parametrize(
+    ("encoding", "body", "expected"),
+    [
+        # gzipped on the way: decoded, so the file is what arrives
+        ("gzip", gzip.compress(gzip.compress(b"the file", mtime=0), mtime=0), "file"),
+        # Apache's AddEncoding x-gzip .gz: the header names the file's own gzip
+        ("x-gzip", gzip.compress(b"the file", mtime=0), "file"),
+        ("br", b"\x0b\x03\x80the file\x03", None),  # not decoded here: named
+    ],
+)
+def test_a_body_compressed_in_transit_is_decoded_or_named(
+    server, tmp_path, encoding, body, expected
+):
     # It was reported as a "checksum mismatch", and blamed on the data.
-    body = gzip.compress(b"the file")
-    gzipped = Reply(body=body, headers=(("Content-Encoding", "gzip"),))
-    server.serve("gz", "file", gzipped)
+    the_file = gzip.compress(b"the file", mtime=0)
+    server.serve("gz", "file.gz", Reply(body=body, headers=(("Content-Encoding", encoding),)))
+    dest = tmp_path / "file.gz"
+    url = server.url("gz") + "file.gz"
+    if expected:
+        download.download(url, dest, max_bytes=1000, seconds=10)
+        assert dest.read_bytes() == the_file
+        return
     with pytest.raises(download.DownloadError) as caught:
-        download.download(server.url("gz") + "file", tmp_path / "file", max_bytes=100, seconds=10)
+        download.download(url, dest, max_bytes=1000, seconds=10)
     assert str(caught.value) == (
-        "the server sent the file with Content-Encoding: gzip, which this download does not"
+        "the server sent the file with Content-Encoding: br, which this download does not"
         " decode (it asks for the file as it is)"
     )
+
+
+@pytest.mark.network
+def test_a_proxy_written_without_a_scheme_never_shows_its_password(
+    server, refused_url, waits, monkeypatch, tmp_path, caplog
+):
+    server.serve("mnist", "file", Reply(body=b"the file"))
+    port = refused_url.rsplit(":", 1)[1].strip("/")
+    monkeypatch.setenv("http_proxy", f"joe:pw-SECRET-9@127.0.0.1:{port}")
+    monkeypatch.delenv("no_proxy", raising=False)
+    with pytest.raises(download.DownloadError) as caught:
+        download.download(server.url("mnist") + "file", tmp_path / "f", max_bytes=99, seconds=60)
+    assert f"through the proxy http://127.0.0.1:{port}, which http_proxy names" in str(caught.value)
+    said = str(caught.value) + "".join(caplog.messages)
+    assert "SECRET" not in said and "joe" not in said
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("seconds", ["inf", "1e10"])
+def test_a_deadline_too_far_off_to_arm_is_no_traceback(seconds, mnist_env, server, monkeypatch):
+    # setitimer refused them with an OverflowError, and left its handler installed.
+    monkeypatch.setenv("MNIST_DOWNLOAD_SECONDS", seconds)
+    before = signal.getsignal(signal.SIGALRM)
+    mirror = server.serve_folder("m", mnist_env.folder)
+    assert_same_arrays(load_idx(mnist_env.checksums, mirror), mnist_env)
+    assert signal.getsignal(signal.SIGALRM) is before
+
+
+def test_the_alarms_handler_is_restored_however_the_deadline_ends():
+    before = signal.getsignal(signal.SIGALRM)
+    with pytest.raises(download._Expired), download._deadline(0.01):
+        time.sleep(5)
+    assert signal.getsignal(signal.SIGALRM) is before
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)

@@ -283,6 +283,9 @@ def test_under_memory_deny_write_execute_the_cpu_is_still_asked():
         ({"OPENBLAS_CORETYPE": "Haswell"}, ["OPENBLAS_CORETYPE=Haswell"]),
         ({"OPENBLAS_CORETYPE": "SkylakeX"}, ["OPENBLAS_CORETYPE=SkylakeX"]),
         ({"OPENBLAS_CORETYPE": "Nehalem"}, []),
+        ({"OPENBLAS_CORETYPE": "Piledriver"}, ["OPENBLAS_CORETYPE=Piledriver"]),  # rc 132
+        ({"OPENBLAS_CORETYPE": "BULLDOZER"}, ["OPENBLAS_CORETYPE=BULLDOZER"]),
+        ({"OPENBLAS_CORETYPE": "NoSuchFamily"}, ["OPENBLAS_CORETYPE=NoSuchFamily"]),
         ({"NPY_ENABLE_CPU_FEATURES": "X86_V3"}, ["NPY_ENABLE_CPU_FEATURES=X86_V3"]),
         ({"NPY_ENABLE_CPU_FEATURES": "SSE41 AVX2"}, ["NPY_ENABLE_CPU_FEATURES=SSE41 AVX2"]),
         ({"NPY_ENABLE_CPU_FEATURES": "SSE42"}, []),

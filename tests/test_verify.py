@@ -13,6 +13,7 @@ import os
 import random
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -169,6 +170,8 @@ def fake(tmp_path, monkeypatch, caplog):
         (root / ".dvc" / "config").write_text("[core]\n    no_scm = true\n")
         shutil.copyfile(paths.PROJECT.params, root / "params.yaml")
         set_version(root / "params.yaml", version)
+        (root / "data").mkdir()
+        shutil.copyfile(paths.PROJECT.checksums, root / "data" / "mnist.sha256")
         if dvc_yaml is None:
             shutil.copyfile(paths.ROOT / "dvc.yaml", root / "dvc.yaml")
             files = Layout.under(root)
@@ -1107,6 +1110,15 @@ def test_checking_nothing_is_no_pass(fake):
             ("pipeline/model.py", '"""', '# a comment\n"""'),
             "stage train: pipeline/model.py modified",
         ),
+        # A dep that dvc.yaml has and dvc.lock does not record yet.
+        (
+            (
+                "dvc.yaml",
+                "      - stages/train.py\n",
+                "      - stages/train.py\n      - README.md\n",
+            ),
+            "stage train: README.md modified",  # DVC says modified, for a new dep too
+        ),
     ],
 )
 def test_a_workspace_that_dvc_lock_no_longer_describes_fails(tiny_repo, edit, named):
@@ -1124,3 +1136,57 @@ def test_a_workspace_that_dvc_lock_no_longer_describes_fails(tiny_repo, edit, na
     [verdict_line] = [line for line in refused.stderr.splitlines() if line.startswith("verdict")]
     assert verdict_line.startswith("verdict: dvc.lock no longer describes the workspace: ")
     assert named in verdict_line
+
+
+def test_another_data_set_is_checked_by_its_bytes_alone(fake):
+    # A faithful run on Fashion-MNIST, say: MNIST's published numbers are not its own.
+    project = fake(numbers_of=GALLERY_2021)  # not the 2017 numbers: they must not matter
+    sums = project.files.checksums
+    sums.write_text(sums.read_text().replace("ba89", "0000"))
+    code, lines = project.run()
+    assert code == 0, lines
+    assert verdict(lines).startswith(
+        "verdict: every output is dvc.lock's bytes (no numbers are published for these"
+        " params, so the bytes alone are checked: data/mnist.sha256 names another data set"
+    )
+
+
+@pytest.mark.parametrize("deps", ["5", "[1, {path: 2}]", "{a: b}"])
+def test_a_lock_whose_deps_are_not_a_list_of_deps_is_no_traceback(project, deps):
+    lock = project.lock()
+    lock["stages"]["train"]["deps"] = YAML(typ="safe").load(deps)
+    project.write_lock(lock)
+    assert verify.recorded_deps(project.lock_path) == set()
+    assert project.run()[0] in (0, 1)
+
+
+def test_a_dvc_command_that_holds_the_lock_is_one_line(tiny_repo):
+    repo = tiny_repo
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_DVC_LOCK],
+        cwd=repo.root,
+        env=repo.env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        refused = repo.run(sys.executable, "-m", "tools.verify", check=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "error: another dvc command is running in this project (it holds DVC's lock), and DVC"
+        " cannot tell the project's status meanwhile: run verify once it ends"
+    )
+
+
+HOLD_DVC_LOCK = """
+import time
+from dvc.repo import Repo
+repo = Repo(".")
+with repo.lock:
+    print("held", flush=True)
+    time.sleep(60)
+"""

@@ -48,7 +48,7 @@ from typing import Any
 
 from ruamel.yaml import YAML, YAMLError
 
-from pipeline import cpu, formats, paths, published
+from pipeline import cpu, formats, mnist, paths, published
 from pipeline.config import load_params
 from pipeline.errors import UserError
 from pipeline.paths import Layout
@@ -62,6 +62,7 @@ CHUNK_BYTES = 1 << 20
 # DVC 3's md5 of a file, or of a directory's listing followed by ".dir".
 OUTPUT_HASH = re.compile(r"[0-9a-f]{32}(\.dir)?")
 FILE_HASH = re.compile(r"[0-9a-f]{32}")
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # git's conflict markers (diff3's ||||||| included), at the start of a line.
 CONFLICT_MARKER = re.compile(r"^(<{7}|={7}|>{7}|\|{7})(\s|$)", re.MULTILINE)
 # Where corrupt objects go, inside the cache's own directory: the same file system, and
@@ -147,6 +148,8 @@ def md5_of(path: Path, within: tuple[Path, ...] = ()) -> str:
 
 def shown(value: Any, limit: int = 200) -> str:
     """``value`` as a message can show it: on one line, and not too long."""
+    if isinstance(value, str):
+        value = ANSI_ESCAPE.sub("", value)  # DVC colours its messages
     text = value if isinstance(value, str) and value.isprintable() else repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -292,16 +295,20 @@ def read_lock(path: Path) -> dict[str, Locked]:
 
 def recorded_deps(path: Path) -> set[str]:
     """The deps (and params files) that a dvc.lock records, as paths; read after
-    ``read_lock`` accepted the file."""
+    ``read_lock`` accepted the file, and what is not a list of deps is no dep."""
     raw = read_yaml_file(path, fix="")
-    stages = (raw or {}).get("stages") or {}
+    stages = raw.get("stages") if isinstance(raw, dict) else None
     found = set()
-    for stage in stages.values():
-        for dep in stage.get("deps") or []:
+    for stage in stages.values() if isinstance(stages, dict) else []:
+        if not isinstance(stage, dict):
+            continue
+        deps, params = stage.get("deps"), stage.get("params")
+        for dep in deps if isinstance(deps, list) else []:
             if isinstance(dep, dict) and isinstance(dep.get("path"), str):
                 found.add(dep["path"])
-        params = stage.get("params") or {}
-        found |= {name for name in params if isinstance(name, str)}
+        found |= {
+            name for name in (params if isinstance(params, dict) else {}) if isinstance(name, str)
+        }
     return found
 
 
@@ -501,19 +508,26 @@ def check_outputs(root: Path, outputs: list[Output], within: tuple[Path, ...]) -
 
 
 def lock_against_workspace(root: Path, lock_path: Path, outputs: list[Output]) -> list[Check]:
-    """What DVC's own status finds changed since dvc.lock was written, among the deps,
-    params and commands that it records (the outputs are this tool's own check, and a
-    stage's output that another stage reads is one of them): a failing line each."""
+    """What DVC's own status finds changed since dvc.lock was written in the deps, params
+    and commands (a dep that dvc.yaml has and dvc.lock does not record included; the
+    outputs are this tool's own check, and a stage's output that another stage reads is
+    one of them): a failing line each. Nothing for a lock that records no deps at all."""
     recorded = recorded_deps(lock_path)
     if not recorded:
         return []
     produced = {out.path for out in outputs}
     from dvc.exceptions import DvcException
+    from dvc.lock import LockError
     from dvc.repo import Repo
 
     try:
         with Repo(str(root)) as repo:
             status = repo.status()
+    except LockError:
+        raise BadInput(
+            "another dvc command is running in this project (it holds DVC's lock), and DVC"
+            " cannot tell the project's status meanwhile: run verify once it ends"
+        ) from None
     except DvcException as exc:
         raise BadInput(f"DVC cannot tell the project's status: {shown(str(exc), 200)}") from None
     checks = []
@@ -523,7 +537,7 @@ def lock_against_workspace(root: Path, lock_path: Path, outputs: list[Output]) -
                 checks.append(_line(False, "changed", f"stage {stage}: {change}"))
                 continue
             for dep, what in change.get("changed deps", {}).items():
-                if dep in produced or dep not in recorded:
+                if dep in produced:  # the outputs' own check says it
                     continue
                 if isinstance(what, dict):
                     what = ", ".join(f"{key} {value}" for key, value in what.items())
@@ -692,6 +706,15 @@ def published_version(files: Layout) -> tuple[published.Version | None, str]:
         raise BadInput(f"{files.params}: cannot read it ({exc.strerror})") from None
     except ValueError as exc:  # not UTF-8
         raise BadInput(f"{files.params}: cannot read it ({shown(str(exc), 120)})") from None
+    try:
+        checksums = mnist.read_checksums(files.checksums)
+    except UserError as exc:
+        raise BadInput(shown(str(exc), 200)) from None
+    if checksums != published.MNIST_SHA256:
+        return None, (
+            f"{files.checksums.relative_to(files.root)} names another data set than MNIST,"
+            " on which both versions' numbers were published"
+        )
     version = published.matching(params)
     if version:
         return version, ""
