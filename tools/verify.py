@@ -745,6 +745,16 @@ def numbers_failed(numbers: list[Check]) -> str:
     return "the numbers differ from the published ones"
 
 
+def report_published_numbers(files: Layout, version: published.Version) -> str | None:
+    """Check the outputs' numbers against ``version``'s published ones and report them,
+    under the one title that names the version; None if they hold, else what a verdict
+    says of them."""
+    numbers = check_published_numbers(files, version)
+    if report(f"the published numbers of {version.title}:", numbers):
+        return None
+    return numbers_failed(numbers)
+
+
 # --- the verdicts ---------------------------------------------------------------------------
 
 
@@ -764,8 +774,8 @@ def bytes_verdict(files: Layout, cache_ok: bool, cache_note: str, *, numbered: b
             cache_note,
         )
         return cache_ok
-    numbers = check_published_numbers(files, version)
-    if report(f"the published numbers of {version.title}:", numbers):
+    failure = report_published_numbers(files, version)
+    if failure is None:
         log.info(
             "verdict: every output is dvc.lock's bytes, and they hold the published numbers"
             " of %s%s",
@@ -775,7 +785,7 @@ def bytes_verdict(files: Layout, cache_ok: bool, cache_note: str, *, numbered: b
         return cache_ok
     log.info(
         "verdict: every output is dvc.lock's bytes, but %s of %s%s",
-        numbers_failed(numbers),
+        failure,
         version.title,
         cache_note,
     )
@@ -868,8 +878,8 @@ def verify(files: Layout, lock_path: Path, cache: Cache, *, strict: bool) -> boo
             cache_note,
         )
         return False
-    numbers = check_published_numbers(files, version)
-    if report(f"the published numbers of {version.title}:", numbers):
+    failure = report_published_numbers(files, version)
+    if failure is None:
         log.info(
             "verdict: outputs differ from dvc.lock in their bytes, numbers of %s within"
             " tolerance (as expected where the CPU cannot run the pinned code paths: %s)%s",
@@ -878,7 +888,7 @@ def verify(files: Layout, lock_path: Path, cache: Cache, *, strict: bool) -> boo
             cache_note,
         )
         return cache_ok
-    log.info("verdict: outputs differ from dvc.lock, and %s%s", numbers_failed(numbers), cache_note)
+    log.info("verdict: outputs differ from dvc.lock, and %s%s", failure, cache_note)
     return False
 
 
@@ -892,11 +902,11 @@ def verify_numbers(files: Layout) -> bool:
             " default params.yaml is in git (`git checkout params.yaml`), and `make gallery`"
             " runs the gallery's version"
         )
-    numbers = check_published_numbers(files, version)
-    if report(f"the published numbers of {version.title}:", numbers):
+    failure = report_published_numbers(files, version)
+    if failure is None:
         log.info("verdict: the published numbers of %s hold, within tolerance", version.title)
         return True
-    log.info("verdict: %s", numbers_failed(numbers))
+    log.info("verdict: %s", failure)
     return False
 
 
