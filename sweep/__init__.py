@@ -12,6 +12,6 @@ The workers: ``worker`` is the Dask task, which runs each point as a process of 
 stopped whole.
 
 Shared: ``jobs`` holds what travels between them; ``secrets`` keeps ``--env`` values and
-URL credentials out of every message; ``dvc_api`` is every DVC internal used; ``cli`` is
+URL credentials out of every message (DVC internals are in ``pipeline.dvc_api``); ``cli`` is
 the boundary of the commands (``python -m sweep``, ``sweep.show``, ``sweep.point``).
 """

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from pipeline.errors import UserError
-from sweep import dvc_api
-from sweep.dvc_api import PARAMS_FILE as DEFAULT_PARAMS_FILE
+from pipeline import dvc_api
+from pipeline.dvc_api import PARAMS_FILE as DEFAULT_PARAMS_FILE
 
 
 @dataclass(frozen=True)

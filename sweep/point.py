@@ -36,7 +36,7 @@ from pipeline.download import user_cache_dir
 from pipeline.errors import UserError
 from pipeline.params import parse_yaml
 from pipeline.runner import CHECKOUT_HINT
-from sweep import dvc_api
+from pipeline import dvc_api
 from sweep.cli import boundary
 from sweep.jobs import PointJob, PointResult
 from sweep.processes import die_with_parent, run_in_group

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import UserError
-from sweep.dvc_api import cache_and_remote, experiments
+from pipeline.dvc_api import cache_and_remote, experiments
 from sweep.secrets import Secret, hide
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from sweep.cli import boundary
-from sweep.dvc_api import PARAMS_FILE, rows
+from pipeline.dvc_api import PARAMS_FILE, rows
 from sweep.project import exp_show
 from sweep.table import HEADLINE_METRICS, aligned, cell, headline
 

@@ -27,7 +27,7 @@ from ruamel.yaml import YAML
 from pipeline import cpu, formats, paths, published
 from pipeline.paths import Layout
 from pipeline.published import EXAMPLE_2017, GALLERY_2021
-from sweep.dvc_api import apply_overrides
+from pipeline.dvc_api import apply_overrides
 from tests import machines
 from tests.project import dvc_stages, entry_paths, read_yaml
 from tools import verify

@@ -1,4 +1,4 @@
-"""The DVC internals that the sweep uses (``sweep.dvc_api``), checked against the installed
+"""The DVC internals that the project uses (``pipeline.dvc_api``), checked against the installed
 DVC: an upgrade that changes one of them fails here, by name, not in a sweep.
 (``dvc exp show --json``, which ``experiments`` and ``rows`` read, is checked end to end
 by tests/test_sweep_cluster.py.)"""
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sweep import dvc_api
+from pipeline import dvc_api
 
 
 def test_grid_is_dvcs_expansion_of_s_flags():

@@ -1,10 +1,10 @@
-"""Every piece of DVC that the sweep uses beyond its command line, in one place.
+"""Every piece of DVC that the project uses beyond its command line, in one place.
 
 DVC's Python API is not public: these are functions of ``dvc.utils`` (how ``dvc exp run
 -S`` parses, expands and applies its flags), its ``Repo`` object (the cache folder, the
 default remote, the local config), the git ref of an experiment, and the lines that
 ``dvc exp run`` prints. Using DVC's own parsing keeps a flag meaning here exactly what
-it means to DVC. ``tests/test_sweep_dvc.py`` checks each of them against the installed
+it means to DVC. ``tests/test_dvc_api.py`` checks each of them against the installed
 DVC, so that an upgrade that changes one fails there, by name, rather than in a sweep.
 """
 
