@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from pipeline.errors import UserError
 from pipeline import dvc_api
 from pipeline.dvc_api import PARAMS_FILE as DEFAULT_PARAMS_FILE
+from pipeline.errors import UserError
 
 
 @dataclass(frozen=True)

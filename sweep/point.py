@@ -32,11 +32,11 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from pipeline import dvc_api
 from pipeline.download import user_cache_dir
 from pipeline.errors import UserError
 from pipeline.params import parse_yaml
 from pipeline.runner import CHECKOUT_HINT
-from pipeline import dvc_api
 from sweep.cli import boundary
 from sweep.jobs import PointJob, PointResult
 from sweep.processes import die_with_parent, run_in_group

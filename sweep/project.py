@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import UserError
 from pipeline.dvc_api import cache_and_remote, experiments
+from pipeline.errors import UserError
 from sweep.secrets import Secret, hide
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from sweep.cli import boundary
 from pipeline.dvc_api import PARAMS_FILE, rows
+from sweep.cli import boundary
 from sweep.project import exp_show
 from sweep.table import HEADLINE_METRICS, aligned, cell, headline
 

@@ -7,10 +7,10 @@ import pytest
 
 from pipeline import paths, published
 from pipeline.config import load_params
+from pipeline.dvc_api import apply_overrides
 from pipeline.model import TrainParams
 from pipeline.published import EXAMPLE_2017, GALLERY_2021
 from pipeline.split import SplitParams
-from pipeline.dvc_api import apply_overrides
 
 
 def params_as(tmp_path, *overrides: str):

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.dvc_api import ran_stages, rows
 from pipeline.errors import UserError
 from sweep import point, show
 from sweep.__main__ import parse_env, parser
-from pipeline.dvc_api import ran_stages, rows
 from sweep.environment import nanny_variables, points_env, secret_env
 from sweep.grid import Override, Point, check_points, expand
 from sweep.jobs import PointJob, PointResult

@@ -25,9 +25,9 @@ import pytest
 from ruamel.yaml import YAML
 
 from pipeline import cpu, formats, paths, published
+from pipeline.dvc_api import apply_overrides
 from pipeline.paths import Layout
 from pipeline.published import EXAMPLE_2017, GALLERY_2021
-from pipeline.dvc_api import apply_overrides
 from tests import machines
 from tests.project import dvc_stages, entry_paths, read_yaml
 from tools import verify
