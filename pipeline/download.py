@@ -1,6 +1,6 @@
 """HTTP downloads: streamed to a file, bounded in size and in time, retried with backoff.
 
-Nothing here knows MNIST: ``mnist.py`` says which URL, how large the file may be and
+Nothing here knows MNIST: ``mirrors.py`` says which URL, how large the file may be and
 where it goes. A server can fail in every way a network can (a status, a dropped or
 stalled connection, bytes that are not HTTP), and can also be hostile: a body larger than
 the file can be is cut off at ``max_bytes``, and one that trickles in is given up after

@@ -1,6 +1,6 @@
 """MNIST from OpenML (``mnist_784``), the loader of scikit-learn's example.
 
-The result is checked against the same checksums as the IDX files (``data/mnist.sha256``), so
+The result is checked against the same checksums as the IDX files (``datasets.MNIST``), so
 ``data.source: openml`` gives byte-identical arrays and switching sources does not
 change what train sees.
 """
@@ -13,21 +13,26 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import download, mnist
+from pipeline import download, idx
+from pipeline.datasets import Dataset
 from pipeline.errors import UserError
 
 log = logging.getLogger(__name__)
 
-DATASET = "mnist_784"
-VERSION = 1
-N_TRAIN = 60000
 
-
-def load_openml(cache_dir: Path, checksums: dict[str, str]) -> tuple[mnist.Split, mnist.Split]:
-    """The training and test splits of ``mnist_784``, as uint8 arrays in MNIST's order,
-    checked against ``checksums`` of the IDX files."""
+def load_openml(dataset: Dataset, cache_dir: Path) -> tuple[idx.Split, idx.Split]:
+    """The training and test splits of ``dataset``'s OpenML copy, as uint8 arrays in the
+    IDX files' order, checked against the IDX files' checksums. ``cache_dir`` is the data
+    set's download cache folder."""
     from sklearn.datasets import fetch_openml
     from sklearn.externals._arff import ArffException
+
+    if dataset.openml is None:
+        raise UserError(
+            "data.source: openml serves MNIST only, and data/mnist.sha256 names another"
+            " data set: use data.source: idx with MNIST_MIRROR"
+        )
+    name, version = dataset.openml.name, dataset.openml.version
 
     # fetch_openml has no timeout argument, and without one a server that stops sending
     # hangs the stage for good: its sockets take the default timeout, set for the call.
@@ -35,8 +40,8 @@ def load_openml(cache_dir: Path, checksums: dict[str, str]) -> tuple[mnist.Split
     socket.setdefaulttimeout(download.TIMEOUT_SECONDS)
     try:
         bunch = fetch_openml(
-            DATASET,
-            version=VERSION,
+            name,
+            version=version,
             as_frame=False,
             parser="liac-arff",
             data_home=cache_dir / "openml",
@@ -52,7 +57,7 @@ def load_openml(cache_dir: Path, checksums: dict[str, str]) -> tuple[mnist.Split
         ArffException,
     ) as exc:
         raise UserError(
-            f"could not fetch {DATASET} (version {VERSION}) from OpenML:"
+            f"could not fetch {name} (version {version}) from OpenML:"
             f" {type(exc).__name__}: {str(exc).strip().rstrip('.')};"
             " use data.source: idx with MNIST_MIRROR for an offline copy"
         ) from None
@@ -61,16 +66,17 @@ def load_openml(cache_dir: Path, checksums: dict[str, str]) -> tuple[mnist.Split
     pixels, labels = np.asarray(bunch.data), np.asarray(bunch.target)
     n_rows = len(pixels)
     if pixels.shape[1:] != (784,) or not np.array_equal(pixels, np.round(pixels)):
-        raise UserError(f"OpenML {DATASET}: expected whole pixel values in 784 columns")
-    images = pixels.astype(np.uint8).reshape(n_rows, *mnist.IMAGE_SHAPE)
+        raise UserError(f"OpenML {name}: expected whole pixel values in 784 columns")
+    images = pixels.astype(np.uint8).reshape(n_rows, *dataset.image_shape)
     try:
         labels = labels.astype(np.uint8)
     except ValueError:
         raise UserError(
-            f"OpenML {DATASET}: expected digit labels, got {np.unique(labels)[:10]}"
+            f"OpenML {name}: expected digit labels, got {np.unique(labels)[:10]}"
         ) from None
-    train = mnist.Split(images=images[:N_TRAIN], labels=labels[:N_TRAIN])
-    test = mnist.Split(images=images[N_TRAIN:], labels=labels[N_TRAIN:])
-    mnist.verify_arrays(train, mnist.TRAIN_IMAGES, mnist.TRAIN_LABELS, checksums)
-    mnist.verify_arrays(test, mnist.TEST_IMAGES, mnist.TEST_LABELS, checksums)
+    n_train = dataset.n_train
+    train = idx.Split(images=images[:n_train], labels=labels[:n_train])
+    test = idx.Split(images=images[n_train:], labels=labels[n_train:])
+    idx.verify_arrays(train, dataset.train_images, dataset.train_labels)
+    idx.verify_arrays(test, dataset.test_images, dataset.test_labels)
     return train, test

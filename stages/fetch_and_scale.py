@@ -1,9 +1,10 @@
 """Stage fetch_and_scale: the 70,000 MNIST digits, scaled to [0, 1].
 
 Reads params ``data.source`` and ``data.pixel_dtype``, and the ``MNIST_*`` environment
-variables (``mnist.Settings``); gets the four LeCun files from ``MNIST_MIRROR`` or a
-public mirror (or, with ``data.source: openml``, from OpenML), verifies them against
-``data/mnist.sha256`` (the data set's identity), and writes
+variables (``settings.Settings``); gets the four files of the data set that
+``data/mnist.sha256`` names (``datasets``: MNIST's, by default) from ``MNIST_MIRROR`` or a
+public mirror (or, with ``data.source: openml``, from OpenML), verifies each against its
+checksum, and writes
 ``data/images.npy`` (70000 x 784, ``data.pixel_dtype``, pixels / 255) and
 ``data/labels.npy`` (uint8) in the original order, training images first, as .npy
 files that the next stage memory-maps, both or neither.
@@ -16,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import formats, mnist, paths
+from pipeline import datasets, formats, mirrors, paths
 from pipeline.artifacts import all_or_none
 from pipeline.params import load_data
 from pipeline.paths import Layout
 from pipeline.runner import refuse_direct_run
+from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +58,16 @@ def write_scaled(path: Path, parts: list[np.ndarray], dtype: str) -> None:
     formats.write_images(path, shape, dtype, scaled_rows(parts, dtype))
 
 
-def run(files: Layout, settings: mnist.Settings) -> None:
+def run(files: Layout, settings: Settings) -> None:
     """Get, verify and scale the digits as ``settings`` say; write the arrays under ``files``."""
     params = load_data(files.params)
-    checksums = mnist.read_checksums(files.checksums)
+    dataset = datasets.from_checksums(files.checksums)
     if params.source == "openml":
         from pipeline import openml
 
-        train, test = openml.load_openml(settings.cache_dir, checksums)
+        train, test = openml.load_openml(dataset, settings.cache_dir(dataset))
     else:
-        train, test = mnist.load_idx(settings, checksums)
+        train, test = mirrors.fetch(dataset, settings)
     with all_or_none() as out:
         write_scaled(out.temp(files.images), [train.images, test.images], params.pixel_dtype)
         formats.write_labels(out.temp(files.labels), np.concatenate([train.labels, test.labels]))
@@ -79,7 +81,7 @@ def run(files: Layout, settings: mnist.Settings) -> None:
 
 def main() -> None:
     # The environment is read here and nowhere below: checked before any work starts.
-    run(paths.PROJECT, mnist.Settings.from_environ(os.environ))
+    run(paths.PROJECT, Settings.from_environ(os.environ))
 
 
 if __name__ == "__main__":

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import mnist
 from pipeline.paths import Layout
 from pipeline.published import EXAMPLE_2017
+from pipeline.settings import Settings
 from stages import fetch_and_scale
 from tests.local_http import LocalServer
 from tests.project import Repo, hermetic_env, write_home
@@ -171,7 +171,7 @@ def tiny_repo(tmp_path, tiny_mirror) -> Repo:
 def scaled_repo(tiny_repo, mnist_env) -> Repo:
     """``tiny_repo`` with fetch_and_scale's tiny arrays in place, where the commands of
     the later stages can run."""
-    fetch_and_scale.run(Layout.under(tiny_repo.root), mnist.Settings.from_environ(os.environ))
+    fetch_and_scale.run(Layout.under(tiny_repo.root), Settings.from_environ(os.environ))
     return tiny_repo
 
 

@@ -24,12 +24,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import download, mnist, paths
+from pipeline import datasets, download, idx, paths
 from pipeline.artifacts import LockedTemp
+from pipeline.datasets import Dataset
 from pipeline.errors import UserError
+from pipeline.mirrors import fetch
 from pipeline.paths import Layout
+from pipeline.settings import Settings
 from stages import fetch_and_scale
-from tests.conftest import FILES, idx, real_mirror, write_mirror
+from tests.conftest import FILES, real_mirror, write_mirror
+from tests.conftest import idx as idx_bytes
 from tests.local_http import Reply
 from tests.project import killed_writer, live_writer
 
@@ -39,28 +43,43 @@ ROOT = Path(__file__).resolve().parent.parent
 TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS = FILES
 
 
-def from_env() -> mnist.Settings:
+# The public mirrors of the data sets that these tests load: none, unless a test sets them.
+PUBLIC: tuple[str, ...] = ()
+
+
+def from_env() -> Settings:
     """The settings that the stage's main reads from the environment."""
-    return mnist.Settings.from_environ(os.environ)
+    return Settings.from_environ(os.environ)
 
 
-def load_idx(checksums: Path, *mirrors: str) -> tuple[mnist.Split, mnist.Split]:
-    """``mnist.load_idx`` from ``mirrors``, with the rest of the environment's settings."""
-    settings = dataclasses.replace(from_env(), mirrors=tuple(map(mnist.parse_mirror, mirrors)))
-    return mnist.load_idx(settings, mnist.read_checksums(checksums))
+def dataset_of(checksums: Path) -> Dataset:
+    """The data set that ``checksums`` name, with ``PUBLIC`` as its public mirrors."""
+    return dataclasses.replace(datasets.from_checksums(checksums), mirrors=PUBLIC)
 
 
-def load_from_env(checksums: Path) -> tuple[mnist.Split, mnist.Split]:
-    """``mnist.load_idx`` with the environment's settings, mirrors included."""
-    return mnist.load_idx(from_env(), mnist.read_checksums(checksums))
+def load_idx(checksums: Path, *mirrors: str) -> tuple[idx.Split, idx.Split]:
+    """``mirrors.fetch`` from ``mirrors`` only, with the rest of the environment's settings."""
+    settings = dataclasses.replace(from_env(), mirror=None, public_mirrors=True)
+    return fetch(dataclasses.replace(dataset_of(checksums), mirrors=mirrors), settings)
+
+
+def load_from_env(checksums: Path) -> tuple[idx.Split, idx.Split]:
+    """``mirrors.fetch`` with the environment's settings, mirrors included."""
+    return fetch(dataset_of(checksums), from_env())
 
 
 def mirrors_from_env() -> list[str]:
-    """The mirrors that the environment names, in order, as written."""
-    return [mirror.given for mirror in from_env().mirrors]
+    """The mirrors that the environment names for MNIST, in order, as written."""
+    mnist = dataclasses.replace(datasets.MNIST, mirrors=PUBLIC)
+    return [mirror.given for mirror in from_env().mirrors(mnist)]
 
 
-def assert_same_arrays(splits: tuple[mnist.Split, mnist.Split], tiny) -> None:
+def cache_of(checksums: Path) -> Path:
+    """The download cache folder of the data set that ``checksums`` name."""
+    return from_env().cache_dir(datasets.from_checksums(checksums))
+
+
+def assert_same_arrays(splits: tuple[idx.Split, idx.Split], tiny) -> None:
     train, test = splits
     for array, expected in (
         (train.images, tiny.train_images),
@@ -73,9 +92,9 @@ def assert_same_arrays(splits: tuple[mnist.Split, mnist.Split], tiny) -> None:
 
 
 def cache_listing() -> list[str]:
-    """Every file in the cache folder, temporary ones included."""
-    cache = from_env().cache_dir
-    return sorted(path.name for path in cache.iterdir()) if cache.exists() else []
+    """Every file in the download cache, in any data set's folder, temporary ones included."""
+    root = from_env().cache_root
+    return sorted(path.name for path in root.rglob("*") if not path.is_dir())
 
 
 # How a mirror can spoil a file (``good`` is its gzip bytes), and what the code then says.
@@ -110,7 +129,7 @@ SPOILED = [pytest.param(spoil, reason, id=name) for name, (spoil, reason) in SPO
 
 def public_mirrors(monkeypatch, *urls: str) -> None:
     """Make ``urls`` the public mirrors, and switch them on."""
-    monkeypatch.setattr(mnist, "PUBLIC_MIRRORS", urls)
+    monkeypatch.setattr(sys.modules[__name__], "PUBLIC", urls)
     monkeypatch.setenv("MNIST_PUBLIC_MIRRORS", "on")
 
 
@@ -139,26 +158,45 @@ def test_public_mirrors_are_on_by_default(monkeypatch, value):
 
 def test_no_mirror_at_all_says_so(mnist_env, monkeypatch):
     monkeypatch.delenv("MNIST_MIRROR")
+    mnist = dataclasses.replace(datasets.MNIST, mirrors=("https://a.example/",))
+    with pytest.raises(UserError) as caught:
+        fetch(mnist, from_env())
+    assert str(caught.value) == (
+        "no mirror to get train-images-idx3-ubyte.gz from: MNIST_PUBLIC_MIRRORS is off, and"
+        " MNIST_MIRROR is not set. Set MNIST_MIRROR to a folder or URL that serves the data"
+        " set's four files."
+    )
+
+
+def test_a_data_set_other_than_mnist_has_no_public_mirror(mnist_env, monkeypatch):
+    # The public mirrors serve MNIST: for other checksums, only MNIST_MIRROR can serve.
+    monkeypatch.delenv("MNIST_MIRROR")
+    monkeypatch.setenv("MNIST_PUBLIC_MIRRORS", "on")
+    tiny = datasets.from_checksums(mnist_env.checksums)
+    assert (tiny.mirrors, tiny.openml) == ((), None)
+    assert from_env().mirrors(tiny) == ()
     with pytest.raises(
         UserError,
-        match=r"^no mirror to get train-images-idx3-ubyte.gz from: MNIST_PUBLIC_MIRRORS is off",
+        match=r"^no mirror to get train-images-idx3-ubyte.gz from:"
+        r" data/mnist.sha256 names a data set other than MNIST, which no public"
+        r" mirror serves, and MNIST_MIRROR is not set\.",
     ):
-        load_from_env(mnist_env.checksums)
+        fetch(tiny, from_env())
 
 
 def test_cache_folder_comes_from_mnist_cache_else_the_user_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert from_env().cache_dir == tmp_path / "home" / ".cache" / "mnist-mlp"
+    assert from_env().cache_root == tmp_path / "home" / ".cache" / "mnist-mlp"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert from_env().cache_dir == tmp_path / "xdg" / "mnist-mlp"
+    assert from_env().cache_root == tmp_path / "xdg" / "mnist-mlp"
     monkeypatch.setenv("MNIST_CACHE", str(tmp_path / "mine"))
-    assert from_env().cache_dir == tmp_path / "mine"
+    assert from_env().cache_root == tmp_path / "mine"
 
 
 def test_checksums_file_in_sha256sum_format(tmp_path):
     sums = tmp_path / "SHA256SUMS"
     sums.write_text("# Fashion-MNIST\n" + "".join(f"{'AB' * 32} *{name}\n" for name in FILES))
-    assert mnist.read_checksums(sums) == {name: "ab" * 32 for name in FILES}
+    assert datasets.read_checksums(sums) == {name: "ab" * 32 for name in FILES}
 
 
 def test_committed_checksums_are_the_shared_mirrors_published_ones():
@@ -168,7 +206,7 @@ def test_committed_checksums_are_the_shared_mirrors_published_ones():
     published = folder / "SHA256SUMS-decompressed"
     if not published.exists():
         pytest.skip(f"no {published}")
-    assert mnist.read_checksums(paths.PROJECT.checksums) == mnist.read_checksums(published)
+    assert datasets.read_checksums(paths.PROJECT.checksums) == datasets.read_checksums(published)
 
 
 def test_checksums_file_that_misses_a_file(tmp_path):
@@ -176,13 +214,13 @@ def test_checksums_file_that_misses_a_file(tmp_path):
     sums.write_text(f"{'0' * 64}  {TRAIN_IMAGES}\n")
     missing = f"{TRAIN_LABELS}, {TEST_IMAGES}, {TEST_LABELS}"
     with pytest.raises(UserError) as caught:
-        mnist.read_checksums(sums)
+        datasets.read_checksums(sums)
     assert str(caught.value) == f"{sums} has no checksum for {missing}"
 
 
 def test_checksums_file_that_does_not_exist(tmp_path):
     with pytest.raises(UserError, match=r"nowhere: cannot read the data set's checksums \(No such"):
-        mnist.read_checksums(tmp_path / "nowhere")
+        datasets.read_checksums(tmp_path / "nowhere")
 
 
 def test_the_retired_checksums_variable_is_refused_not_ignored(monkeypatch, tmp_path):
@@ -217,9 +255,10 @@ def test_settings_are_read_once_and_passed_down(mnist_env, server, monkeypatch, 
     monkeypatch.setenv("MNIST_DOWNLOAD_SECONDS", "soon")
     monkeypatch.setenv("MNIST_PUBLIC_MIRRORS", "maybe")
     monkeypatch.setenv("MNIST_CHECKSUMS", "retired")
-    splits = mnist.load_idx(settings, mnist.read_checksums(mnist_env.checksums))
+    splits = fetch(datasets.from_checksums(mnist_env.checksums), settings)
     assert_same_arrays(splits, mnist_env)
-    assert sorted(path.name for path in settings.cache_dir.iterdir()) == sorted(FILES)
+    cache = settings.cache_dir(datasets.from_checksums(mnist_env.checksums))
+    assert sorted(path.name for path in cache.iterdir()) == sorted(FILES)
     assert not (tmp_path / "elsewhere").exists()
 
 
@@ -253,13 +292,13 @@ def _environ_reads(path: Path) -> list[str]:
 
 
 def test_only_the_stages_main_reads_the_environment():
-    for name in ("download.py", "mnist.py", "openml.py"):
+    for name in ("datasets.py", "download.py", "idx.py", "mirrors.py", "openml.py", "settings.py"):
         assert _environ_reads(ROOT / "pipeline" / name) == [], name
     assert _environ_reads(ROOT / "stages" / "fetch_and_scale.py") == ["main"]
 
 
 def test_settings_show_no_secret():
-    settings = mnist.Settings.from_environ(
+    settings = Settings.from_environ(
         {
             "MNIST_MIRROR": "https://tok-SECRET-1@host/m/?X-Amz-Signature=sig-SECRET-4",
             "MNIST_PUBLIC_MIRRORS": "off",
@@ -267,18 +306,18 @@ def test_settings_show_no_secret():
         }
     )
     assert repr(settings) == (
-        "Settings(mirrors=(Mirror('https://***@host/m/?X-Amz-Signature=***'),),"
-        " cache_dir=PosixPath('/cache'), download_seconds=600)"
+        "Settings(mirror=Mirror('https://***@host/m/?X-Amz-Signature=***'),"
+        " cache_root=PosixPath('/cache'), public_mirrors=False, download_seconds=600)"
     )
-    assert str(settings.mirrors[0]) == "https://***@host/m/?X-Amz-Signature=***"
-    assert settings.mirrors[0].url(TRAIN_IMAGES) == (
+    assert str(settings.mirror) == "https://***@host/m/?X-Amz-Signature=***"
+    assert settings.mirror.url(TRAIN_IMAGES) == (
         f"https://tok-SECRET-1@host/m/{TRAIN_IMAGES}?X-Amz-Signature=sig-SECRET-4"
     )
 
 
 def test_every_problem_of_the_environment_is_a_line_of_one_message():
     with pytest.raises(UserError) as caught:
-        mnist.Settings.from_environ(
+        Settings.from_environ(
             {
                 "MNIST_MIRROR": "s3://bucket/mnist/",
                 "MNIST_PUBLIC_MIRRORS": "maybe",
@@ -413,7 +452,7 @@ def _label_at(index: int, value: int):
     def change(contents):
         labels = np.frombuffer(contents[TRAIN_LABELS], np.uint8, offset=8).copy()
         labels[index] = value
-        return {**contents, TRAIN_LABELS: idx(labels)}
+        return {**contents, TRAIN_LABELS: idx_bytes(labels)}
 
     return change
 
@@ -444,12 +483,12 @@ def _label_at(index: int, value: int):
             id="data-cut-short",
         ),
         pytest.param(
-            _with(TEST_IMAGES, idx(np.zeros((20, 28, 27), np.uint8))),
+            _with(TEST_IMAGES, idx_bytes(np.zeros((20, 28, 27), np.uint8))),
             rf"^{TEST_IMAGES}: expected images of shape \(n, 28, 28\), got \(20, 28, 27\)$",
             id="image-size",
         ),
         pytest.param(
-            _with(TEST_LABELS, idx(np.zeros((20, 1), np.uint8))),
+            _with(TEST_LABELS, idx_bytes(np.zeros((20, 1), np.uint8))),
             rf"^{TEST_LABELS}: expected a vector of labels, got shape \(20, 1\)$",
             id="labels-not-a-vector",
         ),
@@ -464,7 +503,7 @@ def _label_at(index: int, value: int):
             id="label-255",
         ),
         pytest.param(
-            _with(TEST_LABELS, idx(np.zeros(19, np.uint8))),
+            _with(TEST_LABELS, idx_bytes(np.zeros(19, np.uint8))),
             rf"^{TEST_IMAGES} holds 20 images but {TEST_LABELS} 19 labels$",
             id="counts-disagree",
         ),
@@ -479,17 +518,17 @@ def test_verified_files_that_are_not_mnist(tiny_mirror, monkeypatch, tmp_path, c
         tiny_mirror.test_images,
         tiny_mirror.test_labels,
     )
-    contents = change({name: idx(array) for name, array in zip(FILES, arrays, strict=True)})
+    contents = change({name: idx_bytes(array) for name, array in zip(FILES, arrays, strict=True)})
     sums = write_mirror(tmp_path / "bad", contents)
     monkeypatch.setenv("MNIST_CACHE", str(tmp_path / "cache"))
     with pytest.raises(UserError, match=message):
         load_idx(sums, str(tmp_path / "bad"))
 
 
-def test_parse_idx_inverts_idx_bytes():
+def test_idx_parse_inverts_encode():
     array = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
-    assert mnist.idx_bytes(array) == idx(array)
-    np.testing.assert_array_equal(mnist.parse_idx(idx(array), "x"), array)
+    assert idx.encode(array) == idx_bytes(array)
+    np.testing.assert_array_equal(idx.parse(idx_bytes(array), "x"), array)
 
 
 # --- an HTTP mirror ---------------------------------------------------------------------
@@ -502,7 +541,7 @@ def test_http_mirror_downloads_verifies_and_caches(mnist_env, server, caplog):
     assert_same_arrays(load_idx(mnist_env.checksums, url), mnist_env)
     assert server.requests == [f"/mnist/{name}" for name in FILES]
     assert cache_listing() == sorted(FILES)  # and no temporary file left over
-    cache = from_env().cache_dir
+    cache = cache_of(mnist_env.checksums)
     for name in FILES:
         assert (cache / name).read_bytes() == (mnist_env.folder / name).read_bytes()
     size = (mnist_env.folder / TRAIN_IMAGES).stat().st_size
@@ -520,10 +559,60 @@ def test_rerun_only_verifies_the_cache(mnist_env, server):
 
 
 @pytest.mark.network
+def test_two_data_sets_with_the_same_file_names_keep_their_own_downloads(
+    mnist_env, server, tmp_path
+):
+    # Fashion-MNIST uses MNIST's four file names: a cache keyed on the name alone would
+    # evict one data set's files on each switch, and need the network to switch back.
+    arrays = (
+        mnist_env.train_images,
+        mnist_env.train_labels,
+        mnist_env.test_images,
+        mnist_env.test_labels,
+    )
+    other = {name: idx_bytes(array[::-1]) for name, array in zip(FILES, arrays, strict=True)}
+    other_sums = write_mirror(tmp_path / "other", other)
+    first = server.serve_folder("first", mnist_env.folder)
+    second = server.serve_folder("second", tmp_path / "other")
+    load_idx(mnist_env.checksums, first)
+    load_idx(other_sums, second)
+    server.routes.clear()  # from now on, every request is a 404
+    assert_same_arrays(load_idx(mnist_env.checksums, first), mnist_env)
+    train, _ = load_idx(other_sums, second)
+    np.testing.assert_array_equal(train.labels, mnist_env.train_labels[::-1])
+    assert server.requests == [f"/first/{name}" for name in FILES] + [
+        f"/second/{name}" for name in FILES
+    ]
+    folders = sorted(path.name for path in from_env().cache_root.iterdir())
+    assert folders == sorted({cache_of(mnist_env.checksums).name, cache_of(other_sums).name})
+    assert len(folders) == 2
+
+
+def test_the_data_set_record_is_mnist_for_mnists_checksums(tmp_path):
+    assert datasets.from_checksums(paths.PROJECT.checksums) is datasets.MNIST
+    assert datasets.MNIST.checksums() == datasets.read_checksums(paths.PROJECT.checksums)
+    assert datasets.MNIST.n_train == 60000
+    assert [file.content_bytes for file in datasets.MNIST.files] == [
+        16 + 60000 * 784,
+        8 + 60000,
+        16 + 10000 * 784,
+        8 + 10000,
+    ]
+    # Any other four checksums: a data set named by them, served by MNIST_MIRROR only.
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_text("".join(f"{'ab' * 32}  {name}\n" for name in FILES))
+    other = datasets.from_checksums(sums)
+    assert re.fullmatch(r"sha256-[0-9a-f]{16}", other.name)
+    assert (other.mirrors, other.openml) == ((), None)
+    assert [file.name for file in other.files] == list(FILES)
+    assert datasets.from_checksums(sums) == other  # the same name every time
+
+
+@pytest.mark.network
 def test_unusable_cache_file_is_downloaded_again(mnist_env, server, caplog):
     url = server.serve_folder("mnist", mnist_env.folder)
     load_idx(mnist_env.checksums, url)
-    cached = from_env().cache_dir / TEST_IMAGES
+    cached = cache_of(mnist_env.checksums) / TEST_IMAGES
     cached.write_bytes(b"garbage")
     server.requests.clear()
     assert_same_arrays(load_idx(mnist_env.checksums, url), mnist_env)
@@ -539,7 +628,7 @@ def test_cache_folder_that_cannot_be_created(mnist_env, server, monkeypatch, tmp
     with pytest.raises(UserError) as caught:
         load_idx(mnist_env.checksums, server.serve_folder("mnist", mnist_env.folder))
     assert str(caught.value) == (
-        f"cannot write to the download cache {tmp_path / 'a-file' / 'cache'} (Not a directory);"
+        f"cannot write to the download cache {cache_of(mnist_env.checksums)} (Not a directory);"
         " set MNIST_CACHE to a writable folder"
     )
     assert server.requests == []
@@ -701,7 +790,7 @@ def test_spoiled_download_is_deleted_and_the_next_mirror_tried(
     assert_same_arrays(load_idx(mnist_env.checksums, bad, good), mnist_env)
     assert server.requests[:2] == [f"/bad/{TRAIN_IMAGES}", f"/good/{TRAIN_IMAGES}"]
     assert waits == []
-    assert (from_env().cache_dir / TRAIN_IMAGES).read_bytes() == good_bytes
+    assert (cache_of(mnist_env.checksums) / TRAIN_IMAGES).read_bytes() == good_bytes
     assert cache_listing() == sorted(FILES)
     warnings = [message for message in caplog.messages if message.startswith(TRAIN_IMAGES)]
     assert len(warnings) == 1
@@ -809,7 +898,7 @@ def test_a_gzip_bomb_is_refused_at_the_size_an_mnist_file_has(mnist_env, server,
     bomb = gzip.compress(b"\0" * 20_000_000, mtime=0)  # 20 KB that expand to 20 MB
     url = server.serve_folder("mnist", mnist_env.folder)
     server.serve("mnist", TRAIN_LABELS, Reply(body=bomb, no_length=not declared))
-    cap = mnist.MAX_CONTENT_BYTES[TRAIN_LABELS]
+    cap = datasets.MNIST.train_labels.content_bytes
     with pytest.raises(
         UserError, match=rf"\n  {re.escape(url)}: decompresses to more than the {cap} bytes"
     ):
@@ -819,9 +908,10 @@ def test_a_gzip_bomb_is_refused_at_the_size_an_mnist_file_has(mnist_env, server,
 
 @pytest.mark.network
 @pytest.mark.parametrize("declared", [True, False], ids=["announced", "unannounced"])
-def test_a_body_larger_than_the_file_can_be_is_cut_off(mnist_env, server, monkeypatch, declared):
-    monkeypatch.setitem(mnist.MAX_CONTENT_BYTES, TRAIN_IMAGES, 50_000)
+def test_a_body_larger_than_the_file_can_be_is_cut_off(mnist_env, server, declared):
     url = server.serve_folder("mnist", mnist_env.folder)
+    dataset = dataclasses.replace(dataset_of(mnist_env.checksums), mirrors=(url,))
+    small = dataclasses.replace(dataset.train_images, content_bytes=50_000)
     server.serve("mnist", TRAIN_IMAGES, Reply(body=os.urandom(200_000), no_length=not declared))
     limit = 50_000 + 500 + 4096
     expected = (
@@ -830,7 +920,8 @@ def test_a_body_larger_than_the_file_can_be_is_cut_off(mnist_env, server, monkey
         else rf"more than the {limit} bytes this file can be"
     )
     with pytest.raises(UserError, match=rf"\n  {re.escape(url)}: {expected}\n"):
-        load_idx(mnist_env.checksums, url)
+        settings = dataclasses.replace(from_env(), mirror=None, public_mirrors=True)
+        fetch(dataclasses.replace(dataset, train_images=small), settings)
     assert cache_listing() == []
 
 
@@ -896,7 +987,7 @@ def test_a_full_disk_is_named_not_blamed_on_the_mirror(
     url = server.serve_folder("mnist", mnist_env.folder)
     with pytest.raises(UserError) as caught:
         load_idx(mnist_env.checksums, url)
-    cache = from_env().cache_dir
+    cache = cache_of(mnist_env.checksums)
     assert str(caught.value) == (
         f"the disk is full: cannot write the download cache {cache} (No space left on device);"
         " free some space, or set MNIST_CACHE to a folder on another disk"
@@ -906,7 +997,7 @@ def test_a_full_disk_is_named_not_blamed_on_the_mirror(
 
 
 def test_a_folder_where_a_cached_file_belongs_is_one_message(mnist_env):
-    (from_env().cache_dir / TRAIN_IMAGES).mkdir(parents=True)
+    (cache_of(mnist_env.checksums) / TRAIN_IMAGES).mkdir(parents=True)
     with pytest.raises(
         UserError,
         match=r"^the download cache holds a folder .*train-images-idx3-ubyte.gz where a file"
@@ -917,7 +1008,7 @@ def test_a_folder_where_a_cached_file_belongs_is_one_message(mnist_env):
 
 @pytest.mark.network
 def test_stale_temporaries_of_killed_downloads_are_removed(mnist_env, server):
-    cache = from_env().cache_dir
+    cache = cache_of(mnist_env.checksums)
     stale = killed_writer(cache / TRAIN_IMAGES)
     with live_writer(cache / TRAIN_IMAGES) as live:  # another run's download, under way
         load_idx(mnist_env.checksums, server.serve_folder("mnist", mnist_env.folder))

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import mnist, paths
+from pipeline import paths
 from pipeline.params import read_yaml
 from pipeline.paths import Layout
+from pipeline.settings import Settings
 from stages import fetch_and_scale
 from tests.conftest import N_TEST, N_TRAIN, Repo
 from tests.machines import md5
@@ -33,7 +34,7 @@ def scaled(tmp_path, mnist_env) -> Layout:
     files.params.write_text(paths.PROJECT.params.read_text().replace("60000", str(N_TRAIN)))
     files.checksums.parent.mkdir()
     files.checksums.write_bytes(mnist_env.checksums.read_bytes())
-    fetch_and_scale.run(files, mnist.Settings.from_environ(os.environ))
+    fetch_and_scale.run(files, Settings.from_environ(os.environ))
     return files
 
 

@@ -6,6 +6,7 @@ ARFF file's URL from the data set's description; the tests point all of them at 
 ``LocalServer`` that serves a tiny ``mnist_784`` built from the tiny IDX mirror.
 """
 
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -17,8 +18,11 @@ import numpy as np
 import pytest
 from sklearn.datasets import _openml
 
-from pipeline import download, mnist, openml
+from pipeline import datasets, download, openml
+from pipeline.datasets import Dataset
 from pipeline.errors import UserError
+from pipeline.mirrors import fetch
+from pipeline.settings import Settings
 from tests.conftest import FILES, N_TRAIN
 from tests.local_http import LocalServer, Reply
 
@@ -128,27 +132,28 @@ def point_sklearn_at(monkeypatch, base: str) -> None:
 def fake_openml(server, mnist_env, monkeypatch):
     """A ``LocalServer`` serving the tiny mirror's digits as mnist_784 version 1."""
     point_sklearn_at(monkeypatch, f"http://127.0.0.1:{server.server_port}/")
-    # The tiny data set splits after its 60 training digits, as MNIST does after 60000.
-    monkeypatch.setattr(openml, "N_TRAIN", N_TRAIN)
     publish(server, *mnist_784(mnist_env))
-    server.checksums = mnist.read_checksums(mnist_env.checksums)  # the tiny data set's
+    # The tiny data set, as if it were on OpenML as mnist_784: it splits after its 60
+    # training digits, as MNIST does after 60000.
+    tiny = datasets.from_checksums(mnist_env.checksums)
+    labels = dataclasses.replace(tiny.train_labels, content_bytes=8 + N_TRAIN)
+    server.dataset = dataclasses.replace(tiny, openml=datasets.MNIST.openml, train_labels=labels)
     return server
 
 
-def cache_dir() -> Path:
+def cache_dir(dataset: Dataset) -> Path:
     """The download cache that the environment names (the mnist_env fixture's)."""
-    return mnist.Settings.from_environ(os.environ).cache_dir
+    return Settings.from_environ(os.environ).cache_dir(dataset)
 
 
 def load_openml(fake: LocalServer):
-    return openml.load_openml(cache_dir(), fake.checksums)
+    return openml.load_openml(fake.dataset, cache_dir(fake.dataset))
 
 
 @pytest.mark.network
 def test_openml_gives_the_bytes_of_the_idx_files(fake_openml, mnist_env):
     from_openml = load_openml(fake_openml)
-    checksums = mnist.read_checksums(mnist_env.checksums)
-    from_idx = mnist.load_idx(mnist.Settings.from_environ(os.environ), checksums)
+    from_idx = fetch(fake_openml.dataset, Settings.from_environ(os.environ))
     for openml_split, idx_split in zip(from_openml, from_idx, strict=True):
         for ours, theirs in (
             (openml_split.images, idx_split.images),
@@ -159,6 +164,18 @@ def test_openml_gives_the_bytes_of_the_idx_files(fake_openml, mnist_env):
     assert [split.images.shape for split in from_openml] == [(60, 28, 28), (20, 28, 28)]
     assert fake_openml.requests == [SEARCH, INFO, FEATURES, QUALITIES, ARFF]
     assert socket.getdefaulttimeout() is None  # the timeout was set for the call only
+
+
+def test_openml_serves_mnist_only(mnist_env, tmp_path):
+    # The tiny data set is not MNIST: OpenML's mnist_784 cannot be it, and nothing is fetched.
+    tiny = datasets.from_checksums(mnist_env.checksums)
+    with pytest.raises(UserError) as caught:
+        openml.load_openml(tiny, tmp_path / "cache")
+    assert str(caught.value) == (
+        "data.source: openml serves MNIST only, and data/mnist.sha256 names another data set:"
+        " use data.source: idx with MNIST_MIRROR"
+    )
+    assert not (tmp_path / "cache").exists()
 
 
 @pytest.mark.network
@@ -300,7 +317,7 @@ def _swap_labels(pixels, labels):
 )
 def test_openml_data_that_differs_from_the_idx_files(fake_openml, mnist_env, change, differing):
     publish(fake_openml, *change(*mnist_784(mnist_env)))
-    expected = mnist.read_checksums(mnist_env.checksums)[differing]
+    expected = datasets.read_checksums(mnist_env.checksums)[differing]
     with pytest.raises(
         UserError,
         match=f"^the data differs from {differing}: expected sha256 {expected}"

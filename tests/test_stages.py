@@ -16,11 +16,12 @@ import yaml
 from matplotlib.image import imread
 from sklearn.neural_network import MLPClassifier
 
-from pipeline import formats, mnist, model, paths
+from pipeline import formats, model, paths
 from pipeline.config import VisualizeParams, load_params
 from pipeline.errors import UserError
 from pipeline.params import read_yaml
 from pipeline.paths import Layout
+from pipeline.settings import Settings
 from stages import fetch_and_scale, train, visualize
 from tests.conftest import EXAMPLE_ARGS, N_TEST, N_TRAIN
 
@@ -67,7 +68,7 @@ def test_write_scaled_gives_np_save_bytes(tmp_path, monkeypatch, dtype):
 
 
 def test_fetch_and_scale_writes_scaled_arrays_in_order(project, mnist_env):
-    fetch_and_scale.run(project, mnist.Settings.from_environ(os.environ))
+    fetch_and_scale.run(project, Settings.from_environ(os.environ))
     images = np.load(project.images, mmap_mode="r")
     labels = np.load(project.labels)
     assert images.shape == (N_TRAIN + N_TEST, 784) and images.dtype == np.float64
@@ -84,7 +85,7 @@ def test_fetch_and_scale_writes_scaled_arrays_in_order(project, mnist_env):
 
 @pytest.fixture
 def scaled(project) -> Layout:
-    fetch_and_scale.run(project, mnist.Settings.from_environ(os.environ))
+    fetch_and_scale.run(project, Settings.from_environ(os.environ))
     return project
 
 

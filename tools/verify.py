@@ -48,7 +48,7 @@ from typing import Any
 
 from ruamel.yaml import YAML, YAMLError
 
-from pipeline import cpu, formats, mnist, paths, published
+from pipeline import cpu, datasets, formats, paths, published
 from pipeline.config import load_params
 from pipeline.errors import UserError
 from pipeline.paths import Layout
@@ -707,10 +707,10 @@ def published_version(files: Layout) -> tuple[published.Version | None, str]:
     except ValueError as exc:  # not UTF-8
         raise BadInput(f"{files.params}: cannot read it ({shown(str(exc), 120)})") from None
     try:
-        checksums = mnist.read_checksums(files.checksums)
+        dataset = datasets.from_checksums(files.checksums)
     except UserError as exc:
         raise BadInput(shown(str(exc), 200)) from None
-    if checksums != published.MNIST_SHA256:
+    if dataset is not datasets.MNIST:
         return None, (
             f"{files.checksums.relative_to(files.root)} names another data set than MNIST,"
             " on which both versions' numbers were published"
