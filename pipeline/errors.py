@@ -1,9 +1,29 @@
-"""The exceptions that the stage runner (``pipeline/runner.py``) reports in one message."""
+"""What every command of the project says when it fails: its exceptions, its exit codes
+and its one-line messages.
+
+The stages (``pipeline/runner.py``), ``tools.verify``, the sweep and the benchmarks exit
+with the codes of one table (docs/pipeline.md, "Exit codes"):
+
+- ``EXIT_OK`` (0): done, and whatever was checked holds;
+- ``EXIT_FAILED`` (1): it ran and found a failure: outputs that differ from dvc.lock, a
+  sweep point that failed, a benchmark command that failed; and an unexpected error,
+  which Python reports with a traceback;
+- ``EXIT_USAGE`` (2): it could not run as asked: the command line, params.yaml, the
+  environment, the data or the disk is wrong, and one message says what to fix;
+- ``stopped(N)`` (128 + N): stopped by signal N, 130 for Ctrl-C, as a shell reports it.
+"""
 
 import signal
 
 # The signals that stop a stage (Ctrl-C, and what `kill` and DVC send).
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def stopped(signum: int) -> int:
+    """The exit code of a command stopped by signal ``signum``: 128 + N, as shells give."""
+    return 128 + signum
 
 
 class UserError(Exception):

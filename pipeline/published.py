@@ -226,12 +226,17 @@ def overrides(version: Version, base: Version = EXAMPLE_2017) -> list[str]:
 
 def main(argv: list[str]) -> int:
     """``python -m pipeline.published overrides KEY``: the version's ``-S`` arguments."""
+    from pipeline.errors import EXIT_OK, EXIT_USAGE
+
     versions = {version.key: version for version in VERSIONS}
     if len(argv) != 2 or argv[0] != "overrides" or argv[1] not in versions:
-        print(f"usage: python -m pipeline.published overrides {{{','.join(versions)}}}")
-        return 2
+        print(
+            f"usage: python -m pipeline.published overrides {{{','.join(versions)}}}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     print(" ".join(f"-S {override}" for override in overrides(versions[argv[1]])))
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

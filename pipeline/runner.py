@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import NoReturn
 
-from pipeline.errors import STOP_SIGNALS, StageStopped, UserError
+from pipeline.errors import EXIT_USAGE, STOP_SIGNALS, StageStopped, UserError, stopped
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +125,8 @@ def _report(message: str, hint: str) -> None:
 
 
 def run_stage(main: Callable[[], None], *, stage: str | None = None) -> None:
-    """Run ``main``: one message and exit 1 on a ``UserError`` or an error of the disk or
-    a folder, 128+N on signal N.
+    """Run ``main``: one message and exit ``EXIT_USAGE`` on a ``UserError`` or an error of
+    the disk or a folder, 128+N on signal N (``errors``' table).
 
     ``stage`` names the pipeline's stage that ``main`` runs: where DVC runs it, the
     message also says how to bring back the outputs that DVC removed before.
@@ -144,10 +144,10 @@ def run_stage(main: Callable[[], None], *, stage: str | None = None) -> None:
             _State.ended = True  # later stops are ignored: one report, one exit code
     except UserError as exc:
         _report(f"error: {exc}", hint)
-        sys.exit(1)
+        sys.exit(EXIT_USAGE)
     except StageStopped as exc:
         _report(f"stopped by {exc}: this stage wrote no output", hint)
-        sys.exit(128 + exc.signum)
+        sys.exit(stopped(exc.signum))
     except OSError as exc:
         if exc.errno not in _OS_ERRORS:
             raise
@@ -158,7 +158,7 @@ def run_stage(main: Callable[[], None], *, stage: str | None = None) -> None:
             " this stage wrote no output",
             hint,
         )
-        sys.exit(1)
+        sys.exit(EXIT_USAGE)
 
 
 def refuse_direct_run(stage: str) -> NoReturn:
@@ -168,7 +168,7 @@ def refuse_direct_run(stage: str) -> NoReturn:
         f" `python -m stages.{stage}` loads numpy before its code paths can be pinned",
         file=sys.stderr,
     )
-    sys.exit(2)
+    sys.exit(EXIT_USAGE)
 
 
 # --- a stage dies with the dvc that runs it -----------------------------------------------

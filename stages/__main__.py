@@ -23,6 +23,7 @@ import os
 import sys
 
 from pipeline import cpu, paths, runner
+from pipeline.errors import EXIT_USAGE
 from pipeline.interpreter import check_interpreter
 
 
@@ -53,7 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     stage = parser().parse_args(argv).stage
     problem = check_interpreter(paths.ROOT / "requirements.txt")
     if problem:
-        sys.exit(problem)
+        print(problem, file=sys.stderr)
+        sys.exit(EXIT_USAGE)
     pinned = cpu.pin_float_paths()
     runner.die_with_dvc(parent, os.environ)
     runner.run_stage(lambda: run(stage, pinned=pinned), stage=stage)

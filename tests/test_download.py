@@ -27,7 +27,7 @@ import pytest
 from pipeline import datasets, download, idx, paths
 from pipeline.artifacts import LockedTemp
 from pipeline.datasets import Dataset
-from pipeline.errors import UserError
+from pipeline.errors import EXIT_USAGE, UserError
 from pipeline.mirrors import fetch
 from pipeline.paths import Layout
 from pipeline.settings import Settings
@@ -857,7 +857,7 @@ def run_stage_in_a_copy(project: Path, mirror: str, cache: Path) -> subprocess.C
 def test_command_line_reports_one_error_and_writes_nothing(server, tmp_path):
     mirror = server.url("mirror")  # serves nothing: every file is a 404
     result = run_stage_in_a_copy(tmp_path / "project", mirror, tmp_path / "cache")
-    assert result.returncode == 1
+    assert result.returncode == EXIT_USAGE
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [f"error: could not get a verified {TRAIN_IMAGES} from any mirror:"]
     assert f"\n  {mirror}: HTTP 404 Not Found\nSet MNIST_MIRROR" in result.stderr
@@ -870,7 +870,7 @@ def test_command_line_reports_one_error_and_writes_nothing(server, tmp_path):
 def test_command_line_shows_no_secret_of_the_mirror_url(server, tmp_path):
     mirror = server.url("mirror").replace("http://", "http://tok-SECRET-1@") + "?sig=sig-SECRET-4"
     result = run_stage_in_a_copy(tmp_path / "project", mirror, tmp_path / "cache")
-    assert result.returncode == 1
+    assert result.returncode == EXIT_USAGE
     shown = f"http://***@127.0.0.1:{server.server_port}/mirror/?sig=***"
     assert f"\n  {shown}: HTTP 404 Not Found\n" in result.stderr
     assert "SECRET" not in result.stdout + result.stderr
@@ -880,7 +880,7 @@ def test_command_line_shows_no_secret_of_the_mirror_url(server, tmp_path):
 def test_command_line_refuses_a_malformed_mirror_in_one_line(tmp_path):
     mirror = "http://reader:pw-SECRET@127.0.0.1:99999/"
     result = run_stage_in_a_copy(tmp_path / "project", mirror, tmp_path / "cache")
-    assert result.returncode == 1
+    assert result.returncode == EXIT_USAGE
     assert result.stderr.splitlines() == [
         f"error: MNIST_MIRROR=http://***@127.0.0.1:99999/: the port must be a number from 1 to"
         f" 65535{ABOUT} MNIST files"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import paths
+from pipeline.errors import EXIT_USAGE
 from pipeline.params import read_yaml
 from pipeline.paths import Layout
 from pipeline.settings import Settings
@@ -206,7 +207,7 @@ def test_a_full_disk_in_a_stage_is_one_line_and_leaves_nothing(scaled, tmp_path)
         f" artifacts.LockedTemp(Path({str(full)!r}), os.open({str(full)!r}, os.O_WRONLY))\n"
     )
     result = run_train(scaled, setup)
-    assert result.returncode == 1
+    assert result.returncode == EXIT_USAGE
     [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert line.startswith("error: the disk is full")
     assert line.endswith("then run again; this stage wrote no output")
@@ -231,7 +232,7 @@ os.replace = refused
 )
 def test_a_refused_write_at_the_end_is_one_line_and_leaves_nothing(scaled, name, line):
     result = run_train(scaled, REFUSED_RENAME.format(name=name))
-    assert result.returncode == 1
+    assert result.returncode == EXIT_USAGE
     [error] = [text for text in result.stderr.splitlines() if text.startswith("error:")]
     assert error.startswith(line.format(target=scaled.model))
     assert error.endswith("then run again; this stage wrote no output")
@@ -291,7 +292,7 @@ def test_outputs_that_cannot_be_written_are_one_line_before_any_work(scaled_repo
         expected = f"error: cannot create files in {outputs} (Operation not permitted)"
     with held:
         result = run_stage_command(scaled_repo, "train")
-    assert result.returncode == 1
+    assert result.returncode == EXIT_USAGE
     [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert error.startswith(expected)
     assert error.endswith("then run again")
@@ -366,6 +367,7 @@ def test_an_unactivated_shell_is_one_line_not_a_traceback(tiny_repo, tmp_path):
     repo.env = repo.env | {"PATH": f"{bare / 'bin'}{os.pathsep}{repo.env['PATH']}"}
     failed = repo.dvc("repro", check=False)
     assert failed.returncode != 0
+    assert f"exited with {EXIT_USAGE}" in failed.stderr  # DVC's words for the stage's code
     assert (
         f"error: this Python ({bare / 'bin' / 'python'}) is not the project's environment:"
         " numpy is missing;" in failed.stderr

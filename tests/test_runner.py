@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from pipeline import paths, runner
-from pipeline.errors import STOP_SIGNALS, UserError
+from pipeline.errors import EXIT_USAGE, STOP_SIGNALS, UserError
 from pipeline.paths import Layout
 from tests.project import dvc_stages, wait_for
 
@@ -179,7 +179,7 @@ def test_a_failure_says_how_to_bring_back_what_dvc_removed(
     finally:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
-    assert exited.value.code == 1
+    assert exited.value.code == EXIT_USAGE
     assert caplog.messages == [said]
 
 

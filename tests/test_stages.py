@@ -18,7 +18,7 @@ from sklearn.neural_network import MLPClassifier
 
 from pipeline import formats, model, paths
 from pipeline.config import VisualizeParams, load_params
-from pipeline.errors import UserError
+from pipeline.errors import EXIT_USAGE, UserError
 from pipeline.params import read_yaml
 from pipeline.paths import Layout
 from pipeline.settings import Settings
@@ -291,7 +291,7 @@ def run_stage_in_a_fresh_process(module: str, files: Layout) -> subprocess.Compl
 def test_a_stage_given_an_unreadable_params_file_says_so_in_one_line(project, content, expected):
     project.params.write_bytes(content)
     result = run_stage_in_a_fresh_process("train", project)
-    assert result.returncode == 1
+    assert result.returncode == EXIT_USAGE
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {project.params} {expected}")
 
