@@ -14,10 +14,9 @@ from pathlib import Path
 
 from pipeline.errors import UserError
 from sweep import cluster, driver
-from sweep.cli import boundary
 from sweep.grid import expand
 from sweep.project import absolute_url
-from sweep.secrets import Secret
+from sweep.shared import Secret, boundary
 
 DEFAULT_WORKERS = 2
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

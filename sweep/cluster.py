@@ -26,7 +26,7 @@ from pathlib import Path
 import psutil
 
 from pipeline.errors import UserError
-from sweep.secrets import redact_url
+from sweep.shared import redact_url
 
 log = logging.getLogger(__name__)
 

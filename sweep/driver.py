@@ -24,9 +24,8 @@ from pipeline.errors import StageStopped
 from sweep.cluster import STOP_TIMEOUT_SECONDS, Scheduler, connect, dashboard, one_line, probe
 from sweep.environment import points_env, secret_env
 from sweep.grid import Point, check_points
-from sweep.jobs import PointJob, PointResult
 from sweep.project import Project, experiment_names, pull, shown_experiments
-from sweep.secrets import Secret
+from sweep.shared import DONE, POINT_FAILED, PointJob, PointResult, Secret
 from sweep.table import sweep_table
 
 log = logging.getLogger(__name__)
@@ -182,4 +181,4 @@ def sweep(options: Options, points: list[Point], cwd: Path) -> int:
         len(points),
         f"; {len(failed)} failed" if failed else "",
     )
-    return 1 if failed else 0
+    return POINT_FAILED if failed else DONE

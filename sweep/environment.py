@@ -10,7 +10,7 @@ import logging
 import os
 from pathlib import Path
 
-from sweep.secrets import Secret
+from sweep.shared import Secret
 
 log = logging.getLogger(__name__)
 

@@ -37,10 +37,8 @@ from pipeline.download import user_cache_dir
 from pipeline.errors import UserError
 from pipeline.params import parse_yaml
 from pipeline.runner import CHECKOUT_HINT
-from sweep.cli import boundary
-from sweep.jobs import PointJob, PointResult
 from sweep.processes import die_with_parent, run_in_group
-from sweep.secrets import Secret, hide
+from sweep.shared import PointJob, PointResult, Secret, boundary, hide
 
 log = logging.getLogger(__name__)
 

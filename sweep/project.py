@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline.dvc_api import cache_and_remote, experiments
 from pipeline.errors import UserError
-from sweep.secrets import Secret, hide
+from sweep.shared import Secret, hide
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from pipeline.dvc_api import PARAMS_FILE, rows
-from sweep.cli import boundary
 from sweep.project import exp_show
+from sweep.shared import boundary
 from sweep.table import HEADLINE_METRICS, aligned, cell, headline
 
 

@@ -21,8 +21,7 @@ from pathlib import Path
 
 from distributed import WorkerPlugin
 
-from sweep.jobs import PointJob, PointResult
-from sweep.secrets import hide
+from sweep.shared import PointJob, PointResult, hide
 
 # The folder that holds the sweep package on this worker: the point's process imports it.
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent

@@ -14,10 +14,9 @@ from sweep import point, show
 from sweep.__main__ import parse_env, parser
 from sweep.environment import nanny_variables, points_env, secret_env
 from sweep.grid import Override, Point, check_points, expand
-from sweep.jobs import PointJob, PointResult
 from sweep.point import failure_message, point_env
 from sweep.project import absolute_url, experiment_names
-from sweep.secrets import Secret, hide, redact_url
+from sweep.shared import PointJob, PointResult, Secret, hide, redact_url
 from sweep.table import HEADLINE_METRICS, METRICS_FILE, sweep_table
 from tests.project import ROOT
 
