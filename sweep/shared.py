@@ -16,7 +16,7 @@ quote a secret (git prints the URL it could not reach, token included), goes thr
 ``hide`` before it is shown.
 
 Records: the client hands a ``PointJob`` to a Dask task, which hands it as JSON to the
-point's own process (``python -m sweep.point``) on the worker; that process prints a
+point's own process (``python -m sweep.worker``) on the worker; that process prints a
 ``PointResult`` as JSON, which the task returns to the client. Dask pickles a job's
 ``Secret``s into the task as they are; only the JSON for the point's own process,
 through a pipe, holds them in the clear.
@@ -162,7 +162,7 @@ class PointJob:
     """One experiment to run: where its code is, what to set, and what to call it.
 
     ``work_dir`` holds the worker host's shared DVC cache, the clones and a lock file;
-    ``None`` lets the worker use its default (see ``sweep.point.default_work_dir``).
+    ``None`` lets the worker use its default (see ``sweep.worker.default_work_dir``).
     ``cache_dir``, when set, is the DVC cache to share instead of ``work_dir/cache``.
     ``identity`` is the client's git user (name, email), for a worker that has none.
     ``env`` changes the worker's environment for the commands of this point: a value

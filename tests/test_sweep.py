@@ -10,14 +10,14 @@ import pytest
 
 from pipeline.dvc_api import ran_stages, rows
 from pipeline.errors import UserError
-from sweep import point, show
+from sweep import show, worker
 from sweep.__main__ import parse_env, parser
 from sweep.environment import nanny_variables, points_env, secret_env
 from sweep.grid import Override, Point, check_points, expand
-from sweep.point import failure_message, point_env
 from sweep.project import absolute_url, experiment_names
 from sweep.shared import PointJob, PointResult, Secret, hide, redact_url
 from sweep.table import HEADLINE_METRICS, METRICS_FILE, sweep_table
+from sweep.worker import failure_message, point_env
 from tests.project import ROOT
 
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
@@ -333,7 +333,7 @@ def test_a_point_prints_as_its_flags():
     )
 
 
-def test_points_run_with_the_clients_thread_settings_not_the_nannys(monkeypatch):
+def test_points_run_with_the_clients_thread_settings_not_the_nannys():
     # Dask's nanny sets one BLAS thread per worker and a hash seed: a point runs as
     # `dvc exp run` would in the client's shell instead.
     assert {
@@ -342,8 +342,7 @@ def test_points_run_with_the_clients_thread_settings_not_the_nannys(monkeypatch)
         "MKL_NUM_THREADS",
         "PYTHONHASHSEED",
     } <= nanny_variables()
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as in a worker process
-    monkeypatch.setenv("PYTHONHASHSEED", "6640")
+    in_the_worker = {"OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "6640", "PATH": "/usr/bin"}
     job = PointJob(
         sweep_id="s",
         name="n-1",
@@ -353,11 +352,11 @@ def test_points_run_with_the_clients_thread_settings_not_the_nannys(monkeypatch)
         env={"OMP_NUM_THREADS": None, "PYTHONHASHSEED": "0", "MNIST_MIRROR": "/m"},
         secret_env={"AWS_SECRET_ACCESS_KEY": Secret(SECRET)},
     )
-    env = point_env(job)
+    env = point_env(job, in_the_worker)
     assert "OMP_NUM_THREADS" not in env
     assert (env["PYTHONHASHSEED"], env["MNIST_MIRROR"]) == ("0", "/m")
     assert env["AWS_SECRET_ACCESS_KEY"] == SECRET
-    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+    assert env["PATH"].split(os.pathsep) == [str(Path(sys.executable).parent), "/usr/bin"]
 
 
 def test_the_points_environment(monkeypatch, tmp_path):
@@ -446,4 +445,4 @@ def test_show_puts_the_params_that_differ_first_and_nothing_else():
 def test_an_experiments_params_are_compared_as_dvc_reads_them(a, b, same):
     # PyYAML called `yes` and `true`, or `012` and `10`, equal where DVC sees different
     # values: the sweep would take an experiment with other params for this point.
-    assert point.same_values(a, b, "params.yaml") is same
+    assert worker.same_values(a, b, "params.yaml") is same
