@@ -13,9 +13,8 @@ import sys
 from pathlib import Path
 
 from pipeline.dvc_api import PARAMS_FILE, rows
-from sweep.project import exp_show
+from sweep.client import HEADLINE_METRICS, aligned, cell, exp_show, headline
 from sweep.shared import boundary
-from sweep.table import HEADLINE_METRICS, aligned, cell, headline
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, object]:

@@ -12,11 +12,21 @@ from pipeline.dvc_api import ran_stages, rows
 from pipeline.errors import UserError
 from sweep import show, worker
 from sweep.__main__ import parse_env, parser
-from sweep.environment import nanny_variables, points_env, secret_env
-from sweep.grid import Override, Point, check_points, expand
-from sweep.project import absolute_url, experiment_names
+from sweep.client import (
+    HEADLINE_METRICS,
+    METRICS_FILE,
+    Override,
+    Point,
+    absolute_url,
+    check_points,
+    expand,
+    experiment_names,
+    nanny_variables,
+    points_env,
+    secret_env,
+    sweep_table,
+)
 from sweep.shared import PointJob, PointResult, Secret, hide, redact_url
-from sweep.table import HEADLINE_METRICS, METRICS_FILE, sweep_table
 from sweep.worker import failure_message, point_env
 from tests.project import ROOT
 
@@ -156,17 +166,15 @@ def test_the_command_line():
         parser().parse_args(["-S", "a=1", "--workers", "2", "--scheduler", "tcp://h:8786"])
 
 
-def test_env_forwards_named_variables_as_secrets(monkeypatch):
-    monkeypatch.setenv("MNIST_MIRROR", "/data/mnist")
-    env = parse_env(["MNIST_MIRROR", "MNIST_CACHE=/tmp/c"])
+def test_env_forwards_named_variables_as_secrets():
+    env = parse_env(["MNIST_MIRROR", "MNIST_CACHE=/tmp/c"], {"MNIST_MIRROR": "/data/mnist"})
     assert {name: value.reveal() for name, value in env.items()} == {
         "MNIST_MIRROR": "/data/mnist",
         "MNIST_CACHE": "/tmp/c",
     }
     assert repr(env) == "{'MNIST_MIRROR': Secret('***'), 'MNIST_CACHE': Secret('***')}"
-    monkeypatch.delenv("MNIST_MIRROR")
     with pytest.raises(UserError, match="--env MNIST_MIRROR: not set here"):
-        parse_env(["MNIST_MIRROR"])
+        parse_env(["MNIST_MIRROR"], {})
 
 
 @pytest.mark.parametrize(
@@ -175,7 +183,7 @@ def test_env_forwards_named_variables_as_secrets(monkeypatch):
 )
 def test_env_without_a_variable_name_is_refused_without_its_value(item, shown):
     with pytest.raises(UserError) as raised:
-        parse_env([item])
+        parse_env([item], {})
     message = str(raised.value)
     assert message.startswith(shown) and "expected NAME or NAME=VALUE" in message
     assert SECRET not in message and "\n" not in message
@@ -359,31 +367,33 @@ def test_points_run_with_the_clients_thread_settings_not_the_nannys():
     assert env["PATH"].split(os.pathsep) == [str(Path(sys.executable).parent), "/usr/bin"]
 
 
-def test_the_points_environment(monkeypatch, tmp_path):
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setenv("MKL_NUM_THREADS", "3")
-    monkeypatch.setenv("MNIST_MIRROR", "/m")
-    env = points_env(local=True, cwd=tmp_path)
+def test_the_points_environment(tmp_path):
+    shell = {"MKL_NUM_THREADS": "3", "MNIST_MIRROR": "/m"}
+    env = points_env(shell, local=True, cwd=tmp_path)
     assert env["OMP_NUM_THREADS"] is None and env["MKL_NUM_THREADS"] == "3"
     assert "MNIST_MIRROR" not in env  # absolute: local workers inherit it as it is
 
 
-def test_relative_paths_reach_the_points_absolute(monkeypatch, tmp_path, caplog):
+def test_relative_paths_reach_the_points_absolute(tmp_path, caplog):
     # The Quickstart's MNIST_MIRROR=../shared/mnist, relative to where the sweep runs: a
     # point runs in a clone elsewhere, where it named no folder.
     cwd = tmp_path / "project"
-    monkeypatch.setenv("MNIST_MIRROR", "../shared/mnist")
-    monkeypatch.setenv("MNIST_CACHE", "~/cache")
-    monkeypatch.setenv("MNIST_PUBLIC_MIRRORS", "off")
+    shell = {
+        "MNIST_MIRROR": "../shared/mnist",
+        "MNIST_CACHE": "~/cache",
+        "MNIST_PUBLIC_MIRRORS": "off",
+    }
     caplog.set_level("INFO", logger="sweep")
-    env = points_env(local=True, cwd=cwd)
+    env = points_env(shell, local=True, cwd=cwd)
     assert env["MNIST_MIRROR"] == str(tmp_path / "shared" / "mnist")
     assert "MNIST_CACHE" not in env and "MNIST_PUBLIC_MIRRORS" not in env
     assert caplog.messages == [
         f"MNIST_MIRROR: relative path made absolute for the points, from {cwd} (where the sweep"
         " runs)"
     ]
-    assert "MNIST_MIRROR" not in points_env(local=False, cwd=cwd)  # remote workers: their own
+    assert "MNIST_MIRROR" not in points_env(
+        shell, local=False, cwd=cwd
+    )  # remote workers: their own
 
     caplog.clear()
     secrets = secret_env({"MNIST_MIRROR": Secret("mirror"), "TOKEN": Secret(SECRET)}, cwd)
