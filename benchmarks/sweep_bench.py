@@ -68,7 +68,7 @@ def dvc(*args: str) -> list[str]:
 def points() -> list[tuple[str, ...]]:
     """The grid's points, each as its ``-S`` values, expanded as DVC expands them."""
     sys.path.insert(0, str(ROOT))
-    from sweep.grid import expand
+    from sweep.client import expand
 
     return [point.flags for point in expand(list(GRID))]
 

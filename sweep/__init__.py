@@ -1,17 +1,19 @@
 """Sweeps of DVC experiments as Dask tasks: ``python -m sweep -S KEY=V1,V2 ...``.
 
-The client, where the user's repository is:
-``grid`` expands the ``-S`` flags into points as DVC does and checks each against the
-params; ``project`` is the user's repository (its commit, its commands, the names);
-``environment`` what the points' commands get; ``cluster`` starts or reaches the Dask
-cluster (TLS included); ``driver`` maps one task per point over it and shows the
-results (``table``, as ``show`` does for any experiments).
+A module a job:
 
-The workers: ``worker`` is the Dask task, which runs each point as a process of its own
-(``point``) in a clone of the repository; ``processes`` runs commands that can be
-stopped whole.
+- ``__main__``: the command line of ``python -m sweep``; it reads the environment, once,
+  and checks every option before anything runs. ``show``: ``python -m sweep.show``.
+- ``client``: where the user's repository is; the grid of ``-S`` flags checked against
+  the params, the project, the points' environment, one Dask task per point, and the
+  table of the results.
+- ``cluster``: a ``LocalCluster`` started here, or a scheduler's (TLS included), checked.
+- ``worker``: the Dask task, which runs each point as a process of its own
+  (``python -m sweep.worker``) in a clone of the repository, its commands in process
+  groups that can be stopped whole.
+- ``shared``: what they all use; the exit codes, the ``Secret`` that keeps ``--env``
+  values and URL credentials out of every message, the job and result that travel
+  between client and worker, and the boundary of the commands.
 
-Shared: ``jobs`` holds what travels between them; ``secrets`` keeps ``--env`` values and
-URL credentials out of every message (DVC internals are in ``pipeline.dvc_api``); ``cli`` is
-the boundary of the commands (``python -m sweep``, ``sweep.show``, ``sweep.point``).
+DVC's internals are in ``pipeline.dvc_api``.
 """

@@ -1,31 +1,32 @@
 """``python -m sweep -S KEY=V1,V2 [-S ...] [--workers N | --scheduler ADDRESS] [--name PREFIX]``
 
-Exit codes: 0 when every point is in ``dvc exp show``; 1 when a point failed (each is
-reported with its error); 2 for a mistake in the command or the repository, before
-anything runs (every point of the grid is checked against the params first); 128+N
-when stopped by signal N (130 for Ctrl-C).
+Exit codes (``sweep.shared``): 0 when every point is in ``dvc exp show``; 1 when a point
+failed (each is reported with its error); 2 for a mistake in the command or the
+repository, before anything runs (every point of the grid is checked against the params
+first); 128+N when stopped by signal N (130 for Ctrl-C).
+
+The environment is read here, once, in ``main``: what ``--env NAME`` forwards, and what
+the points' commands get (``sweep.client.points_env``).
 """
 
 import argparse
 import os
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from pipeline.errors import UserError
-from sweep import cluster, driver
-from sweep.cli import boundary
-from sweep.grid import expand
-from sweep.project import absolute_url
-from sweep.secrets import Secret
+from sweep import client, cluster
+from sweep.shared import Secret, boundary
 
 DEFAULT_WORKERS = 2
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def parse_env(items: list[str], environ=os.environ) -> dict[str, Secret]:
-    """``NAME=VALUE``, or ``NAME`` for this shell's value of NAME; each value a secret,
-    which no message names (only its variable)."""
+def parse_env(items: list[str], environ: Mapping[str, str]) -> dict[str, Secret]:
+    """``NAME=VALUE``, or ``NAME`` for this shell's value of NAME (in ``environ``); each
+    value a secret, which no message names (only its variable)."""
     env = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -43,13 +44,13 @@ def parse_env(items: list[str], environ=os.environ) -> dict[str, Secret]:
     return env
 
 
-def command_secrets(args: argparse.Namespace) -> list[Secret]:
+def command_secrets(args: argparse.Namespace, environ: Mapping[str, str]) -> list[Secret]:
     """Every secret of the command line: read before the command line is checked, so
     that no message about it, whatever it says, can show one."""
     secrets = [Secret.url(args.git_url or "")]
     for item in args.env:
         name, sep, value = item.partition("=")
-        secrets.append(Secret(value if sep else os.environ.get(name, "")))
+        secrets.append(Secret(value if sep else environ.get(name, "")))
     return secrets
 
 
@@ -125,7 +126,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def options(args: argparse.Namespace, cwd: Path) -> driver.Options:
+def options(args: argparse.Namespace, cwd: Path, environ: Mapping[str, str]) -> client.Options:
     """Check the command line as far as it can be without the project."""
     workers = DEFAULT_WORKERS if args.workers is None else args.workers
     if workers < 1:
@@ -147,15 +148,15 @@ def options(args: argparse.Namespace, cwd: Path) -> driver.Options:
             f"--worker-dir {args.worker_dir}: a folder on each worker, so absolute or under ~"
             " (a relative path would be relative to wherever its worker started)"
         )
-    env = parse_env(args.env)
+    env = parse_env(args.env, environ)
     git_url = None
     if args.git_url:
-        git_url = Secret.url(absolute_url(args.git_url, cwd))
+        git_url = Secret.url(client.absolute_url(args.git_url, cwd))
     if target:
         carried = ["--env values"] if env else []
         carried += ["--git-url's credentials"] if git_url and git_url.texts() else []
         cluster.warn_if_plain(target, carried)
-    return driver.Options(
+    return client.Options(
         workers=workers,
         scheduler=target,
         name=args.name,
@@ -168,12 +169,13 @@ def options(args: argparse.Namespace, cwd: Path) -> driver.Options:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     cwd = Path.cwd()
+    environ = dict(os.environ)
 
     def run_sweep() -> int:
-        checked = options(args, cwd)
-        return driver.sweep(checked, expand(args.flags), cwd)
+        checked = options(args, cwd, environ)
+        return client.sweep(checked, client.expand(args.flags), cwd, environ)
 
-    return boundary(run_sweep, secrets=command_secrets(args))
+    return boundary(run_sweep, secrets=command_secrets(args, environ))
 
 
 if __name__ == "__main__":

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+from distributed import WorkerPlugin
 
 from pipeline.errors import UserError
-from sweep.secrets import redact_url
+from sweep.shared import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -284,13 +285,19 @@ def worker_processes(cluster) -> list:
     return processes
 
 
+class IgnoreInterrupts(WorkerPlugin):
+    """A worker of the client's own ``LocalCluster`` shares its terminal: it leaves a
+    Ctrl-C there to the client, which stops the sweep in order."""
+
+    def setup(self, worker) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @contextmanager
 def connect(workers: int, target: Scheduler | None) -> Iterator:
     """A Dask client: of a new ``LocalCluster`` of ``workers``, or of ``target`` (which
     ``probe`` found)."""
     from distributed import Client
-
-    from sweep.worker import IgnoreInterrupts
 
     # Dask logs every worker and connection at INFO: only its warnings are for the user.
     logging.getLogger("distributed").setLevel(logging.WARNING)

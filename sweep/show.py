@@ -13,9 +13,8 @@ import sys
 from pathlib import Path
 
 from pipeline.dvc_api import PARAMS_FILE, rows
-from sweep.cli import boundary
-from sweep.project import exp_show
-from sweep.table import HEADLINE_METRICS, aligned, cell, headline
+from sweep.client import HEADLINE_METRICS, aligned, cell, exp_show, headline
+from sweep.shared import boundary
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, object]:

@@ -10,15 +10,24 @@ import pytest
 
 from pipeline.dvc_api import ran_stages, rows
 from pipeline.errors import UserError
-from sweep import point, show
+from sweep import show, worker
 from sweep.__main__ import parse_env, parser
-from sweep.environment import nanny_variables, points_env, secret_env
-from sweep.grid import Override, Point, check_points, expand
-from sweep.jobs import PointJob, PointResult
-from sweep.point import failure_message, point_env
-from sweep.project import absolute_url, experiment_names
-from sweep.secrets import Secret, hide, redact_url
-from sweep.table import HEADLINE_METRICS, METRICS_FILE, sweep_table
+from sweep.client import (
+    HEADLINE_METRICS,
+    METRICS_FILE,
+    Override,
+    Point,
+    absolute_url,
+    check_points,
+    expand,
+    experiment_names,
+    nanny_variables,
+    points_env,
+    secret_env,
+    sweep_table,
+)
+from sweep.shared import PointJob, PointResult, Secret, hide, redact_url
+from sweep.worker import failure_message, point_env
 from tests.project import ROOT
 
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
@@ -157,17 +166,15 @@ def test_the_command_line():
         parser().parse_args(["-S", "a=1", "--workers", "2", "--scheduler", "tcp://h:8786"])
 
 
-def test_env_forwards_named_variables_as_secrets(monkeypatch):
-    monkeypatch.setenv("MNIST_MIRROR", "/data/mnist")
-    env = parse_env(["MNIST_MIRROR", "MNIST_CACHE=/tmp/c"])
+def test_env_forwards_named_variables_as_secrets():
+    env = parse_env(["MNIST_MIRROR", "MNIST_CACHE=/tmp/c"], {"MNIST_MIRROR": "/data/mnist"})
     assert {name: value.reveal() for name, value in env.items()} == {
         "MNIST_MIRROR": "/data/mnist",
         "MNIST_CACHE": "/tmp/c",
     }
     assert repr(env) == "{'MNIST_MIRROR': Secret('***'), 'MNIST_CACHE': Secret('***')}"
-    monkeypatch.delenv("MNIST_MIRROR")
     with pytest.raises(UserError, match="--env MNIST_MIRROR: not set here"):
-        parse_env(["MNIST_MIRROR"])
+        parse_env(["MNIST_MIRROR"], {})
 
 
 @pytest.mark.parametrize(
@@ -176,7 +183,7 @@ def test_env_forwards_named_variables_as_secrets(monkeypatch):
 )
 def test_env_without_a_variable_name_is_refused_without_its_value(item, shown):
     with pytest.raises(UserError) as raised:
-        parse_env([item])
+        parse_env([item], {})
     message = str(raised.value)
     assert message.startswith(shown) and "expected NAME or NAME=VALUE" in message
     assert SECRET not in message and "\n" not in message
@@ -334,7 +341,7 @@ def test_a_point_prints_as_its_flags():
     )
 
 
-def test_points_run_with_the_clients_thread_settings_not_the_nannys(monkeypatch):
+def test_points_run_with_the_clients_thread_settings_not_the_nannys():
     # Dask's nanny sets one BLAS thread per worker and a hash seed: a point runs as
     # `dvc exp run` would in the client's shell instead.
     assert {
@@ -343,8 +350,7 @@ def test_points_run_with_the_clients_thread_settings_not_the_nannys(monkeypatch)
         "MKL_NUM_THREADS",
         "PYTHONHASHSEED",
     } <= nanny_variables()
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as in a worker process
-    monkeypatch.setenv("PYTHONHASHSEED", "6640")
+    in_the_worker = {"OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "6640", "PATH": "/usr/bin"}
     job = PointJob(
         sweep_id="s",
         name="n-1",
@@ -354,38 +360,40 @@ def test_points_run_with_the_clients_thread_settings_not_the_nannys(monkeypatch)
         env={"OMP_NUM_THREADS": None, "PYTHONHASHSEED": "0", "MNIST_MIRROR": "/m"},
         secret_env={"AWS_SECRET_ACCESS_KEY": Secret(SECRET)},
     )
-    env = point_env(job)
+    env = point_env(job, in_the_worker)
     assert "OMP_NUM_THREADS" not in env
     assert (env["PYTHONHASHSEED"], env["MNIST_MIRROR"]) == ("0", "/m")
     assert env["AWS_SECRET_ACCESS_KEY"] == SECRET
-    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+    assert env["PATH"].split(os.pathsep) == [str(Path(sys.executable).parent), "/usr/bin"]
 
 
-def test_the_points_environment(monkeypatch, tmp_path):
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setenv("MKL_NUM_THREADS", "3")
-    monkeypatch.setenv("MNIST_MIRROR", "/m")
-    env = points_env(local=True, cwd=tmp_path)
+def test_the_points_environment(tmp_path):
+    shell = {"MKL_NUM_THREADS": "3", "MNIST_MIRROR": "/m"}
+    env = points_env(shell, local=True, cwd=tmp_path)
     assert env["OMP_NUM_THREADS"] is None and env["MKL_NUM_THREADS"] == "3"
     assert "MNIST_MIRROR" not in env  # absolute: local workers inherit it as it is
 
 
-def test_relative_paths_reach_the_points_absolute(monkeypatch, tmp_path, caplog):
+def test_relative_paths_reach_the_points_absolute(tmp_path, caplog):
     # The Quickstart's MNIST_MIRROR=../shared/mnist, relative to where the sweep runs: a
     # point runs in a clone elsewhere, where it named no folder.
     cwd = tmp_path / "project"
-    monkeypatch.setenv("MNIST_MIRROR", "../shared/mnist")
-    monkeypatch.setenv("MNIST_CACHE", "~/cache")
-    monkeypatch.setenv("MNIST_PUBLIC_MIRRORS", "off")
+    shell = {
+        "MNIST_MIRROR": "../shared/mnist",
+        "MNIST_CACHE": "~/cache",
+        "MNIST_PUBLIC_MIRRORS": "off",
+    }
     caplog.set_level("INFO", logger="sweep")
-    env = points_env(local=True, cwd=cwd)
+    env = points_env(shell, local=True, cwd=cwd)
     assert env["MNIST_MIRROR"] == str(tmp_path / "shared" / "mnist")
     assert "MNIST_CACHE" not in env and "MNIST_PUBLIC_MIRRORS" not in env
     assert caplog.messages == [
         f"MNIST_MIRROR: relative path made absolute for the points, from {cwd} (where the sweep"
         " runs)"
     ]
-    assert "MNIST_MIRROR" not in points_env(local=False, cwd=cwd)  # remote workers: their own
+    assert "MNIST_MIRROR" not in points_env(
+        shell, local=False, cwd=cwd
+    )  # remote workers: their own
 
     caplog.clear()
     secrets = secret_env({"MNIST_MIRROR": Secret("mirror"), "TOKEN": Secret(SECRET)}, cwd)
@@ -447,4 +455,4 @@ def test_show_puts_the_params_that_differ_first_and_nothing_else():
 def test_an_experiments_params_are_compared_as_dvc_reads_them(a, b, same):
     # PyYAML called `yes` and `true`, or `012` and `10`, equal where DVC sees different
     # values: the sweep would take an experiment with other params for this point.
-    assert point.same_values(a, b, "params.yaml") is same
+    assert worker.same_values(a, b, "params.yaml") is same

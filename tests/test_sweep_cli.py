@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-import sweep.driver
+import sweep.client
 from sweep.__main__ import main
 from tests.conftest import repo_env
 from tests.project import Repo
@@ -38,7 +38,7 @@ def started(monkeypatch, project) -> list[int]:
         raise UserError("no cluster in this test")
 
     monkeypatch.chdir(project.root)
-    monkeypatch.setattr(sweep.driver, "connect", connect)
+    monkeypatch.setattr(sweep.client, "connect", connect)
     return sizes
 
 
@@ -127,7 +127,7 @@ def test_env_values_are_never_printed_even_in_a_bug(started, monkeypatch, capsys
     def crash(cwd):
         raise RuntimeError(f"unexpected: {os.environ['AWS_SECRET_ACCESS_KEY']}")
 
-    monkeypatch.setattr(sweep.driver.Project, "discover", crash)
+    monkeypatch.setattr(sweep.client.Project, "discover", crash)
     assert main(["-S", "train.max_iter=3", "--env", "AWS_SECRET_ACCESS_KEY"]) == 1
     _, err = capsys.readouterr()
     assert "Traceback" in err and "RuntimeError: unexpected: ***" in err

@@ -1,0 +1,154 @@
+"""The sweep package's shape: a module a job, an import graph without cycles and of few
+floors, the environment read once in each process's entry point, the exit codes in one
+place."""
+
+import ast
+import functools
+from pathlib import Path
+
+import pytest
+
+from pipeline import paths
+from sweep import shared
+from sweep.worker import default_work_dir
+
+PACKAGE = paths.ROOT / "sweep"
+
+# The command line, show, the client, the cluster, the worker, what they share, and the
+# package's own __init__.
+MOST_MODULES = 7
+MOST_IMPORTS = 12
+MOST_FLOORS = 5
+
+# The modules that a process starts in (python -m sweep, python -m sweep.show, and the
+# point's process, python -m sweep.worker): each reads the environment, if at all, once
+# in its main.
+ENTRY_POINTS = {"__main__", "show", "worker"}
+ENVIRONMENT = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
+
+
+@functools.cache
+def modules() -> dict[str, ast.Module]:
+    return {path.stem: ast.parse(path.read_text(), str(path)) for path in PACKAGE.glob("*.py")}
+
+
+def imported(tree: ast.Module) -> list[str]:
+    """The package's modules that ``tree`` imports, wherever the import is, once per import."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "sweep":
+            found += [alias.name for alias in node.names if alias.name in modules()]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sweep."):
+            found.append(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found += [a.name.split(".")[1] for a in node.names if a.name.startswith("sweep.")]
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    return {name: set(imported(tree)) for name, tree in modules().items()}
+
+
+def floors(module: str, graph: dict[str, set[str]], path: tuple[str, ...] = ()) -> int:
+    """How many modules the longest chain of imports from ``module`` holds, itself included."""
+    assert module not in path, f"an import cycle: {' -> '.join((*path, module))}"
+    return 1 + max((floors(m, graph, (*path, module)) for m in graph[module]), default=0)
+
+
+def test_a_module_a_job():
+    assert len(modules()) <= MOST_MODULES, sorted(modules())
+
+
+def test_the_imports_have_no_cycle_and_few_floors():
+    found = graph()
+    assert max(floors(module, found) for module in found) <= MOST_FLOORS
+    assert sum(len(imported(tree)) for tree in modules().values()) <= MOST_IMPORTS
+    assert found["shared"] == set()  # what they share imports none of them
+
+
+def environment_reads(tree: ast.Module) -> list[tuple[str | None, int]]:
+    """Each read of the environment in ``tree``: the top-level function it is in (``None``
+    at module level, default arguments included) and its line."""
+    reads = []
+
+    def visit(node: ast.AST, function: str | None) -> None:
+        is_read = (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+            and node.attr in ENVIRONMENT
+        ) or (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "os"
+            and any(alias.name in ENVIRONMENT for alias in node.names)
+        )
+        if is_read:
+            reads.append((function, node.lineno))
+        for child in ast.iter_child_nodes(node):
+            inside = function
+            if function is None and isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                # a function's defaults are evaluated where it is defined
+                for default in [*child.args.defaults, *child.args.kw_defaults]:
+                    if default is not None:
+                        visit(default, None)
+                for statement in child.body:
+                    visit(statement, child.name)
+                continue
+            visit(child, inside)
+
+    visit(tree, None)
+    return reads
+
+
+@pytest.mark.parametrize("module", sorted(modules()))
+def test_the_environment_is_read_once_in_each_entry_points_main(module):
+    reads = environment_reads(modules()[module])
+    if module in ENTRY_POINTS:
+        assert [function for function, _ in reads] in ([], ["main"]), reads
+    else:
+        assert reads == [], f"sweep/{module}.py reads the environment at lines {reads}"
+
+
+def test_the_reads_are_found():
+    tree = ast.parse(
+        "import os\nfrom os import getenv\n"
+        "def f(env=os.environ):\n    return os.environ.get('A')\n"
+        "def main():\n    def inner():\n        return os.getenv('B')\n"
+    )
+    assert environment_reads(tree) == [(None, 2), (None, 3), ("f", 4), ("main", 7)]
+
+
+# The functions whose value is an exit code: each entry point's, the boundary's, the sweep's.
+EXIT_CODE_FUNCTIONS = {"main", "run_sweep", "boundary", "sweep"}
+
+
+def numbers(node: ast.AST) -> list[int]:
+    return [
+        n.value
+        for n in ast.walk(node)
+        if isinstance(n, ast.Constant) and type(n.value) is int and n.value != 0
+    ]
+
+
+@pytest.mark.parametrize("module", sorted(modules()))
+def test_exit_codes_are_named_in_shared(module):
+    """No function returns or exits with a number of its own: the codes are ``shared``'s."""
+    found = []
+    for node in ast.walk(modules()[module]):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "exit":
+            found += numbers(node)
+        if isinstance(node, ast.FunctionDef) and node.name in EXIT_CODE_FUNCTIONS:
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Return) and inner.value is not None:
+                    found += numbers(inner)
+    assert found == []
+
+
+def test_the_exit_codes():
+    assert (shared.DONE, shared.POINT_FAILED, shared.USER_ERROR, shared.BUG) == (0, 1, 2, 1)
+    assert shared.STOPPED + 2 == 130  # Ctrl-C
+
+
+def test_a_workers_folder_comes_from_the_environment_it_is_given():
+    assert default_work_dir({"XDG_CACHE_HOME": "/scratch"}) == Path("/scratch/mnist-mlp-sweep")
+    assert default_work_dir({"HOME": "/home/ann"}) == Path("/home/ann/.cache/mnist-mlp-sweep")
