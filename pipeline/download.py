@@ -25,6 +25,8 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
+from pipeline.secrets import redact
+
 log = logging.getLogger(__name__)
 
 TIMEOUT_SECONDS = 30  # for each read of the socket
@@ -32,8 +34,6 @@ RETRIES = 3
 BACKOFF_SECONDS = 1.0
 CHUNK_BYTES = 1 << 16
 
-HIDDEN = "***"  # what a secret part of a URL is shown as
-_URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 # A Content-Length is digits and nothing else (RFC 9110); int() would also take "-5",
 # "+5" and "1_000". Eighteen digits are far beyond any file this module is asked for.
 _CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
@@ -66,42 +66,6 @@ def printable(text: object, limit: int = 200) -> str:
     ``limit`` characters."""
     text = "".join(c if c.isprintable() else "?" for c in str(text))
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def redact(url: str) -> str:
-    """``url`` fit for a message, a log or a repr: its whole user part and every query
-    value become ``***``, and so does a fragment.
-
-    Only the text is read, so that a malformed URL is redacted too rather than raising.
-    The user part is everything before the last ``@``, so that a password holding an
-    unencoded ``/``, ``?`` or ``#`` is hidden whole; when that part held a ``?`` or a ``#``,
-    the ``@`` may as well have stood in a query value or a fragment, and all that follows
-    it is hidden too. Text that does not start with ``scheme://`` (a folder) is returned
-    as it is.
-    """
-    start = _URL_START.match(url)
-    if start is None:
-        return url
-    head, rest = url[: start.end()], url[start.end() :]
-    user, at, rest = rest.rpartition("@")
-    if at:
-        head += HIDDEN + at
-        if "?" in user or "#" in user:
-            return head + HIDDEN
-    rest, hash_mark, _ = rest.partition("#")
-    rest, question, query = rest.partition("?")
-    if query:
-        query = "&".join(_hide_value(item) for item in query.split("&"))
-    fragment = hash_mark + HIDDEN if hash_mark else ""
-    return head + rest + question + query + fragment
-
-
-def _hide_value(item: str) -> str:
-    """``key=***`` for a query's ``key=value``; a bare item is a value, so all of it."""
-    key, equals, value = item.partition("=")
-    if not equals:
-        return HIDDEN if key else ""
-    return f"{key}={HIDDEN}" if value else item
 
 
 def _open(url: str, timeout: float):

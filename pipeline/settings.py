@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.datasets import Dataset
-from pipeline.download import redact, user_cache_dir
+from pipeline.download import user_cache_dir
 from pipeline.errors import UserError
+from pipeline.secrets import redact
 
 ON = {"1", "on", "yes", "true"}
 OFF = {"0", "off", "no", "false"}

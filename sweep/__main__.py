@@ -17,8 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pipeline.errors import UserError
+from pipeline.secrets import Secret
 from sweep import client, cluster
-from sweep.shared import Secret, boundary
+from sweep.shared import boundary
 
 DEFAULT_WORKERS = 2
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

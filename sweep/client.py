@@ -48,10 +48,11 @@ from pathlib import Path, PurePosixPath
 from pipeline import dvc_api, paths
 from pipeline.dvc_api import PARAMS_FILE as DEFAULT_PARAMS_FILE
 from pipeline.dvc_api import cache_and_remote, experiments
-from pipeline.errors import StageStopped, UserError
+from pipeline.errors import EXIT_FAILED, EXIT_OK, StageStopped, UserError
 from pipeline.formats import HEADLINE_METRICS
+from pipeline.secrets import Secret, hide
 from sweep.cluster import STOP_TIMEOUT_SECONDS, Scheduler, connect, dashboard, one_line, probe
-from sweep.shared import DONE, POINT_FAILED, PointJob, PointResult, Secret, hide
+from sweep.shared import PointJob, PointResult
 
 log = logging.getLogger(__name__)
 
@@ -524,7 +525,7 @@ class Options:
 
 def sweep(options: Options, points: list[Point], cwd: Path, environ: Mapping[str, str]) -> int:
     """Run the sweep from ``cwd``, in this shell's environment ``environ``; print its table
-    and failures. The exit code: ``POINT_FAILED`` if a point failed.
+    and failures. The exit code: ``EXIT_FAILED`` if a point failed.
 
     Everything that can be checked is checked before a cluster starts: the project, every
     point against its params, the names, and the git URL's commit."""
@@ -596,4 +597,4 @@ def sweep(options: Options, points: list[Point], cwd: Path, environ: Mapping[str
         len(points),
         f"; {len(failed)} failed" if failed else "",
     )
-    return POINT_FAILED if failed else DONE
+    return EXIT_FAILED if failed else EXIT_OK

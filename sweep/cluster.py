@@ -27,7 +27,7 @@ import psutil
 from distributed import WorkerPlugin
 
 from pipeline.errors import UserError
-from sweep.shared import redact_url
+from pipeline.secrets import redact
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def host_port(address: str) -> tuple[str, int]:
         port = None
     if not parts.hostname or port is None or parts.username is not None or parts.path.strip("/"):
         raise UserError(
-            f"--scheduler {redact_url(address)}: expected tcp://HOST:PORT or tls://HOST:PORT"
+            f"--scheduler {redact(address)}: expected tcp://HOST:PORT or tls://HOST:PORT"
         )
     return parts.hostname, port
 
@@ -102,7 +102,7 @@ def scheduler(address: str, tls: TlsFiles, timeout: float, cwd: Path) -> Schedul
     scheme = address.partition("://")[0]
     if scheme not in SCHEMES:
         raise UserError(
-            f"--scheduler {redact_url(address)}: unknown scheme {scheme!r}; expected"
+            f"--scheduler {redact(address)}: unknown scheme {scheme!r}; expected"
             " tcp://HOST:PORT, or tls://HOST:PORT for a cluster that uses TLS"
         )
     host_port(address)
@@ -167,7 +167,7 @@ def probe(target: Scheduler) -> None:
     from distributed.comm import connect
     from distributed.comm.core import CommClosedError
 
-    shown = redact_url(target.address)
+    shown = redact(target.address)
     host, port = host_port(target.address)
     no_answer = UserError(
         f"--scheduler {shown}: no Dask scheduler answered within {target.timeout:g} s"
@@ -227,12 +227,12 @@ def warn_if_plain(target: Scheduler, secrets: list[str]) -> None:
     if secrets:
         raise UserError(
             f"{' and '.join(secrets)} would cross the network unencrypted to"
-            f" {redact_url(target.address)}: use the cluster's tls:// address (docs/sweeps.md)"
+            f" {redact(target.address)}: use the cluster's tls:// address (docs/sweeps.md)"
         )
     log.warning(
         "warning: %s is not encrypted: the tasks cross the network in the clear, and anyone"
         " who reaches the scheduler can run code on the workers; use tls:// (docs/sweeps.md)",
-        redact_url(target.address),
+        redact(target.address),
     )
 
 

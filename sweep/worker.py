@@ -61,7 +61,8 @@ from pipeline.download import user_cache_dir
 from pipeline.errors import STOP_SIGNALS, UserError
 from pipeline.params import parse_yaml
 from pipeline.runner import CHECKOUT_HINT
-from sweep.shared import PointJob, PointResult, Secret, boundary, hide
+from pipeline.secrets import Secret, hide
+from sweep.shared import PointJob, PointResult, boundary
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import datasets, download, idx, paths
+from pipeline import datasets, download, idx, paths, secrets
 from pipeline.artifacts import LockedTemp
 from pipeline.datasets import Dataset
 from pipeline.errors import EXIT_USAGE, UserError
@@ -1099,7 +1099,7 @@ def test_secrets_in_the_mirror_url_are_sent_but_never_shown(
     ],
 )
 def test_redact_hides_the_whole_user_part_and_every_query_value(url, shown):
-    assert download.redact(url) == shown
+    assert secrets.redact(url) == shown
 
 
 @pytest.mark.network

@@ -10,6 +10,7 @@ import pytest
 
 from pipeline.dvc_api import ran_stages, rows
 from pipeline.errors import UserError
+from pipeline.secrets import Secret, hide, redact
 from sweep import show, worker
 from sweep.__main__ import parse_env, parser
 from sweep.client import (
@@ -26,7 +27,7 @@ from sweep.client import (
     secret_env,
     sweep_table,
 )
-from sweep.shared import PointJob, PointResult, Secret, hide, redact_url
+from sweep.shared import PointJob, PointResult
 from sweep.worker import failure_message, point_env
 from tests.project import ROOT
 
@@ -226,7 +227,7 @@ def test_a_secret_prints_as_stars_wherever_it_goes():
     ],
 )
 def test_urls_are_shown_without_their_user_part_and_query_values(url, shown):
-    assert redact_url(url) == shown
+    assert redact(url) == shown
     assert str(Secret.url(url)) == shown
 
 

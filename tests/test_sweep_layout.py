@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from pipeline import paths
-from sweep import shared
 from sweep.worker import default_work_dir
 
 PACKAGE = paths.ROOT / "sweep"
@@ -116,37 +115,6 @@ def test_the_reads_are_found():
         "def main():\n    def inner():\n        return os.getenv('B')\n"
     )
     assert environment_reads(tree) == [(None, 2), (None, 3), ("f", 4), ("main", 7)]
-
-
-# The functions whose value is an exit code: each entry point's, the boundary's, the sweep's.
-EXIT_CODE_FUNCTIONS = {"main", "run_sweep", "boundary", "sweep"}
-
-
-def numbers(node: ast.AST) -> list[int]:
-    return [
-        n.value
-        for n in ast.walk(node)
-        if isinstance(n, ast.Constant) and type(n.value) is int and n.value != 0
-    ]
-
-
-@pytest.mark.parametrize("module", sorted(modules()))
-def test_exit_codes_are_named_in_shared(module):
-    """No function returns or exits with a number of its own: the codes are ``shared``'s."""
-    found = []
-    for node in ast.walk(modules()[module]):
-        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "exit":
-            found += numbers(node)
-        if isinstance(node, ast.FunctionDef) and node.name in EXIT_CODE_FUNCTIONS:
-            for inner in ast.walk(node):
-                if isinstance(inner, ast.Return) and inner.value is not None:
-                    found += numbers(inner)
-    assert found == []
-
-
-def test_the_exit_codes():
-    assert (shared.DONE, shared.POINT_FAILED, shared.USER_ERROR, shared.BUG) == (0, 1, 2, 1)
-    assert shared.STOPPED + 2 == 130  # Ctrl-C
 
 
 def test_a_workers_folder_comes_from_the_environment_it_is_given():
