@@ -25,6 +25,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
+from pipeline.errors import one_line
 from pipeline.secrets import redact
 
 log = logging.getLogger(__name__)
@@ -58,14 +59,6 @@ class DiskError(Exception):
         super().__init__(f"{path}: {error.strerror or error}")
         self.path = path
         self.error = error
-
-
-def printable(text: object, limit: int = 200) -> str:
-    """What a server sent, fit for a terminal: control characters (escape sequences that
-    would recolour, retitle or rewrite the user's terminal) become ``?``, and it is cut at
-    ``limit`` characters."""
-    text = "".join(c if c.isprintable() else "?" for c in str(text))
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _open(url: str, timeout: float):
@@ -145,7 +138,7 @@ def proxy_shown(proxy: str) -> str:
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
         port = ""
-    return f"{parts.scheme}://{printable(parts.hostname or '?', 80)}{port}"
+    return f"{parts.scheme}://{one_line(parts.hostname or '?', 80)}{port}"
 
 
 def _proxy_variable(url: str) -> str:
@@ -177,7 +170,7 @@ def _stream_to(url: str, dest: Path, *, max_bytes: int, deadline: float) -> None
         if encoding not in ("identity", *GZIP_ENCODINGS):
             # Not asked for (no Accept-Encoding is sent), and not the file's own bytes.
             raise DownloadError(
-                f"the server sent the file with Content-Encoding: {printable(encoding, 40)},"
+                f"the server sent the file with Content-Encoding: {one_line(encoding, 40)},"
                 " which this download does not decode (it asks for the file as it is)"
             )
         total = _announced_length(response.headers.get("Content-Length"))
@@ -281,7 +274,7 @@ def download(url: str, dest: Path, *, max_bytes: int, seconds: float) -> None:
                 " before the server had sent the file"
             ) from None
         except urllib.error.HTTPError as exc:
-            reason = f"HTTP {exc.code} {printable(exc.reason)}"
+            reason = f"HTTP {exc.code} {one_line(exc.reason)}"
             if exc.code < 500:
                 raise DownloadError(reason) from None
         except (urllib.error.URLError, OSError) as exc:
@@ -299,7 +292,7 @@ def download(url: str, dest: Path, *, max_bytes: int, seconds: float) -> None:
                 reason += f" (through the proxy {shown}, which {_proxy_variable(url)} names)"
         except http.client.HTTPException as exc:
             # Not HTTP, or a reply that breaks off (a wrong port, a proxy in the way).
-            reason = f"invalid HTTP response ({type(exc).__name__}: {printable(str(exc).strip())})"
+            reason = f"invalid HTTP response ({type(exc).__name__}: {one_line(str(exc).strip())})"
         if attempt == RETRIES:
             raise DownloadError(f"{reason} (after {RETRIES + 1} attempts)")
         wait = BACKOFF_SECONDS * 2**attempt

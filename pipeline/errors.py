@@ -11,6 +11,9 @@ with the codes of one table (docs/pipeline.md, "Exit codes"):
 - ``EXIT_USAGE`` (2): it could not run as asked: the command line, params.yaml, the
   environment, the data or the disk is wrong, and one message says what to fix;
 - ``stopped(N)`` (128 + N): stopped by signal N, 130 for Ctrl-C, as a shell reports it.
+
+A message is one line (``error: ...``); what it quotes of the world (a server's reason, an
+exception, a value from a file) goes through ``one_line`` first.
 """
 
 import signal
@@ -37,3 +40,15 @@ class StageStopped(BaseException):
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+
+
+def one_line(text: object, limit: int = 200) -> str:
+    """``text`` fit for one line of a message: its first line that is not blank (for an
+    exception with no message, its type's name), control characters (escape sequences
+    that would recolour, retitle or rewrite the user's terminal) as ``?``, and at most
+    ``limit`` characters, the last three ``...`` where it was cut."""
+    if isinstance(text, BaseException) and not str(text).strip():
+        return type(text).__name__
+    lines = [line.strip() for line in str(text).split("\n") if line.strip()]
+    shown = "".join(c if c.isprintable() else "?" for c in (lines[0] if lines else ""))
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."

@@ -48,10 +48,10 @@ from pathlib import Path, PurePosixPath
 from pipeline import dvc_api, paths
 from pipeline.dvc_api import PARAMS_FILE as DEFAULT_PARAMS_FILE
 from pipeline.dvc_api import cache_and_remote, experiments
-from pipeline.errors import EXIT_FAILED, EXIT_OK, StageStopped, UserError
+from pipeline.errors import EXIT_FAILED, EXIT_OK, StageStopped, UserError, one_line
 from pipeline.formats import HEADLINE_METRICS
 from pipeline.secrets import Secret, hide
-from sweep.cluster import STOP_TIMEOUT_SECONDS, Scheduler, connect, dashboard, one_line, probe
+from sweep.cluster import STOP_TIMEOUT_SECONDS, Scheduler, connect, dashboard, probe
 from sweep.shared import PointJob, PointResult
 
 log = logging.getLogger(__name__)

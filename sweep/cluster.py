@@ -26,7 +26,7 @@ from pathlib import Path
 import psutil
 from distributed import WorkerPlugin
 
-from pipeline.errors import UserError
+from pipeline.errors import UserError, one_line
 from pipeline.secrets import redact
 
 log = logging.getLogger(__name__)
@@ -334,8 +334,3 @@ def dashboard(client) -> str | None:
     if "dashboard" not in client.scheduler_info().get("services", {}):
         return None
     return client.dashboard_link
-
-
-def one_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
