@@ -162,11 +162,12 @@ def parse_yaml(text: str, path: Path) -> Any:
     """The text of DVC's YAML file ``path``, parsed by DVC's own parser (ruamel.yaml's safe
     loader, YAML 1.2): an empty file is ``{}``. ``DvcFileError`` with the line and the
     problem where it is not YAML."""
+    from dvc.utils.serialize import YAMLFileCorruptedError
     from dvc.utils.serialize import parse_yaml as dvc_parse_yaml
 
     try:
         return dvc_parse_yaml(text, str(path))
-    except Exception as exc:  # DVC's YAMLFileCorruptedError, from ruamel's YAMLError
+    except YAMLFileCorruptedError as exc:  # raised from ruamel.yaml's own error
         cause = exc.__cause__ or exc
         mark, problem = getattr(cause, "problem_mark", None), getattr(cause, "problem", None)
         where = (
