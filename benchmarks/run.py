@@ -1,8 +1,9 @@
 """Benchmark the DVC pipeline against scikit-learn's example, as published in 2017 (the
 defaults of params.yaml), run as one script.
 
-Scenarios, run round-robin (each once in round 1, then each again in round 2 ...) so
-that a slow spell of the machine hits all of them alike:
+Scenarios (``benchmarks/scenarios.py``, one record each), run round-robin (each once in
+round 1, then each again in round 2 ...) so that a slow spell of the machine hits all of
+them alike:
 
   a  example         ``python -m benchmarks.example``: the example on the same local data
      pinned example  the same, under the code paths the stages pin (``pipeline/cpu.py``)
@@ -47,14 +48,11 @@ Usage: ``python -m benchmarks.run [--repeats N] [--out DIR] [--publish]`` (``mak
 import argparse
 import contextlib
 import datetime
-import importlib.metadata
 import json
 import logging
 import os
-import platform
 import shlex
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,83 +61,34 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import cpu
-from tests import project
+from benchmarks.params_edit import set_param
+from benchmarks.report import (
+    git_state,
+    load_average,
+    machine,
+    markdown,
+    summarize,
+    verdict_line,
+    verdict_summary,
+)
+from benchmarks.scenarios import (
+    BY_KEY,
+    CLONES,
+    SCENARIOS,
+    STAGE_MEMORY_CLONE,
+    Scenario,
+    default_params,
+)
+from pipeline import cpu, dvc_api
 
 log = logging.getLogger("benchmark")
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = "benchmarks.example"  # python -m, from the root: it imports pipeline.published
 # Where the committed report lives, and where every run writes (git ignores it).
 PUBLISHED = ROOT / "benchmarks"
 DEFAULT_OUT = PUBLISHED / "out"
 REPORT_FILES = ("results.md", "results.json")
 DEFAULT_MIRROR = ROOT.parent / "shared" / "mnist"
-
-# Scenario keys, in the report's order, and how the report names them.
-SCENARIOS = {
-    "example": "a. example script",
-    "example_pinned": "a. example script, pinned code paths",
-    "cold_repro": "b. cold dvc repro",
-    "cold_hardlink": "b. cold dvc repro, cache.type hardlink",
-    "noop_repro": "c. no-op dvc repro",
-    "status": "c. dvc status",
-    "visualize_change": "d. visualize-only change + dvc repro",
-    "train_change": "e. train-only change + dvc repro",
-    "float32_cold": "f. float32 cold dvc repro",
-    "train_pinned": "g. train stage alone, pinned",
-    "train_unpinned": "g. train stage alone, unpinned",
-}
-# The scenarios that need the CPU to run the pinned code paths.
-PIN_COST = ("example_pinned", "train_pinned", "train_unpinned")
-
-# Ratios of two scenarios' median wall times: (numerator, denominator, what it tells).
-RATIOS = {
-    "noop_repro_vs_status": ("noop_repro", "status", "no-op dvc repro / dvc status"),
-    "cold_repro_vs_hardlink": (
-        "cold_repro",
-        "cold_hardlink",
-        "the cache's link type: cold dvc repro with .dvc/config's cache.type / with hardlinks",
-    ),
-    "example_pinned_vs_example": (
-        "example_pinned",
-        "example",
-        "the pin's cost: example script pinned / unpinned",
-    ),
-    "train_pinned_vs_unpinned": (
-        "train_pinned",
-        "train_unpinned",
-        "the pin's cost: train stage pinned / unpinned",
-    ),
-}
-
-# The train stage with numpy imported before its entry point: numpy and OpenBLAS have
-# then read their variables already, so the pin cannot apply (the stage says so on
-# stderr) and the stage runs on the code paths this CPU picks, like the example script.
-TRAIN_UNPINNED = "import numpy; from stages.__main__ import main; main(['train'])"
-
-# The params edits of scenarios d, e and f: (key, new value).
-VISUALIZE_CHANGE = ("visualize.rows", "2")
-TRAIN_CHANGE = ("train.max_iter", "9")
-FLOAT32 = ("data.pixel_dtype", "float32")
-
-# The stages each DVC scenario should run; anything else is reported as a warning,
-# because the timing would then measure a different scenario.
-EXPECTED_STAGES = {
-    "cold_repro": ["fetch_and_scale", "train", "visualize"],
-    "cold_hardlink": ["fetch_and_scale", "train", "visualize"],
-    "noop_repro": [],
-    "visualize_change": ["visualize"],
-    "train_change": ["train", "visualize"],
-    "float32_cold": ["fetch_and_scale", "train", "visualize"],
-}
-
-# Targets, checked against medians: ratios to the example or dvc status, or seconds.
-COLD_VS_EXAMPLE = 1.0
-STAGE_RSS_VS_EXAMPLE = 0.6
-NOOP_VS_STATUS = 1.3
-VISUALIZE_SECONDS = 1.5
-FLOAT32_VS_EXAMPLE = 0.7
 
 
 class CommandFailed(Exception):
@@ -165,10 +114,10 @@ class Run:
 class Results:
     """Every sample, by scenario key."""
 
-    seconds: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in SCENARIOS})
-    max_rss_bytes: dict[str, list[int]] = field(default_factory=lambda: {k: [] for k in SCENARIOS})
+    seconds: dict[str, list[float]] = field(default_factory=lambda: {key: [] for key in BY_KEY})
+    max_rss_bytes: dict[str, list[int]] = field(default_factory=lambda: {key: [] for key in BY_KEY})
     # The 1-minute load average as each sample started: other work inflates timings.
-    load_before: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in SCENARIOS})
+    load_before: dict[str, list[float]] = field(default_factory=lambda: {key: [] for key in BY_KEY})
     stage_rss_bytes: dict[str, int] = field(default_factory=dict)
     # Scenarios not run, with the reason.
     skipped: dict[str, str] = field(default_factory=dict)
@@ -271,20 +220,9 @@ def fresh_clone(runner: Runner, target: Path, commit: str) -> Path:
     return target
 
 
-def make_cold(repo: Path) -> None:
-    """Remove the DVC cache and every output that dvc.yaml declares."""
-    shutil.rmtree(repo / ".dvc" / "cache", ignore_errors=True)
-    for out in project.declared_outputs(repo):
-        path = repo / out
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
-
-
 def outputs_hardlinked(repo: Path) -> bool:
     """Whether every output that ``repo``'s dvc.yaml declares is a hardlink (to the cache)."""
-    return all((repo / out).stat().st_nlink > 1 for out in project.declared_outputs(repo))
+    return all((repo / out).stat().st_nlink > 1 for out in dvc_api.declared_outputs(repo))
 
 
 # ---------------------------------------------------------------- the rounds
@@ -313,16 +251,32 @@ class Benchmark:
         # Per cold repro scenario: the clone's cache.type, and whether outputs were hardlinked.
         self.cache_links: dict[str, dict] = {}
 
-    def repro(self, repo: Path, key: str, round_no: int) -> None:
-        """Time ``dvc repro`` in ``repo`` as scenario ``key``; warn if it ran unexpected stages."""
-        run = self.runner.run([*self.dvc, "repro"], cwd=repo, name=f"{key}-{round_no}")
-        self.results.add(key, run)
-        ran = project.stages_run(run.output)
-        if ran != EXPECTED_STAGES[key]:
-            self.results.warnings.append(
-                f"round {round_no}, {SCENARIOS[key]}: dvc ran stages {ran or 'none'},"
-                f" expected {EXPECTED_STAGES[key] or 'none'}"
-            )
+    def command(self, scenario: Scenario, repo: Path) -> list[str]:
+        """The words of ``scenario``'s command, run in ``repo``."""
+        kind, *args = (word.format(scratch=self.scratch) for word in scenario.command)
+        if kind == "stage":
+            return dvc_api.stage_commands(repo)[args[0]]
+        return [*({"dvc": self.dvc, "python": [sys.executable]}[kind]), *args]
+
+    def run(self, scenario: Scenario, repo: Path, round_no: int) -> None:
+        """Set up ``scenario`` in ``repo``, time it, and check what it did."""
+        for step in scenario.setup:
+            step(self, repo)
+        env = self.pinned_env if scenario.pinned_env else None
+        name = f"{scenario.key}-{round_no}"
+        run = self.runner.run(self.command(scenario, repo), cwd=repo, name=name, env=env)
+        self.results.add(scenario.key, run)
+        if scenario.stages is not None:
+            ran, expected = list(dvc_api.ran_stages(run.output)), list(scenario.stages)
+            if ran != expected:
+                self.results.warnings.append(
+                    f"round {round_no}, {scenario.label}: dvc ran stages {ran or 'none'},"
+                    f" expected {expected or 'none'}"
+                )
+        if scenario.cache_links:
+            self.record_cache_links(repo, scenario.key, round_no)
+        if scenario.lock_unchanged:
+            self.check_lock_unchanged(repo, round_no)
 
     def check_lock_unchanged(self, repo: Path, round_no: int) -> None:
         """Warn when a cold repro rewrites the committed dvc.lock.
@@ -351,12 +305,12 @@ class Benchmark:
         }
         if cache_type == "hardlink" and not hardlinked:
             self.results.warnings.append(
-                f"round {round_no}, {SCENARIOS[key]}: the outputs are not hardlinks to the cache"
+                f"round {round_no}, {BY_KEY[key].label}: the outputs are not hardlinks to the cache"
             )
 
     def edit(self, repo: Path, key: str, value: str) -> None:
         """Set ``key`` in the clone's params.yaml, recording the change for the report."""
-        old = project.set_param(repo / "params.yaml", key, value)
+        old = set_param(repo / "params.yaml", key, value)
         if old == value:
             raise ValueError(
                 f"{key} is already {value} in params.yaml: the scenario needs a change"
@@ -364,58 +318,30 @@ class Benchmark:
         self.edits[key] = f"{old} -> {value}"
 
     def round(self, round_no: int, *, measure_stages: bool) -> None:
-        """Scenarios a to g once; with ``measure_stages``, each stage's peak RSS too."""
-        example = [sys.executable, "-m", EXAMPLE, "--png", str(self.scratch / "example.png")]
-        self.results.add("example", self.runner.run(example, cwd=ROOT, name=f"example-{round_no}"))
-        if self.pinned_env is not None:
-            run = self.runner.run(
-                example, cwd=ROOT, name=f"example_pinned-{round_no}", env=self.pinned_env
-            )
-            self.results.add("example_pinned", run)
-
-        with self.clone(f"round{round_no}-hardlink") as repo:
-            self.runner.check([*self.dvc, "config", "--local", "cache.type", "hardlink"], cwd=repo)
-            make_cold(repo)
-            self.repro(repo, "cold_hardlink", round_no)
-            self.record_cache_links(repo, "cold_hardlink", round_no)
-
-        with self.clone(f"round{round_no}") as repo:
-            make_cold(repo)
-            self.repro(repo, "cold_repro", round_no)
-            self.record_cache_links(repo, "cold_repro", round_no)
-            self.check_lock_unchanged(repo, round_no)
-            self.repro(repo, "noop_repro", round_no)
-            status = self.runner.run([*self.dvc, "status"], cwd=repo, name=f"status-{round_no}")
-            self.results.add("status", status)
-            self.edit(repo, *VISUALIZE_CHANGE)
-            self.repro(repo, "visualize_change", round_no)
-            self.edit(repo, *TRAIN_CHANGE)
-            self.repro(repo, "train_change", round_no)
-            self.runner.check(["git", "checkout", "--", "params.yaml"], cwd=repo)
-            if self.pinned_env is not None:
-                self.train_alone(repo, round_no)
-            if measure_stages:
-                self.results.stage_rss_bytes = self.stage_rss(repo)
-
-        with self.clone(f"round{round_no}-float32") as repo:
-            self.edit(repo, *FLOAT32)
-            make_cold(repo)
-            self.repro(repo, "float32_cold", round_no)
-
-    def train_alone(self, repo: Path, round_no: int) -> None:
-        """Time the train stage's command in the reproduced ``repo``, then the stage unpinned."""
-        commands = {
-            "train_pinned": project.stage_commands(repo)["train"],
-            "train_unpinned": ["python", "-c", TRAIN_UNPINNED],
-        }
-        for key, cmd in commands.items():
-            self.results.add(key, self.runner.run(cmd, cwd=repo, name=f"{key}-{round_no}"))
+        """Every scenario once, clone by clone; with ``measure_stages``, each stage's peak
+        RSS too."""
+        for clone in CLONES:
+            scenarios = [
+                scenario
+                for scenario in SCENARIOS
+                if scenario.clone == clone and not (scenario.needs_pin and self.pinned_env is None)
+            ]
+            if clone is None:
+                for scenario in scenarios:
+                    self.run(scenario, ROOT, round_no)
+                continue
+            with self.clone(f"round{round_no}-{clone}") as repo:
+                for scenario in scenarios:
+                    self.run(scenario, repo, round_no)
+                if measure_stages and clone == STAGE_MEMORY_CLONE:
+                    default_params(self, repo)
+                    self.results.stage_rss_bytes = self.stage_rss(repo)
 
     def stage_rss(self, repo: Path) -> dict[str, int]:
         """Run each stage's command directly in the reproduced ``repo``; its peak RSS."""
         return {
             stage: self.runner.run(cmd, cwd=repo, name=f"stage-{stage}").max_rss_bytes
-            for stage, cmd in project.stage_commands(repo).items()
+            for stage, cmd in dvc_api.stage_commands(repo).items()
         }
 
     @contextlib.contextmanager
@@ -429,208 +355,6 @@ class Benchmark:
 
 
 # ---------------------------------------------------------------- the report
-
-
-def machine() -> dict:
-    """The machine and software the numbers were measured with."""
-    model = platform.processor() or platform.machine()
-    memory = None
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory = int(line.split()[1]) * 1024
-                break
-    versions = {"python": platform.python_version()}
-    for package in ("numpy", "scikit-learn", "dvc", "matplotlib"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "nproc": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": model,
-        "memory_bytes": memory,
-        "platform": platform.platform(),
-        "versions": versions,
-    }
-
-
-def git_state() -> dict:
-    """The commit benchmarked, and whether the working tree differs from it."""
-    head = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\n")
-    return {"commit": head, "uncommitted_changes_not_measured": [d for d in dirty if d]}
-
-
-def target(name: str, measured: float, limit: float, unit: str) -> dict:
-    """A target met when ``measured`` is at most ``limit``; ``unit`` is "x" or "s"."""
-    return {
-        "target": name,
-        "measured": measured,
-        "limit": limit,
-        "unit": unit,
-        "verdict": "PASS" if measured <= limit else "FAIL",
-    }
-
-
-def with_unit(value: float, unit: str) -> str:
-    return f"{value:.2f}x" if unit == "x" else f"{value:.2f} s"
-
-
-def verdict_line(result: dict) -> str:
-    """``PASS  name: measured (target <= limit)``."""
-    return (
-        f"{result['verdict']}  {result['target']}: {with_unit(result['measured'], result['unit'])}"
-        f" (target <= {with_unit(result['limit'], result['unit'])})"
-    )
-
-
-def verdict_summary(targets: list[dict]) -> str:
-    passed = sum(t["verdict"] == "PASS" for t in targets)
-    return f"Targets: {passed} passed, {len(targets) - passed} failed."
-
-
-def summarize(results: Results) -> dict:
-    """Medians, ratios and target verdicts."""
-    median = {k: statistics.median(v) for k, v in results.seconds.items() if v}
-    median_rss = {k: int(statistics.median(v)) for k, v in results.max_rss_bytes.items() if v}
-    example, example_rss = median["example"], median_rss["example"]
-    ratios = {k: v / example for k, v in median.items()}
-    pairs = {
-        name: median[top] / median[bottom]
-        for name, (top, bottom, _) in RATIOS.items()
-        if top in median and bottom in median
-    }
-    stage_rss_ratio = {k: v / example_rss for k, v in results.stage_rss_bytes.items()}
-
-    targets = [
-        target("cold dvc repro / example, wall", ratios["cold_repro"], COLD_VS_EXAMPLE, "x"),
-        *(
-            target(f"stage {stage} / example, peak RSS", ratio, STAGE_RSS_VS_EXAMPLE, "x")
-            for stage, ratio in stage_rss_ratio.items()
-        ),
-        target(
-            "no-op dvc repro / dvc status, wall",
-            pairs["noop_repro_vs_status"],
-            NOOP_VS_STATUS,
-            "x",
-        ),
-        target(
-            "visualize-only change + dvc repro, wall",
-            median["visualize_change"],
-            VISUALIZE_SECONDS,
-            "s",
-        ),
-        target(
-            "float32 cold dvc repro / example, wall",
-            ratios["float32_cold"],
-            FLOAT32_VS_EXAMPLE,
-            "x",
-        ),
-    ]
-    return {
-        "median_seconds": median,
-        "median_max_rss_bytes": median_rss,
-        "ratio_to_example": ratios,
-        "ratios": pairs,
-        "stage_rss_vs_example": stage_rss_ratio,
-        "targets": targets,
-    }
-
-
-def markdown(report: dict) -> str:
-    """The report as markdown: when and where, scenarios, stage memory, targets."""
-    results, summary, info = report["samples"], report["summary"], report["machine"]
-    load = {
-        when: ", ".join(f"{x:.2f}" for x in values) if values else "unknown"
-        for when, values in report["load_average"].items()
-    }
-    mb = 1e6
-    lines = [
-        "# Benchmark: DVC pipeline vs scikit-learn's example",
-        "",
-        f"Measured on {report['date'][:10]} at {report['date'][11:16]} UTC, commit"
-        f" `{report['git']['commit'][:12]}`, {report['repeats']} round(s) round-robin.",
-        f"Machine: {info['cpu_model']}, {info['nproc']} cores ({info['cpus_usable']} usable),"
-        f" {(info['memory_bytes'] or 0) / 2**30:.1f} GiB; load average (1, 5, 15 min)"
-        f" {load['before']} before, {load['after']} after.",
-        "Software: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()) + ".",
-        "",
-        "| scenario | median wall (s) | samples (s) | x example | peak RSS (MB) |",
-        "|---|---:|---|---:|---:|",
-    ]
-    for key, label in SCENARIOS.items():
-        if key in report["skipped"]:
-            lines.append(f"| {label} | skipped: {report['skipped'][key]} | | | |")
-            continue
-        samples = results["seconds"][key]
-        rss = summary["median_max_rss_bytes"][key] / mb
-        rss_note = " *" if key == "status" or key in EXPECTED_STAGES else ""
-        lines.append(
-            f"| {label} | {summary['median_seconds'][key]:.2f} |"
-            f" {', '.join(f'{s:.2f}' for s in samples)} |"
-            f" {summary['ratio_to_example'][key]:.2f} | {rss:.0f}{rss_note} |"
-        )
-    lines += [
-        "",
-        "\\* for dvc commands: the largest process of the tree (dvc and the stages it ran).",
-        "",
-        "Ratios of median wall times:",
-        "",
-    ]
-    for name, (top, _, meaning) in RATIOS.items():
-        if name in summary["ratios"]:
-            lines.append(f"- {meaning}: {summary['ratios'][name]:.2f}x")
-        else:
-            lines.append(f"- {meaning}: skipped, {report['skipped'].get(top, 'not measured')}")
-    lines += ["", "Cache links of the cold dvc repros (last round):", ""]
-    for key in (k for k in SCENARIOS if k in report["cache_links"]):
-        links = report["cache_links"][key]
-        lines.append(
-            f"- {SCENARIOS[key]}: cache.type `{links['cache.type']}`, outputs hardlinked to"
-            f" the cache: {'yes' if links['outputs_hardlinked'] else 'no'}"
-        )
-    lines += [
-        "",
-        "| stage (run directly, default params, round 1) | peak RSS (MB) | x example |",
-        "|---|---:|---:|",
-    ]
-    for stage, rss in results["stage_rss_bytes"].items():
-        lines.append(f"| {stage} | {rss / mb:.0f} | {summary['stage_rss_vs_example'][stage]:.2f} |")
-    lines.append(
-        f"| example (median) | {summary['median_max_rss_bytes']['example'] / mb:.0f} | 1.00 |"
-    )
-    lines += ["", "| target | limit | measured | verdict |", "|---|---:|---:|---|"]
-    for result in summary["targets"]:
-        lines.append(
-            f"| {result['target']} | <= {with_unit(result['limit'], result['unit'])}"
-            f" | {with_unit(result['measured'], result['unit'])} | **{result['verdict']}** |"
-        )
-    lines += ["", verdict_summary(summary["targets"])]
-    if report["warnings"]:
-        lines += ["", "Warnings:", *(f"- {w}" for w in report["warnings"])]
-    if report["git"]["uncommitted_changes_not_measured"]:
-        lines += ["", "Uncommitted changes (not measured: the clones are of the commit above):"]
-        lines += [f"- `{c.strip()}`" for c in report["git"]["uncommitted_changes_not_measured"]]
-    return "\n".join(lines) + "\n"
-
-
-def load_average() -> list[float] | None:
-    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
 # ---------------------------------------------------------------- main
@@ -705,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         if reason:
             why = f"{reason}, so it cannot run the pinned code paths"
             log.info("skipping the pin's cost: %s", why)
-            results.skipped = dict.fromkeys(PIN_COST, why)
+            results.skipped = {s.key: why for s in SCENARIOS if s.needs_pin}
         preset = [f"{k}={env[k]}" for k in (*cpu.PINNED, *cpu.CLEARED) if k in env]
         if preset:
             results.warnings.append(

@@ -9,7 +9,7 @@ that it uses and the numbers that it printed.
   and 49,000 test rows, ``MLPClassifier(hidden_layer_sizes=(40,), max_iter=8,
   learning_rate_init=0.2, ...)``; 8 losses, 0.986429 / 0.953061.
 
-``matching`` says which version params.yaml describes (tools/verify.py checks that one's
+``matching`` says which version params.yaml describes (tools/verify checks that one's
 numbers), ``differences`` how params.yaml differs from one, and ``overrides`` the ``-S``
 arguments of ``dvc exp run`` that turn the default into another version (``make gallery``:
 ``python -m pipeline.published overrides gallery`` prints them).

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import cpu
-from tools.verify import md5_of as md5
+from tools.verify.files import md5_of as md5
 
 # A 1-core container, a 4-core box, a user's (or a CI image's) own choice of OpenBLAS
 # kernels, and numpy on a CPU without AVX-512.

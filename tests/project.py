@@ -1,21 +1,19 @@
-"""The project as the tests and the benchmark drive it: its dvc.yaml, its params.yaml,
-what `dvc repro` says it ran, and copies of it in git repositories of their own."""
+"""The project as the tests drive it: its dvc.yaml (read by ``pipeline.dvc_api``), its
+params.yaml, what `dvc repro` says it ran, and copies of it in git repositories of their
+own."""
 
 import contextlib
 import os
-import re
-import shlex
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from ruamel.yaml import YAML
+from benchmarks.params_edit import set_param
+from pipeline import dvc_api
 
 ROOT = Path(__file__).resolve().parent.parent
-
-RUNNING_STAGE = re.compile(r"^Running stage '([^']+)'", re.MULTILINE)
 
 # Who commits in the tests' and the benchmark's repositories (and in the experiments DVC
 # commits there), whatever the machine's own git config says or lacks.
@@ -26,61 +24,12 @@ GITCONFIG = (
 
 def stages_run(output: str) -> list[str]:
     """The stages that ``dvc repro`` (or ``dvc exp run``) says it ran, in order."""
-    return RUNNING_STAGE.findall(output)
-
-
-def read_yaml(path: Path):
-    """A YAML file, parsed as DVC parses it."""
-    return YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+    return list(dvc_api.ran_stages(output))
 
 
 def dvc_stages(root: Path = ROOT) -> dict[str, dict]:
     """The stages of ``root``'s dvc.yaml, by name, in the pipeline's order."""
-    return read_yaml(root / "dvc.yaml")["stages"]
-
-
-def entry_paths(entries) -> list[str]:
-    """The paths of a dvc.yaml list, whose entries are strings or one-key mappings."""
-    return [next(iter(entry)) if isinstance(entry, dict) else entry for entry in entries or []]
-
-
-def declared_outputs(root: Path = ROOT) -> list[str]:
-    """The paths of every stage's outs, metrics and plots."""
-    return [
-        path
-        for stage in dvc_stages(root).values()
-        for kind in ("outs", "metrics", "plots")
-        for path in entry_paths(stage.get(kind))
-    ]
-
-
-def stage_commands(root: Path = ROOT) -> dict[str, list[str]]:
-    """Each stage's command, by stage name: what DVC's shell execs."""
-    commands = {name: shlex.split(stage["cmd"]) for name, stage in dvc_stages(root).items()}
-    return {name: argv[1:] if argv[:1] == ["exec"] else argv for name, argv in commands.items()}
-
-
-def set_param(params_yaml: Path, key: str, text: str) -> str:
-    """Write ``text`` as the value of ``key`` in params.yaml, keeping all else byte for byte.
-
-    ``key`` is ``section.name``, or a ``name`` that only one section has. ``text`` is
-    written as it is, so that tests can try YAML spellings. Returns the old text.
-    """
-    section, _, name = key.rpartition(".")
-    lines = params_yaml.read_text(encoding="utf-8").splitlines(keepends=True)
-    pattern = re.compile(rf"^(\s+{re.escape(name)}:[ \t]*)([^#\n]*?)([ \t]*(#.*)?\n?)$")
-    current, found = None, []
-    for i, line in enumerate(lines):
-        if line[:1].strip() and not line.startswith("#"):
-            current = line.split(":", 1)[0]
-        elif (not section or current == section) and (match := pattern.match(line)):
-            found.append((i, match))
-    if len(found) != 1:
-        raise ValueError(f"{key}: {len(found)} lines set it in {params_yaml}, not one")
-    [(i, match)] = found
-    lines[i] = match.group(1) + text + match.group(3)
-    params_yaml.write_text("".join(lines), encoding="utf-8")
-    return match.group(2)
+    return dvc_api.stages(root)
 
 
 def write_home(home: Path) -> Path:

@@ -30,7 +30,7 @@ from pipeline.artifacts import (
 )
 from pipeline.errors import StageStopped, UserError
 from tests.project import killed_writer, live_writer
-from tools.verify import md5_of
+from tools.verify.files import md5_of
 
 
 def listing(folder) -> list[str]:

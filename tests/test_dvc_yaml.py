@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from pipeline import formats, paths
-from tests.project import dvc_stages, entry_paths
+from pipeline.dvc_api import entry_paths
+from tests.project import dvc_stages
 
 STAGES = dvc_stages()
 FILES = paths.PROJECT

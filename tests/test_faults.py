@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import paths
+from pipeline.dvc_api import stage_commands
 from pipeline.errors import EXIT_USAGE
 from pipeline.params import read_yaml
 from pipeline.paths import Layout
@@ -20,7 +21,7 @@ from pipeline.settings import Settings
 from stages import fetch_and_scale
 from tests.conftest import N_TEST, N_TRAIN, Repo
 from tests.machines import md5
-from tests.project import killed_writer, live_writer, stage_commands
+from tests.project import killed_writer, live_writer
 
 TRAIN_OUTPUTS = ("model", "weights", "loss_csv", "metrics", "per_class", "predictions")
 

@@ -1,8 +1,8 @@
 """verify (`make verify`): it never says "fine" when a reproduction is not, never moves
 anything outside the DVC cache, and says what is wrong with its input in one line.
 
-Most tests run ``verify.main`` on a tiny fake project under tmp_path: the project's own
-dvc.yaml and params.yaml, a few bytes for each output (loss.csv and metrics.json hold
+Most tests run ``tools.verify.command.main`` on a tiny fake project under tmp_path: the
+project's own dvc.yaml and params.yaml, a few bytes for each output (loss.csv and metrics.json hold
 the published numbers), a dvc.lock of their md5s and a DVC cache of their copies.
 """
 
@@ -25,12 +25,15 @@ import pytest
 from ruamel.yaml import YAML
 
 from pipeline import cpu, formats, paths, published
-from pipeline.dvc_api import apply_overrides
+from pipeline.dvc_api import apply_overrides, entry_paths, read_yaml
 from pipeline.paths import Layout
 from pipeline.published import EXAMPLE_2017, GALLERY_2021
 from tests import machines
-from tests.project import dvc_stages, entry_paths, read_yaml
-from tools import verify
+from tests.project import dvc_stages
+from tools.verify import command
+from tools.verify import files as verify_files
+from tools.verify.cache import QUARANTINE
+from tools.verify.lock import MAX_YAML_BYTES, recorded_deps
 
 NOT_PINNABLE = "this CPU is aarch64, not x86-64"
 
@@ -108,10 +111,10 @@ class FakeProject:
         """verify's exit code, and the lines it logged."""
         self.caplog.clear()
         try:
-            code = verify.main(list(argv))
+            code = command.main(list(argv))
         except SystemExit as exc:
             code = exc.code
-        lines = [r.getMessage() for r in self.caplog.records if r.name == verify.__name__]
+        lines = [r.getMessage() for r in self.caplog.records if r.name == "tools.verify"]
         return code or 0, lines
 
 
@@ -154,7 +157,7 @@ def build_project(root: Path, contents: dict[str, bytes | dict[str, bytes]]) -> 
 def fake(tmp_path, monkeypatch, caplog):
     """A factory of fake projects at tmp_path/project; verify runs on the last one, on a
     CPU that runs the pinned code paths unless a test says otherwise."""
-    caplog.set_level(logging.INFO, logger=verify.__name__)
+    caplog.set_level(logging.INFO, logger="tools.verify")
     monkeypatch.setattr(cpu, "why_not_pinnable_here", lambda: None)
 
     def make(
@@ -270,7 +273,7 @@ def test_an_md5_that_walks_out_of_the_cache_moves_nothing(project, tmp_path):
     ), line
     assert victim.read_text() == "keep me\n"
     assert sorted(p.name for p in victim.parent.iterdir()) == ["important.txt"]
-    assert not (project.cache / verify.QUARANTINE).exists()
+    assert not (project.cache / QUARANTINE).exists()
     assert not (project.root / ".dvc" / "tmp" / "corrupt").exists()
 
 
@@ -520,14 +523,14 @@ def test_outputs_that_differ_fail_where_the_numbers_do(project, monkeypatch):
 def make_unreadable(target: Path, monkeypatch) -> None:
     """Have verify's reads of ``target`` fail with EACCES (the tests run as root, whom
     chmod 000 does not stop)."""
-    real_digest = verify.digest
+    real_digest = verify_files.digest
 
     def digest(fd, path):
         if path == target:
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
         return real_digest(fd, path)
 
-    monkeypatch.setattr(verify, "digest", digest)
+    monkeypatch.setattr(verify_files, "digest", digest)
 
 
 def break_object(obj: Path, how: str, monkeypatch) -> None:
@@ -805,7 +808,7 @@ def test_ctrl_c_is_one_line(project, monkeypatch):
     def interrupted(fd, path):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(verify, "digest", interrupted)
+    monkeypatch.setattr(verify_files, "digest", interrupted)
     code, lines = project.run()
     assert code == 130
     assert lines == [
@@ -953,7 +956,7 @@ def test_numbers_compare_no_bytes(project):
 
 
 def test_the_tests_hash_files_with_verifys_helper():
-    assert machines.md5 is verify.md5_of
+    assert machines.md5 is verify_files.md5_of
 
 
 # --- end to end: the real CLI and DVC, with the cache on another file system -----------------
@@ -1029,8 +1032,8 @@ def test_an_output_swapped_for_a_fifo_is_not_a_file_and_never_hangs(project):
         (lambda lock: (lock.unlink(), lock.symlink_to("/dev/zero")), "a device, not a file"),
         (lambda lock: (lock.unlink(), os.mkfifo(lock)), "a named pipe, not a file"),
         (
-            lambda lock: lock.write_bytes(b"#" * (verify.MAX_YAML_BYTES + 1)),
-            f"{verify.MAX_YAML_BYTES + 1} bytes, more than the {verify.MAX_YAML_BYTES}",
+            lambda lock: lock.write_bytes(b"#" * (MAX_YAML_BYTES + 1)),
+            f"{MAX_YAML_BYTES + 1} bytes, more than the {MAX_YAML_BYTES}",
         ),
     ],
 )
@@ -1156,7 +1159,7 @@ def test_a_lock_whose_deps_are_not_a_list_of_deps_is_no_traceback(project, deps)
     lock = project.lock()
     lock["stages"]["train"]["deps"] = YAML(typ="safe").load(deps)
     project.write_lock(lock)
-    assert verify.recorded_deps(project.lock_path) == set()
+    assert recorded_deps(project.lock_path) == set()
     assert project.run()[0] in (0, 1)
 
 
