@@ -80,6 +80,7 @@ from benchmarks.scenarios import (
     default_params,
 )
 from pipeline import cpu, dvc_api
+from pipeline.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 log = logging.getLogger("benchmark")
 
@@ -402,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
             " four MNIST .gz files and run again",
             mirror,
         )
-        return 2
+        return EXIT_USAGE
     # A failed run must not leave an earlier run's report or logs looking like its own.
     log_dir = args.out / "logs"
     shutil.rmtree(log_dir, ignore_errors=True)
@@ -449,10 +450,10 @@ def main(argv: list[str] | None = None) -> int:
                 bench.round(round_no, measure_stages=round_no == 1)
         except CommandFailed as exc:
             log.error("error: %s; the end of its output:\n%s", exc, exc.output[-4000:])
-            return 1
+            return EXIT_FAILED
         except ValueError as exc:  # a params edit that the repository no longer allows
             log.error("error: %s", exc)
-            return 1
+            return EXIT_FAILED
     report["load_average"]["after"] = load_average()
     report["total_seconds"] = time.perf_counter() - started
     report["params_edits"] = bench.edits
@@ -485,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
         ", ".join(str(path) for path in written),
         log_dir,
     )
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

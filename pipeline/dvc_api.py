@@ -15,6 +15,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import one_line
+
 # DVC's default params file: the one that -S KEY=VALUE (without FILE:) sets.
 PARAMS_FILE = "params.yaml"
 # The schema of the dvc.lock that DVC 3 writes.
@@ -146,7 +148,7 @@ def shown(value: Any, limit: int = 200) -> str:
     if isinstance(value, str):
         value = ANSI_ESCAPE.sub("", value)
     text = value if isinstance(value, str) and value.isprintable() else repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return one_line(text, limit)
 
 
 def kind_of(value: Any) -> str:

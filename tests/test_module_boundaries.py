@@ -75,18 +75,6 @@ def test_verify_is_a_package_of_small_modules():
     assert {name: n for name, n in lengths.items() if n > MAX_MODULE_LINES} == {}
 
 
-def test_verifys_exit_codes_are_defined_once():
-    definitions = [
-        path.name
-        for path in VERIFY.glob("*.py")
-        for node in ast.walk(ast.parse(path.read_text()))
-        if isinstance(node, ast.Assign)
-        for target in ast.walk(node.targets[0])
-        if isinstance(target, ast.Name) and target.id == "EXIT_BAD_INPUT"
-    ]
-    assert definitions == ["command.py"]
-
-
 def test_verify_uses_the_one_home_of_the_published_results():
     used = set().union(*(imported(path) for path in VERIFY.glob("*.py")))
     assert "pipeline" in used  # `from pipeline import published`

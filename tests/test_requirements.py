@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from pipeline import interpreter, paths
-from tests.project import dvc_stages, entry_paths
+from pipeline.dvc_api import entry_paths
+from tests.project import dvc_stages
 
 REQUIREMENTS = paths.ROOT / "requirements.txt"
 

@@ -1,18 +1,18 @@
 """The command line and its verdict: which checks run, and what their lines add up to."""
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
 from pipeline import cpu, dvc_api, paths
+from pipeline.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, stopped
 from pipeline.paths import Layout
 from tools.verify.cache import QUARANTINE, Cache, check_cache, dvc_cache
 from tools.verify.lock import read_declared, read_lock, reconcile
 from tools.verify.numbers import published_version, report_published_numbers
 from tools.verify.report import BadInput, log, report
 from tools.verify.workspace import check_outputs, lock_against_workspace
-
-EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
 
 
 def bytes_verdict(files: Layout, cache_ok: bool, cache_note: str, *, numbered: bool) -> bool:
@@ -207,11 +207,11 @@ def main(argv: list[str] | None = None) -> int:
             passed = verify(files, lock, dvc_cache(files.root), strict=args.strict)
     except (BadInput, dvc_api.DvcFileError) as exc:
         log.error("error: %s", exc)
-        return EXIT_BAD_INPUT
+        return EXIT_USAGE
     except KeyboardInterrupt:
         log.error(
             "stopped: verify did not finish; a corrupt object it moved is in the cache's %s/",
             QUARANTINE,
         )
-        return EXIT_STOPPED
-    return EXIT_PASSED if passed else EXIT_FAILED
+        return stopped(signal.SIGINT)
+    return EXIT_OK if passed else EXIT_FAILED
