@@ -101,6 +101,28 @@ def test_yaml_is_parsed_by_dvcs_own_parser(tmp_path):
         dvc_api.parse_yaml("a: [1\nb: 2\n", path)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: 012",
+        "a: 0o12",
+        "a: yes",
+        "a: True",
+        "a: 1e-5",
+        "a: 1.0e-5",
+        "a: .inf",
+        "a: 1:00",
+        "a: ~",
+    ],
+)
+def test_the_stages_reader_of_params_parses_as_dvc_does(text):
+    # The stages cannot import DVC: their reader (pipeline/params.py) must give what DVC's
+    # own parser gives, or a value DVC records would be read as another by a stage.
+    from pipeline.params import parse_yaml
+
+    assert repr(parse_yaml(text, "params.yaml")) == repr(dvc_api.parse_yaml(text, Path("p")))
+
+
 def test_the_projects_stages_outputs_and_commands_are_the_ones_dvc_reads():
     from dvc.repo import Repo
 
