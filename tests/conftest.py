@@ -100,6 +100,12 @@ def mnist_env(monkeypatch, tiny_mirror, tmp_path) -> TinyMirror:
     return tiny_mirror
 
 
+def pytest_collection_modifyitems(items):
+    """The slow tests first, in their order: on two workers, a long test that starts last
+    keeps the whole run waiting on it alone, while the short ones fill in around it."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 # The settings that the project reads (README: Settings) and that DVC passes a stage: the
 # caller's values never reach a test, which sets what it needs. (OPENBLAS_* and NPY_* stay:
 # the stages override them, and a machine may need them for numpy itself.)
