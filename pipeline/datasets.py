@@ -11,15 +11,20 @@ the OpenML data set with the same digits. ``MNIST`` is the one this pipeline pub
 MNIST's layout that only ``MNIST_MIRROR`` can serve. Each data set's downloads are kept in
 a cache folder of its own name, so that switching between two never evicts the other.
 
-This module imports nothing but the standard library: ``pipeline/published.py`` and the
-one-script example read ``MNIST`` without loading the pipeline.
+This module imports nothing but the standard library and ``pipeline.errors``, so that
+reading a record costs nothing. ``content_bytes`` is the size of each MNIST file's
+content, exact for ``MNIST``; for another data set it is the most that is read, and its
+files may be smaller (``n_train`` is then a bound, which only OpenML's copy of MNIST uses).
 """
 
 import hashlib
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline.errors import UserError
+
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -140,18 +145,30 @@ def with_checksums(sums: dict[str, str]) -> Dataset:
 def read_checksums(path: Path) -> dict[str, str]:
     """The sha256 of each file's decompressed content, from a ``sha256sum``-style file:
     lines of ``SHA256  NAME``, ``#`` comments, other names ignored. Raises ``UserError``
-    if it cannot be read or lacks one of the four files."""
+    if it cannot be read, lacks one of the four files, holds a checksum that is not 64
+    hex digits, or two that differ for one file (a merge's leftover, say)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UserError(f"{path}: cannot read the data set's checksums ({exc.strerror})") from None
     except ValueError:
         raise UserError(f"{path}: cannot read the data set's checksums (not UTF-8)") from None
-    sums = {}
-    for line in text.splitlines():
+    wanted = {file.name for file in MNIST.files}
+    sums: dict[str, str] = {}
+    problems = []
+    for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
-        if len(fields) == 2 and not line.startswith("#"):
-            sums[fields[1].lstrip("*")] = fields[0].lower()
+        if len(fields) != 2 or line.startswith("#"):
+            continue
+        digest, name = fields[0].lower(), fields[1].lstrip("*")
+        if name not in wanted:
+            continue
+        if not SHA256_HEX.fullmatch(digest):
+            problems.append(f"line {number}: {digest[:70]!r} is not a sha256 (64 hex digits)")
+        elif sums.setdefault(name, digest) != digest:
+            problems.append(f"line {number}: a second, different checksum for {name}")
+    if problems:
+        raise UserError(f"{path}: " + "; ".join(problems))
     missing = [file.name for file in MNIST.files if file.name not in sums]
     if missing:
         raise UserError(f"{path} has no checksum for {', '.join(missing)}")

@@ -286,7 +286,7 @@ def download(url: str, dest: Path, *, max_bytes: int, seconds: float) -> None:
             if isinstance(inner, (socket.timeout, TimeoutError)):
                 reason = f"timed out after {TIMEOUT_SECONDS} s"
             else:
-                reason = str(getattr(inner, "strerror", None) or inner)
+                reason = one_line(getattr(inner, "strerror", None) or inner)
             if proxy := proxy_for(url):
                 shown = proxy_shown(proxy)
                 reason += f" (through the proxy {shown}, which {_proxy_variable(url)} names)"

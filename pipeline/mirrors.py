@@ -124,7 +124,8 @@ def fetch_file(file: DataFile, dataset: Dataset, settings: Settings) -> bytes:
     raise UserError(
         f"could not get a verified {file.name} from any mirror:\n"
         + "\n".join(failures)
-        + "\nSet MNIST_MIRROR to a folder or URL that serves the four MNIST files and run again."
+        + "\nSet MNIST_MIRROR to a folder or URL that serves the data set's four files and run"
+        " again."
     )
 
 

@@ -15,15 +15,15 @@ import numpy as np
 
 from pipeline import download, idx
 from pipeline.datasets import Dataset
-from pipeline.errors import UserError
+from pipeline.errors import UserError, one_line
 
 log = logging.getLogger(__name__)
 
 
-def load_openml(dataset: Dataset, cache_dir: Path) -> tuple[idx.Split, idx.Split]:
+def load_openml(dataset: Dataset, cache_root: Path) -> tuple[idx.Split, idx.Split]:
     """The training and test splits of ``dataset``'s OpenML copy, as uint8 arrays in the
-    IDX files' order, checked against the IDX files' checksums. ``cache_dir`` is the data
-    set's download cache folder."""
+    IDX files' order, checked against the IDX files' checksums. scikit-learn keeps its
+    download in ``cache_root/openml``, keyed by OpenML's own data id."""
     from sklearn.datasets import fetch_openml
     from sklearn.externals._arff import ArffException
 
@@ -44,7 +44,7 @@ def load_openml(dataset: Dataset, cache_dir: Path) -> tuple[idx.Split, idx.Split
             version=version,
             as_frame=False,
             parser="liac-arff",
-            data_home=cache_dir / "openml",
+            data_home=cache_root / "openml",
         )
     # Besides network and data errors, fetch_openml lets through an EOFError for a gzip
     # cut short, an HTTPException for a reply that is not HTTP and the ARFF parser's own.
@@ -58,7 +58,7 @@ def load_openml(dataset: Dataset, cache_dir: Path) -> tuple[idx.Split, idx.Split
     ) as exc:
         raise UserError(
             f"could not fetch {name} (version {version}) from OpenML:"
-            f" {type(exc).__name__}: {str(exc).strip().rstrip('.')};"
+            f" {type(exc).__name__}: {one_line(str(exc), 600).rstrip('.')};"
             " use data.source: idx with MNIST_MIRROR for an offline copy"
         ) from None
     finally:

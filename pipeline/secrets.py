@@ -15,7 +15,9 @@ import urllib.parse
 from collections.abc import Iterable
 
 MASK = "***"  # what a secret, or a secret part of a URL, is shown as
-_URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+# A scheme and its slashes, however many: ``https:/user:TOKEN@host/``, a typo, still
+# holds a password.
+_URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/*")
 
 
 def redact(url: str) -> str:
@@ -26,8 +28,8 @@ def redact(url: str) -> str:
     The user part is everything before the last ``@``, so that a password holding an
     unencoded ``/``, ``?`` or ``#`` is hidden whole; when that part held a ``?`` or a ``#``,
     the ``@`` may as well have stood in a query value or a fragment, and all that follows
-    it is hidden too. Text that does not start with ``scheme://`` (a folder) is returned
-    as it is.
+    it is hidden too. Text that does not start with a scheme and its colon (a folder) is
+    returned as it is.
     """
     start = _URL_START.match(url)
     if start is None:
@@ -55,19 +57,26 @@ def _hide_value(item: str) -> str:
 
 
 def url_secrets(url: str) -> dict[str, str]:
-    """How a message can quote what ``redact_url`` hides, and what to show instead: the
-    user part with its ``@``, and each ``name=value`` of the query (as written and decoded).
+    """How a message can quote what ``redact`` hides, and what to show instead: the user
+    part with its ``@``, each ``name=value`` of the query and the fragment, as written and
+    decoded. The user part ends at the last ``@``, as in ``redact``, so that a password
+    holding an unencoded ``/``, ``?`` or ``#`` is found whole.
 
     In URL form only: a bare user name such as ``git`` (``ssh://git@host/x.git``) would
     otherwise be hidden in every word that contains it.
     """
-    parts = urllib.parse.urlsplit(url)
+    start = _URL_START.match(url)
+    if start is None:
+        return {}
     found = {}
-    if "@" in parts.netloc:
-        userinfo = parts.netloc.rpartition("@")[0]
-        for text in (userinfo, urllib.parse.unquote(userinfo)):
+    user, at, rest = url[start.end() :].rpartition("@")
+    if at:
+        for text in (user, urllib.parse.unquote(user)):
             found[f"{text}@"] = f"{MASK}@"
-    for pair in parts.query.split("&"):
+    rest, hash_mark, fragment = rest.partition("#")
+    if fragment:
+        found[hash_mark + fragment] = hash_mark + MASK
+    for pair in rest.partition("?")[2].split("&"):
         name, sep, _ = pair.partition("=")
         if sep:
             for text in (pair, urllib.parse.unquote_plus(pair)):

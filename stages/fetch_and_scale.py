@@ -65,7 +65,7 @@ def run(files: Layout, settings: Settings) -> None:
     if params.source == "openml":
         from pipeline import openml
 
-        train, test = openml.load_openml(dataset, settings.cache_dir(dataset))
+        train, test = openml.load_openml(dataset, settings.cache_root)
     else:
         train, test = mirrors.fetch(dataset, settings)
     with all_or_none() as out:

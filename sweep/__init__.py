@@ -11,9 +11,10 @@ A module a job:
 - ``worker``: the Dask task, which runs each point as a process of its own
   (``python -m sweep.worker``) in a clone of the repository, its commands in process
   groups that can be stopped whole.
-- ``shared``: what they all use; the exit codes, the ``Secret`` that keeps ``--env``
-  values and URL credentials out of every message, the job and result that travel
-  between client and worker, and the boundary of the commands.
+- ``shared``: what they all use: the job and result that travel between client and
+  worker, the logging filter that keeps ``--env`` values and URL credentials out of every
+  line, and the boundary of the commands (with the project's exit codes,
+  ``pipeline/errors.py``, and its ``Secret``, ``pipeline/secrets.py``).
 
 DVC's internals are in ``pipeline.dvc_api``.
 """

@@ -478,18 +478,20 @@ def map_points(client, jobs: list[PointJob]) -> dict[str, PointResult]:
     from sweep.worker import point_task
 
     keys = [f"{job.name}-{job.sweep_id[:8]}" for job in jobs]
-    by_key = {key: job.name for key, job in zip(keys, jobs, strict=True)}
+    by_key = dict(zip(keys, jobs, strict=True))
     futures = client.map(point_task, jobs, key=keys, retries=RETRIES, pure=False)
     results = {}
     try:
         with progress(len(jobs)) as advance:
             for future in as_completed(futures):
-                name = by_key[future.key]
+                job = by_key[future.key]
                 try:
                     result = future.result()
                 except Exception as exc:  # the task failed after its retries: report, go on
-                    result = PointResult(name, "failed", error=one_line(exc))
-                results[name] = result
+                    # Hidden before the cut: a secret across the cut would leave its start.
+                    said = hide(str(exc) or type(exc).__name__, job.secrets())
+                    result = PointResult(job.name, "failed", error=one_line(said))
+                results[job.name] = result
                 advance(result)
     except (KeyboardInterrupt, StageStopped):
         stop(client, futures, jobs[0].sweep_id)

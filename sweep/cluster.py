@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-from distributed import WorkerPlugin
 
 from pipeline.errors import UserError, one_line
 from pipeline.secrets import redact
@@ -243,7 +242,7 @@ def local_cluster(workers: int) -> Iterator:
     from distributed import LocalCluster
 
     # Ignored signals stay ignored across fork and exec: the workers leave a Ctrl-C in
-    # this terminal to the client, which stops them in order (IgnoreInterrupts does the
+    # this terminal to the client, which stops them in order (ignore_interrupts does the
     # same for a worker that its nanny restarts).
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -285,12 +284,17 @@ def worker_processes(cluster) -> list:
     return processes
 
 
-class IgnoreInterrupts(WorkerPlugin):
-    """A worker of the client's own ``LocalCluster`` shares its terminal: it leaves a
-    Ctrl-C there to the client, which stops the sweep in order."""
+def ignore_interrupts():
+    """A worker plugin for the client's own ``LocalCluster``, whose workers share its
+    terminal: they leave a Ctrl-C there to the client, which stops the sweep in order.
+    (Defined here, not at the top: importing the sweep's modules loads no Dask.)"""
+    from distributed import WorkerPlugin
 
-    def setup(self, worker) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    class IgnoreInterrupts(WorkerPlugin):
+        def setup(self, worker) -> None:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    return IgnoreInterrupts()
 
 
 @contextmanager
@@ -308,7 +312,7 @@ def connect(workers: int, target: Scheduler | None) -> Iterator:
             yield client
         return
     with local_cluster(workers) as cluster, Client(cluster) as client:
-        client.register_plugin(IgnoreInterrupts())
+        client.register_plugin(ignore_interrupts())
         yield client
 
 

@@ -1,5 +1,5 @@
-"""What the sweep's client, cluster and workers share: its exit codes, its secrets, the
-records that travel between client and worker, and the boundary of its commands.
+"""What the sweep's client, cluster and workers share: the records that travel between
+client and worker, the filter that hides its secrets, and the boundary of its commands.
 
 Exit codes, for ``python -m sweep``, ``python -m sweep.show`` and a point's own process
 alike, are the project's one table (``pipeline/errors.py``): ``EXIT_OK``; ``EXIT_FAILED``

@@ -4,7 +4,9 @@
 import ast
 import re
 
-from pipeline import errors, paths
+import pytest
+
+from pipeline import errors, paths, secrets
 
 COMMAND_FOLDERS = ("pipeline", "stages", "tools", "sweep", "benchmarks", "platforms")
 
@@ -102,3 +104,21 @@ def test_one_line_shows_the_world_s_words_safely_on_one_line():
     assert errors.one_line("x" * 300) == "x" * 197 + "..."
     assert errors.one_line(ValueError()) == "ValueError"
     assert errors.one_line(ValueError("bad value\nTraceback")) == "bad value"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://u:TOK/EN-SECRET@h/x.git",  # an unencoded / ends urlsplit's host part early
+        "https://u:TOK?EN-SECRET@h/x.git",
+        "https://TOKEN-SECRET@h/x.git?sig=SIG-SECRET#FRAG-SECRET",
+        "https:/u:TOKEN-SECRET@h/x.git",  # one slash, a typo
+    ],
+)
+def test_what_redact_hides_in_a_url_hide_finds_in_a_commands_words(url):
+    # git prints the URL it could not reach: what hides it there must be what redact
+    # hides, or the message shows what the URL's repr never did.
+    said = f"fatal: unable to access '{url}/': Could not resolve host: h"
+    shown = secrets.hide(said, [secrets.Secret.url(url)])
+    assert "SECRET" not in shown + str(secrets.Secret.url(url)) + secrets.redact(url)
+    assert shown.startswith("fatal: unable to access 'https:/") and shown.endswith(": h")

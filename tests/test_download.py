@@ -1,8 +1,9 @@
 """Getting the four MNIST files: mirrors, cache, retries, verification and IDX checks.
 
-Network tests talk to a threaded ``http.server`` that the tests start on 127.0.0.1;
-``PUBLIC_MIRRORS`` is emptied (or pointed at that server) in every test, so nothing
-here reaches the internet.
+Network tests talk to a threaded ``http.server`` that the tests start on 127.0.0.1. The
+data sets they load have no public mirror unless a test gives them that server's
+(``PUBLIC``), and the tiny mirror's checksums are not MNIST's, so nothing here reaches
+the internet.
 """
 
 import ast
@@ -218,6 +219,24 @@ def test_checksums_file_that_misses_a_file(tmp_path):
     assert str(caught.value) == f"{sums} has no checksum for {missing}"
 
 
+def test_checksums_that_are_not_sha256s_or_disagree_are_refused(tmp_path):
+    sums = tmp_path / "SHA256SUMS"
+    lines = [f"{'ab' * 32}  {name}" for name in FILES]
+    lines[1] = f"zz{'0' * 62}  {TRAIN_LABELS}"  # not hex
+    lines.append(f"{'cd' * 32}  {TEST_LABELS}")  # a second checksum for one file
+    sums.write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserError) as caught:
+        datasets.read_checksums(sums)
+    assert str(caught.value) == (
+        f"{sums}: line 2: 'zz{'0' * 62}' is not a sha256 (64 hex digits);"
+        f" line 5: a second, different checksum for {TEST_LABELS}"
+    )
+    # The same checksum twice, and uppercase hex, are the same data set.
+    upper = "".join(f"{d.upper()}  {n}\n" for n, d in datasets.MNIST.checksums().items())
+    sums.write_text(upper + upper)
+    assert datasets.from_checksums(sums) is datasets.MNIST
+
+
 def test_checksums_file_that_does_not_exist(tmp_path):
     with pytest.raises(UserError, match=r"nowhere: cannot read the data set's checksums \(No such"):
         datasets.read_checksums(tmp_path / "nowhere")
@@ -423,7 +442,7 @@ def test_missing_mirror_folder(mnist_env, monkeypatch, tmp_path):
     assert str(caught.value) == (
         f"could not get a verified {TRAIN_IMAGES} from any mirror:\n"
         f"  {tmp_path / 'nowhere'}: no such folder\n"
-        "Set MNIST_MIRROR to a folder or URL that serves the four MNIST files and run again."
+        "Set MNIST_MIRROR to a folder or URL that serves the data set's four files and run again."
     )
 
 
@@ -589,6 +608,14 @@ def test_two_data_sets_with_the_same_file_names_keep_their_own_downloads(
 
 
 def test_the_data_set_record_is_mnist_for_mnists_checksums(tmp_path):
+    # Pinned here as MNIST's own: an edit of the record and data/mnist.sha256 together
+    # would otherwise pass every check of the data set's identity.
+    assert datasets.MNIST.checksums() == {
+        TRAIN_IMAGES: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        TRAIN_LABELS: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        TEST_IMAGES: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        TEST_LABELS: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    }
     assert datasets.from_checksums(paths.PROJECT.checksums) is datasets.MNIST
     assert datasets.MNIST.checksums() == datasets.read_checksums(paths.PROJECT.checksums)
     assert datasets.MNIST.n_train == 60000
@@ -823,7 +850,7 @@ def test_every_mirror_failing_lists_each_with_its_reason(
         f"  {missing}: no such folder\n"
         f"  {server.url('empty')}: HTTP 404 Not Found\n"
         f"  {refused_url}: Connection refused (after 4 attempts)\n"
-        "Set MNIST_MIRROR to a folder or URL that serves the four MNIST files and run again."
+        "Set MNIST_MIRROR to a folder or URL that serves the data set's four files and run again."
     )
     assert waits == [1.0, 2.0, 4.0]
 

@@ -19,7 +19,6 @@ import pytest
 from sklearn.datasets import _openml
 
 from pipeline import datasets, download, openml
-from pipeline.datasets import Dataset
 from pipeline.errors import UserError
 from pipeline.mirrors import fetch
 from pipeline.settings import Settings
@@ -141,13 +140,13 @@ def fake_openml(server, mnist_env, monkeypatch):
     return server
 
 
-def cache_dir(dataset: Dataset) -> Path:
+def cache_root() -> Path:
     """The download cache that the environment names (the mnist_env fixture's)."""
-    return Settings.from_environ(os.environ).cache_dir(dataset)
+    return Settings.from_environ(os.environ).cache_root
 
 
 def load_openml(fake: LocalServer):
-    return openml.load_openml(fake.dataset, cache_dir(fake.dataset))
+    return openml.load_openml(fake.dataset, cache_root())
 
 
 @pytest.mark.network

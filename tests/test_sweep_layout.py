@@ -4,6 +4,8 @@ place."""
 
 import ast
 import functools
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,3 +122,14 @@ def test_the_reads_are_found():
 def test_a_workers_folder_comes_from_the_environment_it_is_given():
     assert default_work_dir({"XDG_CACHE_HOME": "/scratch"}) == Path("/scratch/mnist-mlp-sweep")
     assert default_work_dir({"HOME": "/home/ann"}) == Path("/home/ann/.cache/mnist-mlp-sweep")
+
+
+def test_importing_the_sweeps_modules_loads_no_dask():
+    # Dask reads DASK_* from the environment and sets up its loggers when it is imported:
+    # the sweep imports it where a function needs it, as python -m sweep.show never does.
+    code = "import sys, sweep.__main__, sweep.show, sweep.client, sweep.worker, sweep.cluster\n"
+    code += "print(sorted({m.split('.')[0] for m in sys.modules} & {'dask', 'distributed'}))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=paths.ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout == "[]\n"
