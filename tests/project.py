@@ -2,6 +2,7 @@
 params.yaml, what `dvc repro` says it ran, and copies of it in git repositories of their
 own."""
 
+import ast
 import contextlib
 import os
 import shutil
@@ -130,3 +131,42 @@ def killed_writer(target: Path) -> Path:
     with live_writer(target) as temp:
         pass
     return temp
+
+
+# What reads or changes the process's environment: the settings rule allows it only in an
+# entry point's main.
+ENVIRONMENT = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
+
+
+def environment_reads(tree: ast.Module) -> list[tuple[str | None, int]]:
+    """Each read of the environment in ``tree``: the top-level function it is in (``None``
+    at module level, default arguments included) and its line."""
+    reads = []
+
+    def visit(node: ast.AST, function: str | None) -> None:
+        is_read = (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+            and node.attr in ENVIRONMENT
+        ) or (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "os"
+            and any(alias.name in ENVIRONMENT for alias in node.names)
+        )
+        if is_read:
+            reads.append((function, node.lineno))
+        for child in ast.iter_child_nodes(node):
+            inside = function
+            if function is None and isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                # a function's defaults are evaluated where it is defined
+                for default in [*child.args.defaults, *child.args.kw_defaults]:
+                    if default is not None:
+                        visit(default, None)
+                for statement in child.body:
+                    visit(statement, child.name)
+                continue
+            visit(child, inside)
+
+    visit(tree, None)
+    return reads

@@ -36,7 +36,7 @@ from stages import fetch_and_scale
 from tests.conftest import FILES, real_mirror, write_mirror
 from tests.conftest import idx as idx_bytes
 from tests.local_http import Reply
-from tests.project import killed_writer, live_writer
+from tests.project import environment_reads, killed_writer, live_writer
 
 pytestmark = pytest.mark.usefixtures("offline")
 
@@ -281,39 +281,11 @@ def test_settings_are_read_once_and_passed_down(mnist_env, server, monkeypatch, 
     assert not (tmp_path / "elsewhere").exists()
 
 
-ENVIRON = ("environ", "environb", "getenv")
-
-
-def _environ_reads(path: Path) -> list[str]:
-    """The functions of module ``path`` that read the process's environment, one entry a
-    read (``<module>`` for its body)."""
-    tree = ast.parse(path.read_text())
-    owner = {}
-    for function in ast.walk(tree):  # outer functions first: they own what they nest
-        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            for node in ast.walk(function):
-                owner.setdefault(node, function.name)
-    return [
-        owner.get(node, "<module>")
-        for node in ast.walk(tree)
-        if (
-            isinstance(node, ast.Attribute)
-            and isinstance(node.value, ast.Name)
-            and node.value.id == "os"
-            and node.attr in ENVIRON
-        )
-        or (
-            isinstance(node, ast.ImportFrom)
-            and node.module == "os"
-            and any(alias.name in ENVIRON for alias in node.names)
-        )
-    ]
-
-
 def test_only_the_stages_main_reads_the_environment():
     for name in ("datasets.py", "download.py", "idx.py", "mirrors.py", "openml.py", "settings.py"):
-        assert _environ_reads(ROOT / "pipeline" / name) == [], name
-    assert _environ_reads(ROOT / "stages" / "fetch_and_scale.py") == ["main"]
+        assert environment_reads(ast.parse((ROOT / "pipeline" / name).read_text())) == [], name
+    reads = environment_reads(ast.parse((ROOT / "stages" / "fetch_and_scale.py").read_text()))
+    assert [function for function, _ in reads] == ["main"]
 
 
 def test_settings_show_no_secret():

@@ -12,6 +12,7 @@ import pytest
 
 from pipeline import paths
 from sweep.worker import default_work_dir
+from tests.project import environment_reads
 
 PACKAGE = paths.ROOT / "sweep"
 
@@ -25,7 +26,6 @@ MOST_FLOORS = 5
 # point's process, python -m sweep.worker): each reads the environment, if at all, once
 # in its main.
 ENTRY_POINTS = {"__main__", "show", "worker"}
-ENVIRONMENT = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
 
 
 @functools.cache
@@ -65,40 +65,6 @@ def test_the_imports_have_no_cycle_and_few_floors():
     assert max(floors(module, found) for module in found) <= MOST_FLOORS
     assert sum(len(imported(tree)) for tree in modules().values()) <= MOST_IMPORTS
     assert found["shared"] == set()  # what they share imports none of them
-
-
-def environment_reads(tree: ast.Module) -> list[tuple[str | None, int]]:
-    """Each read of the environment in ``tree``: the top-level function it is in (``None``
-    at module level, default arguments included) and its line."""
-    reads = []
-
-    def visit(node: ast.AST, function: str | None) -> None:
-        is_read = (
-            isinstance(node, ast.Attribute)
-            and isinstance(node.value, ast.Name)
-            and node.value.id == "os"
-            and node.attr in ENVIRONMENT
-        ) or (
-            isinstance(node, ast.ImportFrom)
-            and node.module == "os"
-            and any(alias.name in ENVIRONMENT for alias in node.names)
-        )
-        if is_read:
-            reads.append((function, node.lineno))
-        for child in ast.iter_child_nodes(node):
-            inside = function
-            if function is None and isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
-                # a function's defaults are evaluated where it is defined
-                for default in [*child.args.defaults, *child.args.kw_defaults]:
-                    if default is not None:
-                        visit(default, None)
-                for statement in child.body:
-                    visit(statement, child.name)
-                continue
-            visit(child, inside)
-
-    visit(tree, None)
-    return reads
 
 
 @pytest.mark.parametrize("module", sorted(modules()))
