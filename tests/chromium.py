@@ -162,13 +162,27 @@ class Chromium:
         return json.loads(message)
 
 
-def open_offline(browser: Chromium, url: str) -> str:
+def open_offline(browser: Chromium, url: str, *, viewport: tuple[int, int] | None = None) -> str:
     """Open ``url`` in a new tab with the network emulated off; the tab's session, once
-    the page has fired its load event."""
+    the page has fired its load event.
+
+    ``viewport``, (width, height) in CSS pixels, lays the page out as in a window of that
+    size (a scale of 1, not a phone's) instead of headless Chromium's default window.
+    """
     target = browser.call("Target.createTarget", url="about:blank")["targetId"]
     session = browser.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
     for domain in ("Page", "Runtime", "Log", "Network"):
         browser.call(f"{domain}.enable", session)
+    if viewport:
+        width, height = viewport
+        browser.call(
+            "Emulation.setDeviceMetricsOverride",
+            session,
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
     browser.call(
         "Network.emulateNetworkConditions",
         session,
@@ -207,3 +221,35 @@ def poll(browser: Chromium, session: str, expression: str, *, timeout: float = 2
     while not (value := evaluate(browser, session, expression)) and time.monotonic() < deadline:
         time.sleep(0.1)
     return value
+
+
+def click(browser: Chromium, session: str, x: float, y: float) -> None:
+    """A left click at (``x``, ``y``), in CSS pixels from the viewport's top left corner.
+
+    The browser's own input, as a user's hand gives it: a page sees trusted events, with
+    their default actions, which an event made in JavaScript would lack.
+    """
+    for kind in ("mousePressed", "mouseReleased"):
+        browser.call(
+            "Input.dispatchMouseEvent", session, type=kind, x=x, y=y, button="left", clickCount=1
+        )
+
+
+# Windows' virtual key codes, which Chromium's key events need besides the key's name.
+KEY_CODES = {"Enter": 13, "Escape": 27, "ArrowLeft": 37, "ArrowRight": 39}
+
+
+def press(browser: Chromium, session: str, key: str) -> None:
+    """Press and release ``key`` (a name of ``KEY_CODES``), as the keyboard would: a
+    trusted event, such as the Escape that closes a modal dialog natively."""
+    code = KEY_CODES[key]
+    for kind in ("rawKeyDown", "keyUp"):
+        browser.call(
+            "Input.dispatchKeyEvent",
+            session,
+            type=kind,
+            key=key,
+            code=key,
+            windowsVirtualKeyCode=code,
+            nativeVirtualKeyCode=code,
+        )
