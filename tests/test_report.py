@@ -16,9 +16,12 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
 import pytest
 from dvc.config import Config
-from dvc_render import VegaRenderer, render_html
+from dvc_render import ImageRenderer, VegaRenderer, render_html
+from dvc_render.base import Renderer
+from matplotlib import image as mpimg
 
 from pipeline import paths
 from tests import chromium
@@ -107,7 +110,14 @@ VIEW_STATE = """(ids => ids.map(id => {
         error: view.classList.contains("plot-error") ? view.textContent : null,
     };
 }))(%s)"""
-IMAGES = "[...document.images].map(i => ({src: i.src, loaded: i.complete && i.naturalWidth > 0}))"
+# Each image of the plots (not the enlarged view's, empty until a click), with the plot and
+# the revision it is labelled with.
+IMAGES = """[...document.images].filter(image => !image.closest("dialog")).map(image => ({
+    src: image.src,
+    loaded: image.complete && image.naturalWidth > 0,
+    plot: image.closest(".image-plot")?.querySelector(".plot-name").textContent.trim(),
+    revision: image.closest(".revision")?.querySelector(".revision-name").textContent.trim(),
+}))"""
 
 
 def open_page(executable: str, page: Path) -> tuple[list[dict], list[dict], chromium.PageLog]:
@@ -139,9 +149,30 @@ def off_the_machine(requests: list[str]) -> list[str]:
     return [url for url in requests if urlparse(url).scheme not in ("file", "data")]
 
 
-def plot_titles() -> list[str]:
-    plots = dvc_stages()["train"]["plots"]
-    return [next(iter(plot.values()))["title"] for plot in plots]
+def train_plots() -> dict[str, dict]:
+    """The charts of train's outputs as dvc.yaml declares them: by path, their properties
+    (template, x, y, titles)."""
+    return dict(next(iter(plot.items())) for plot in dvc_stages()["train"]["plots"])
+
+
+def view_id(name: str) -> str:
+    """The id of a plot's place on the page (dvc_render's, from its name)."""
+    return Renderer.remove_special_chars(name)
+
+
+def dvc_listing(repo, *command: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """What `dvc plots show` or `diff` (``command``) lists with --json: the ids of its
+    charts' places on the page, and its images as (path, revision) pairs."""
+    output = repo.dvc("plots", *command, "--json", "-o", str(repo.root.parent / "listing"))
+    listing = json.loads(output.stdout)["data"]
+    charts = [view_id(name) for name, plots in listing.items() if plots[0]["type"] == "vega"]
+    images = [
+        (name, plot["revisions"][0])
+        for name, plots in listing.items()
+        for plot in plots
+        if plot["type"] == "image"
+    ]
+    return charts, images
 
 
 def assert_rendered(views: list[dict], images: list[dict], log: chromium.PageLog) -> None:
@@ -159,17 +190,21 @@ def test_plots_show_renders_offline(chromium_executable, tiny_repo, vega_files):
     views, images, log = open_page(chromium_executable, tiny_repo.root / "dvc_plots" / "index.html")
 
     assert_rendered(views, images, log)
+    # every chart and image that DVC lists, each image labelled with its revision
+    charts, listed_images = dvc_listing(tiny_repo, "show")
+    assert sorted(v["id"] for v in views) == sorted(charts)
+    assert sorted((i["plot"], i["revision"]) for i in images) == sorted(listed_images)
     # the loss curve, the F1 of each digit and the errors, titled as dvc.yaml says
-    assert [v["id"] for v in views] == [
-        "outputs_loss_csv",
-        "outputs_per_class_csv",
-        "outputs_predictions_csv",
-    ]
-    for view, title in zip(views, plot_titles(), strict=True):
-        assert title in view["text"]
+    by_id = {view["id"]: view for view in views}
+    for path, properties in train_plots().items():
+        assert properties["title"] in by_id[view_id(path)]["text"]
     # one label per kind of error, as computed here from the predictions
-    assert Counter(views[2]["labels"]) == error_shares(tiny_repo.root / "outputs/predictions.csv")
-    assert len(images) == 3  # weights, loss and misclassified digits
+    confusion = by_id["outputs_predictions_csv"]
+    assert Counter(confusion["labels"]) == error_shares(tiny_repo.root / "outputs/predictions.csv")
+    # weights, loss and misclassified digits at least
+    assert {"outputs/weights.png", "outputs/loss.png", "outputs/misclassified.png"} <= {
+        i["plot"] for i in images
+    }
 
 
 def test_plots_diff_renders_both_revisions_offline(chromium_executable, tiny_repo, vega_files):
@@ -184,10 +219,13 @@ def test_plots_diff_renders_both_revisions_offline(chromium_executable, tiny_rep
     views, images, log = open_page(chromium_executable, tiny_repo.root / "dvc_plots" / "index.html")
 
     assert_rendered(views, images, log)
-    assert len(views) == 3
+    charts, listed_images = dvc_listing(tiny_repo, "diff", "HEAD")
+    assert sorted(v["id"] for v in views) == sorted(charts)
+    assert set(map(view_id, train_plots())) <= set(charts)
     for view in views:
         assert "HEAD" in view["text"] and "workspace" in view["text"]
-    assert len(images) == 6
+    assert sorted((i["plot"], i["revision"]) for i in images) == sorted(listed_images)
+    assert {revision for _, revision in listed_images} == {"HEAD", "workspace"}
 
 
 def test_page_without_vega_says_so_in_place_of_each_chart(chromium_executable, tmp_path):
@@ -206,16 +244,6 @@ def test_page_without_vega_says_so_in_place_of_each_chart(chromium_executable, t
     assert off_the_machine(log.requests) == []
 
 
-def per_class_plot() -> dict:
-    """The F1 chart's properties as dvc.yaml declares them (template, x, y, titles)."""
-    [plot] = [
-        p["outputs/per_class.csv"]
-        for p in dvc_stages()["train"]["plots"]
-        if "outputs/per_class.csv" in p
-    ]
-    return plot
-
-
 def test_f1_chart_spans_the_scores_and_parts_two_revisions(
     chromium_executable, tmp_path, vega_files
 ):
@@ -229,8 +257,9 @@ def test_f1_chart_spans_the_scores_and_parts_two_revisions(
         for rev, scores in f1.items()
         for digit, score in enumerate(scores)
     ]
+    properties = train_plots()["outputs/per_class.csv"]
     renderer = VegaRenderer(
-        data, "outputs/per_class.csv", template_dir=str(PAGE.parent), **per_class_plot()
+        data, "outputs/per_class.csv", template_dir=str(PAGE.parent), **properties
     )
     page = render_html([renderer], tmp_path / "dvc_plots" / "index.html", html_template=str(PAGE))
     (tmp_path / "node_modules").symlink_to(vega_files)
@@ -249,3 +278,193 @@ def test_f1_chart_spans_the_scores_and_parts_two_revisions(
     spreads = sorted(max(xs) - min(xs) for xs in rows.values())
     assert spreads[:-1] == [0] * 9
     assert spreads[-1] >= 100  # of the chart's 300 pixels
+
+
+# Image plots of several revisions, as `dvc plots diff A B C` writes them: the page, built
+# here with dvc_render's own renderers, and PNGs of the pipeline's sizes.
+
+REVISIONS = ["main", "HEAD~1", "exp-3f2a1", "workspace"]
+WINDOW = (1400, 900)
+# The pipeline's images (stages/visualize.py), (width, height) in pixels.
+IMAGE_SIZES = {
+    "outputs/weights.png": (640, 640),
+    "outputs/loss.png": (640, 480),
+    "outputs/misclassified.png": (640, 640),
+    "outputs/units.png": (640, 2000),
+    "outputs/filmstrip.png": (1200, 260),
+}
+
+
+@pytest.fixture
+def project_root(tmp_path, vega_files) -> Path:
+    """A folder with node_modules/, as the project's root, where a page is written."""
+    (tmp_path / "node_modules").symlink_to(vega_files)
+    return tmp_path
+
+
+def confusion_matrices(revisions: list[str]) -> VegaRenderer:
+    """dvc.yaml's confusion matrix of ``revisions``, side by side: the widest chart."""
+    digits = [str(digit) for digit in range(10)]
+    data = [
+        {"actual": actual, "predicted": predicted, "rev": revision}
+        for revision in revisions
+        for actual in digits
+        for predicted in digits
+    ]
+    properties = train_plots()["outputs/predictions.csv"]
+    return VegaRenderer(
+        data, "outputs/predictions.csv", template_dir=str(PAGE.parent), **properties
+    )
+
+
+def static_name(revision: str, path: str) -> str:
+    """Where DVC copies a revision's image, beside the page (dvc.render.converter.image)."""
+    return "static/" + f"{revision}_{path}".replace("/", "_")
+
+
+def image_page(
+    folder: Path, images: dict[str, list[str]], *, charts: tuple[VegaRenderer, ...] = ()
+) -> Path:
+    """The page of `dvc plots diff` for ``images``: each revision's image paths, in the
+    revisions' order, and ``charts`` above them. Each image is a gray PNG of its size, a
+    shade per revision."""
+    page = folder / "dvc_plots" / "index.html"
+    (page.parent / "static").mkdir(parents=True)
+    datapoints: dict[str, list[dict]] = {}
+    for shade, (revision, image_paths) in enumerate(images.items()):
+        for path in image_paths:
+            src = page.parent / static_name(revision, path)
+            width, height = IMAGE_SIZES[path]
+            mpimg.imsave(src, np.full((height, width), shade), cmap="gray", vmin=0, vmax=4)
+            datapoints.setdefault(path, []).append({"rev": revision, "src": str(src)})
+    renderers = [ImageRenderer(points, path) for path, points in datapoints.items()]
+    return Path(render_html([*charts, *renderers], page, html_template=str(PAGE)))
+
+
+# What a reader sees of the images: each shown thumbnail, with its revision's label and
+# its box in the window.
+THUMBNAILS = """[...document.querySelectorAll("img.thumbnail")]
+    .filter(image => image.offsetParent !== null)
+    .map(image => {
+        const box = image.getBoundingClientRect();
+        return {
+            src: image.getAttribute("src"),
+            revision: image.closest(".revision").querySelector("p").textContent.trim(),
+            left: box.left, right: box.right, top: box.top, bottom: box.bottom,
+            width: box.width, height: box.height,
+            loaded: image.complete && image.naturalWidth > 0,
+        };
+    })"""
+# The page's width, the window's without its vertical scroll bar and with it, and the
+# right edge of the chart's box.
+WIDTHS = """({
+    page: document.documentElement.scrollWidth,
+    visible: document.documentElement.clientWidth,
+    window: window.innerWidth,
+    chart: document.querySelector(".vega-embed").getBoundingClientRect().right,
+})"""
+ENLARGED = """(() => {
+    const dialog = document.querySelector("dialog");
+    const image = dialog && dialog.querySelector("img");
+    return dialog && {
+        open: dialog.open,
+        src: image.getAttribute("src"),
+        width: image.getBoundingClientRect().width,
+        height: image.getBoundingClientRect().height,
+        natural: [image.naturalWidth, image.naturalHeight],
+        caption: dialog.textContent,
+    };
+})()"""
+
+
+# Scrolls a thumbnail into the window's middle, where a click reaches it; its box.
+SCROLL_TO = """(src => {
+    const image = [...document.querySelectorAll("img.thumbnail")]
+        .find(image => image.getAttribute("src") === src);
+    image.scrollIntoView({block: "center"});
+    const box = image.getBoundingClientRect();
+    return {src, x: box.left + box.width / 2, y: box.top + box.height / 2, width: box.width};
+})(%s)"""
+
+
+def scroll_to(browser, session, revision: str, path: str) -> dict:
+    """The thumbnail of ``revision``'s ``path``, scrolled into view: its middle and width."""
+    return chromium.evaluate(browser, session, SCROLL_TO % json.dumps(static_name(revision, path)))
+
+
+def test_four_revisions_fit_a_1400_px_window(chromium_executable, project_root):
+    # DVC's page puts each image's revisions on one line at full size: the third of
+    # three revisions was cut off in such a window, behind a sideways scroll. The
+    # confusion matrices of four revisions side by side are wider than the window too.
+    images = {revision: list(IMAGE_SIZES) for revision in REVISIONS}
+    chart = confusion_matrices(REVISIONS)
+    page = image_page(project_root, images, charts=(chart,))
+
+    with chromium.Chromium(chromium_executable) as browser:
+        session = chromium.open_offline(browser, page.as_uri(), viewport=WINDOW)
+        chromium.poll(browser, session, "!!document.querySelector('svg.marks')")
+        widths = chromium.evaluate(browser, session, WIDTHS)
+        thumbnails = chromium.evaluate(browser, session, THUMBNAILS)
+        log = chromium.page_log(browser, session)
+
+    assert widths["window"] == WINDOW[0]
+    assert widths["page"] <= widths["visible"]  # no sideways scroll
+    assert widths["chart"] <= widths["visible"]  # the chart scrolls in its own box
+    # every revision of each image, labelled and loaded
+    assert len(thumbnails) == len(REVISIONS) * len(IMAGE_SIZES)
+    for thumbnail in thumbnails:
+        assert thumbnail["src"].startswith(f"static/{thumbnail['revision']}_")
+        assert thumbnail["loaded"], thumbnail
+        assert 0 <= thumbnail["left"] < thumbnail["right"] <= widths["visible"], thumbnail
+        assert max(thumbnail["width"], thumbnail["height"]) >= 250, thumbnail  # not a speck
+    assert Counter(t["revision"] for t in thumbnails) == dict.fromkeys(REVISIONS, len(IMAGE_SIZES))
+    assert log.errors == []
+    assert off_the_machine(log.requests) == []
+
+
+@pytest.mark.parametrize("close", ["Escape", "click"])
+def test_a_click_enlarges_a_thumbnail_and_escape_or_a_click_closes_it(
+    chromium_executable, project_root, close
+):
+    page = image_page(project_root, {revision: list(IMAGE_SIZES) for revision in REVISIONS})
+
+    with chromium.Chromium(chromium_executable) as browser:
+        session = chromium.open_offline(browser, page.as_uri(), viewport=WINDOW)
+        thumbnail = scroll_to(browser, session, "HEAD~1", "outputs/weights.png")
+        chromium.click(browser, session, thumbnail["x"], thumbnail["y"])
+        enlarged = chromium.evaluate(browser, session, ENLARGED)
+        if close == "Escape":
+            chromium.press(browser, session, "Escape")
+        else:
+            chromium.click(browser, session, WINDOW[0] / 2, WINDOW[1] / 2)
+        closed = chromium.evaluate(browser, session, ENLARGED)
+        log = chromium.page_log(browser, session)
+
+    assert enlarged["open"]
+    assert enlarged["src"] == thumbnail["src"]
+    # at its own size, twice the thumbnail's, which fits in the window
+    assert [enlarged["width"], enlarged["height"]] == enlarged["natural"] == [640, 640]
+    assert enlarged["width"] > thumbnail["width"]
+    assert "HEAD~1" in enlarged["caption"] and "outputs/weights.png" in enlarged["caption"]
+    assert not closed["open"]
+    assert log.errors == []
+
+
+def test_arrow_keys_flip_the_enlarged_image_between_revisions(chromium_executable, project_root):
+    page = image_page(project_root, {revision: list(IMAGE_SIZES) for revision in REVISIONS})
+
+    with chromium.Chromium(chromium_executable) as browser:
+        session = chromium.open_offline(browser, page.as_uri(), viewport=WINDOW)
+        units = scroll_to(browser, session, "HEAD~1", "outputs/units.png")
+        chromium.click(browser, session, units["x"], units["y"])
+        shown = [chromium.evaluate(browser, session, ENLARGED)]
+        for key in ("ArrowRight", "ArrowRight", "ArrowRight", "ArrowLeft"):
+            chromium.press(browser, session, key)
+            shown.append(chromium.evaluate(browser, session, ENLARGED))
+
+    # from HEAD~1 on, round from the last revision to the first and back
+    order = ["HEAD~1", "exp-3f2a1", "workspace", "main", "workspace"]
+    assert [s["src"] for s in shown] == [static_name(r, "outputs/units.png") for r in order]
+    assert all(s["open"] for s in shown)
+    # units.png, taller than the window, at its own width: the dialog scrolls
+    assert {(s["width"], s["height"]) for s in shown} == {(640, 2000)}
