@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import stat
 import tempfile
 import zipfile
@@ -148,9 +149,10 @@ def remove_stale_temps(target: Path) -> list[Path]:
     ]
 
 
-def prepare_outputs(targets: list[Path]) -> None:
-    """Before a stage's work, check that its outputs can be written, and remove the
-    temporary files that killed runs left beside them.
+def prepare_outputs(targets: list[Path], *, folders: list[Path] = ()) -> None:
+    """Before a stage's work, check that its outputs (``targets``, of which ``folders``
+    are folders) can be written, and remove the temporary files that killed runs left
+    beside them.
 
     A ``UserError`` for a folder where an output file goes, a file where a folder goes,
     or a folder where this process cannot create files (permissions, an immutable
@@ -158,7 +160,13 @@ def prepare_outputs(targets: list[Path]) -> None:
     folders are created, as the writers would.
     """
     for target in targets:
-        if target.is_dir():
+        if target in folders:
+            if target.exists() and not target.is_dir() or target.is_symlink():
+                raise UserError(
+                    f"{target} is not a folder, where this stage writes one: move it away,"
+                    " then run again"
+                )
+        elif target.is_dir():
             raise UserError(
                 f"{target} is a folder, where this stage writes a file: move it away,"
                 " then run again"
@@ -205,11 +213,31 @@ def atomic_path(target: Path) -> Iterator[Path]:
 
 
 class StagedOutputs:
-    """A stage's outputs, written under temporary names until ``commit`` renames them."""
+    """A stage's outputs, written under temporary names until ``commit`` renames them, and
+    its output folders, emptied when the stage starts on them and removed if it fails."""
 
     def __init__(self) -> None:
         self._staged: list[tuple[LockedTemp, Path]] = []
         self._placed: list[Path] = []
+        self._folders: list[Path] = []
+
+    def folder(self, target: Path) -> Path:
+        """``target`` as a new, empty folder that this stage fills: what an earlier run
+        left in it is removed now (DVC's cache holds it, as it holds every output), and
+        the folder is removed if the stage fails or is stopped, so that no partial folder
+        looks like a result. Files written into it through ``temp`` appear on commit;
+        files written in place (DVCLive's, as the fit goes) are progress until then."""
+        target = Path(target)
+        if target.is_symlink() or target.exists() and not target.is_dir():
+            raise UserError(
+                f"{target} is not a folder, where this stage writes one: move it away,"
+                " then run again"
+            )
+        self._folders.append(target)
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True, exist_ok=True)
+        return target
 
     def temp(self, target: Path) -> Path:
         """Where to write ``target``: a temporary file that becomes it on commit."""
@@ -239,11 +267,14 @@ class StagedOutputs:
         self._release()
 
     def discard(self) -> None:
-        """Remove every temporary file, and every output already renamed into place."""
+        """Remove every temporary file, every output already renamed into place, and the
+        output folders."""
         for tmp, target in self._staged:
             tmp.path.unlink(missing_ok=True)
             if target in self._placed:
                 target.unlink(missing_ok=True)
+        for folder in self._folders:
+            shutil.rmtree(folder, ignore_errors=True)
         self._release()
 
     def _release(self) -> None:

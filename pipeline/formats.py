@@ -11,7 +11,16 @@ side by side, so that a change of format is one edit.
   row in ``images.npy``;
 - ``metrics.json``: the headline metrics, what ``dvc metrics`` and ``dvc exp show`` show;
 - ``per_class.csv``: precision, recall, F1 and support of each digit on the test set,
-  a plot a reader opens on purpose rather than forty more columns in ``dvc exp show``.
+  a plot a reader opens on purpose rather than forty more columns in ``dvc exp show``;
+- ``weights_by_epoch.npz``: the first layer's weights of the epochs kept, ``first_layer``
+  (kept epochs, features, units), index 0 the initial weights; ``epochs``, the epoch of
+  each; ``model_epoch``, the epoch whose weights the model holds;
+- ``epochs/``: DVCLive's layout, ``plots/metrics/NAME.tsv`` for each name of
+  ``EPOCH_METRICS`` (a ``step`` column, the epoch, and the value) and the summary
+  ``metrics.json``, written as DVCLive writes them by ``pipeline/epochs.py``'s ``LiveLog``
+  and read by ``read_epoch_metric``;
+- ``units.csv``: a row per first-layer unit, ``UNIT_FIELDS`` (``pipeline/units.py``), and
+  ``units.json``, the count of each verdict, a second metrics file.
 """
 
 import csv
@@ -29,6 +38,23 @@ LOSS_FIELDS = ("iteration", "loss")
 PREDICTION_FIELDS = ("index", "actual", "predicted")
 PER_CLASS_FIELDS = ("digit", "precision", "recall", "f1", "support")
 HEADLINE_METRICS = ("train_accuracy", "test_accuracy", "final_loss", "iterations")
+# Each per-epoch value and its name in DVCLive: plots/metrics/NAME.tsv in the epochs folder.
+EPOCH_METRICS = {
+    "loss": "train/loss",
+    "train_accuracy": "train/accuracy",
+    "test_accuracy": "test/accuracy",
+    "validation_score": "validation/score",
+}
+EPOCH_STEP = "step"  # DVCLive's column of the step, here the epoch
+EPOCH_SUMMARY = "metrics.json"  # DVCLive's summary: the last epoch's values, a plot's file
+UNIT_FIELDS = (
+    "unit",
+    "active_fraction",
+    "relative_change",
+    "max_abs_weight",
+    "neighbour_correlation",
+    "verdict",
+)
 
 
 def write_images(
@@ -122,3 +148,61 @@ def write_per_class(path: Path, rows: list[tuple[int, float, float, float, int]]
     """(digit, precision, recall, f1, support) rows, floats at full precision."""
     lines = [",".join(map(repr, row)) for row in rows]
     write_text(path, ",".join(PER_CLASS_FIELDS) + "\n" + "\n".join(lines) + "\n")
+
+
+def write_weights_by_epoch(
+    path: Path, epochs: np.ndarray, first_layer: np.ndarray, model_epoch: int
+) -> None:
+    """The first-layer weights of each kept epoch, (len(epochs), features, units)."""
+    write_npz(
+        path,
+        {
+            FIRST_LAYER: first_layer,
+            "epochs": np.asarray(epochs, dtype=np.int64),
+            "model_epoch": np.int64(model_epoch),
+        },
+    )
+
+
+def read_weights_by_epoch(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
+    """The kept epochs, their first-layer weights and the model's epoch of a
+    weights_by_epoch.npz."""
+    arrays = read_npz(path)
+    return arrays["epochs"], arrays[FIRST_LAYER], int(arrays["model_epoch"])
+
+
+def epoch_metric_path(folder: Path, name: str) -> Path:
+    """Where DVCLive writes the metric ``name`` (a value of ``EPOCH_METRICS``)."""
+    return folder / "plots" / "metrics" / f"{name}.tsv"
+
+
+def read_epoch_metric(folder: Path, name: str) -> tuple[list[int], list[float]]:
+    """The epochs and values of one per-epoch metric in DVCLive's folder ``folder``."""
+    with epoch_metric_path(folder, name).open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    column = name.rpartition("/")[2]
+    return [int(row[EPOCH_STEP]) for row in rows], [float(row[column]) for row in rows]
+
+
+def write_units(path: Path, rows: list[tuple]) -> None:
+    """A row per unit, ``UNIT_FIELDS``, floats at full precision."""
+    lines = [",".join(v if isinstance(v, str) else repr(v) for v in row) for row in rows]
+    write_text(path, ",".join(UNIT_FIELDS) + "\n" + "\n".join(lines) + "\n")
+
+
+def write_unit_counts(path: Path, counts: dict[str, int]) -> None:
+    """The number of units and of each verdict: units.json, a second metrics file."""
+    write_json(path, counts)
+
+
+def read_units(path: Path) -> list[dict]:
+    """The rows of a units.csv, numbers as numbers."""
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return [
+        {
+            key: (value if key == "verdict" else int(value) if key == "unit" else float(value))
+            for key, value in row.items()
+        }
+        for row in rows
+    ]

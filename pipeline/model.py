@@ -6,6 +6,8 @@
 - ``first_layer_weights``: what visualize draws, the input weights of each first-layer
   unit (``drawn_units`` says how many there are, for the grid's check);
 - ``loss_history``: what loss.csv records;
+- ``each_epoch`` and ``Epoch``: the fit seen epoch by epoch (scikit-learn has no public
+  hook for it), for ``pipeline/epochs.py``;
 - ``problems``: the params that scikit-learn would refuse only once it sees the data's
   size, found before any work; ``check_memory``: a fit too large for this machine,
   refused before it starts.
@@ -13,8 +15,12 @@
 Another estimator is a change of this module and of params.yaml's ``train`` section.
 """
 
+import contextlib
+import copy
 import math
 import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import Annotated, Any, Literal
 
@@ -87,18 +93,30 @@ def build(params: TrainParams, *, verbose: bool = False):
     return MLPClassifier(verbose=verbose, **params.estimator_kwargs())
 
 
-def fit(X: np.ndarray, y: np.ndarray, params: TrainParams):
-    """Fit the estimator, printing the loss of each iteration as the example does."""
+def fit(
+    X: np.ndarray,
+    y: np.ndarray,
+    params: TrainParams,
+    *,
+    on_epoch: "Callable[[Epoch], None] | None" = None,
+):
+    """Fit the estimator, printing the loss of each iteration as the example does.
+
+    ``on_epoch``, if given, is called with the initial weights and after every epoch
+    (``each_epoch``); it sees copies, and changes no number of the fit.
+    """
     from sklearn.exceptions import ConvergenceWarning
 
     estimator = build(params, verbose=True)
+    watching = each_epoch(estimator, on_epoch) if on_epoch else contextlib.nullcontext()
     # A short max_iter is the example's point: silence the warning it causes, and only it.
     # A fit that diverges is reported below in one line; numpy's overflow warnings on its
     # way there would only bury that line.
     with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
         warnings.filterwarnings("ignore", category=ConvergenceWarning, module="sklearn")
         try:
-            estimator.fit(X, y)
+            with watching:
+                estimator.fit(X, y)
         except OverflowError as exc:
             # invscaling's rate, learning_rate_init / (t + 1) ** power_t, overflows Python's
             # float for a large power_t.
@@ -137,6 +155,33 @@ def first_layer_weights(estimator) -> np.ndarray:
     return estimator.coefs_[0]
 
 
+# The slope of each activation at a unit's input, as a share of the slope's largest value.
+_RELATIVE_SLOPE = {
+    "relu": lambda z: (z > 0).astype(float),
+    "logistic": lambda z: 4 * _logistic(z) * (1 - _logistic(z)),
+    "tanh": lambda z: 1 - np.tanh(z) ** 2,
+    "identity": lambda z: np.ones_like(z),
+}
+
+
+def _logistic(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1 + np.tanh(z / 2))  # 1 / (1 + e^-z), without overflow
+
+
+def active_fraction(estimator, X: np.ndarray, *, min_slope: float, rows: int = 1000) -> np.ndarray:
+    """For each first-layer unit, the share of the rows of ``X`` on which it is active: its
+    activation's slope at the unit's input is at least ``min_slope`` of the slope's
+    largest value, so that the unit passes on a gradient and can learn from that row.
+    For relu that is where its output is above 0; logistic and tanh units are inactive
+    where they saturate; identity units are always active. ``rows`` at a time."""
+    weights, bias = estimator.coefs_[0], estimator.intercepts_[0]
+    slope = _RELATIVE_SLOPE[estimator.activation]
+    active = np.zeros(weights.shape[1], dtype=np.int64)
+    for start in range(0, len(X), rows):
+        active += (slope(X[start : start + rows] @ weights + bias) >= min_slope).sum(axis=0)
+    return active / max(len(X), 1)
+
+
 def drawn_units(params: TrainParams) -> tuple[int, str]:
     """How many units ``first_layer_weights`` will have, and what in params.yaml says so."""
     return params.hidden_layer_sizes[0], "the first hidden layer (train.hidden_layer_sizes[0])"
@@ -147,6 +192,120 @@ def loss_history(estimator) -> list[tuple[int, float]]:
     if hasattr(estimator, "loss_curve_"):
         return list(enumerate(map(float, estimator.loss_curve_), start=1))
     return [(int(estimator.n_iter_), float(estimator.loss_))]
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """The fit after ``number`` epochs (0: the initial weights, before any).
+
+    ``predictor`` is a copy of the estimator with this epoch's weights, which the fit no
+    longer touches: it predicts (``predict``, ``score``) as the estimator did at that
+    moment, and ``first_layer_weights(predictor)`` are the epoch's first-layer weights.
+    ``loss`` is the epoch's training loss, ``validation_score`` early stopping's score
+    (None where there is none: at epoch 0, without early stopping, and for lbfgs).
+    """
+
+    number: int
+    predictor: Any
+    loss: float | None
+    validation_score: float | None
+
+
+# The estimator's methods that ``each_epoch`` wraps. scikit-learn's ``_fit`` calls
+# ``_initialize`` once, when a fit starts afresh; ``_fit_stochastic`` (sgd and adam) calls
+# ``_update_no_improvement_count`` once at the end of each epoch, after the epoch's
+# updates and its loss (its arguments changed in 1.7: the wrapper passes them through).
+# lbfgs has no epochs: its fit ends with its last iteration.
+_ON_START = "_initialize"
+_ON_EPOCH = "_update_no_improvement_count"
+
+
+class HookBroken(RuntimeError):
+    """scikit-learn no longer calls a wrapped method as ``each_epoch`` relies on: a bug
+    of this module after an upgrade, never the user's."""
+
+
+def _snapshot(estimator) -> Any:
+    """A copy of ``estimator`` that predicts with its weights of now, whatever the fit does
+    next: its own copies of the weights, the rest shared (nothing of it is changed)."""
+    predictor = copy.copy(estimator)
+    predictor.coefs_ = [w.copy() for w in estimator.coefs_]
+    predictor.intercepts_ = [b.copy() for b in estimator.intercepts_]
+    return predictor
+
+
+@contextlib.contextmanager
+def each_epoch(estimator, on_epoch: Callable[[Epoch], None]) -> Iterator[None]:
+    """Within the block, the estimator's fit calls ``on_epoch`` with its initial weights
+    (epoch 0) and after each epoch (or, for lbfgs, once, after its last iteration).
+
+    The wrappers are attributes of this estimator alone, removed when the block ends, so
+    that ``joblib.dump`` of it pickles scikit-learn's classes and nothing of ours. Where
+    the fit ends without error, the calls are counted against ``n_iter_``: an upgrade of
+    scikit-learn that stops calling them once per epoch raises ``HookBroken`` instead of
+    giving a wrong record.
+    """
+    calls = {_ON_START: 0, _ON_EPOCH: 0}
+    stochastic = estimator.solver != "lbfgs"
+
+    def wrap(name: str, after: Callable[[], None]) -> None:
+        method = getattr(estimator, name)
+
+        def wrapper(*args, **kwargs):
+            result = method(*args, **kwargs)
+            calls[name] += 1
+            after()
+            return result
+
+        setattr(estimator, name, wrapper)
+
+    def started() -> None:
+        on_epoch(Epoch(0, _snapshot(estimator), None, None))
+
+    def epoch_ended() -> None:
+        if len(estimator.loss_curve_) != estimator.n_iter_:
+            raise HookBroken(
+                f"scikit-learn called {_ON_EPOCH} at iteration {estimator.n_iter_} with"
+                f" {len(estimator.loss_curve_)} losses recorded: pipeline/model.py's"
+                " each_epoch needs updating for this version"
+            )
+        scores = estimator.validation_scores_
+        on_epoch(
+            Epoch(
+                estimator.n_iter_,
+                _snapshot(estimator),
+                float(estimator.loss_),
+                float(scores[-1]) if scores else None,
+            )
+        )
+
+    wrap(_ON_START, started)
+    if stochastic:
+        wrap(_ON_EPOCH, epoch_ended)
+    try:
+        yield
+    finally:
+        for name in (_ON_START, _ON_EPOCH):
+            estimator.__dict__.pop(name, None)
+    expected = {_ON_START: 1, _ON_EPOCH: estimator.n_iter_ if stochastic else 0}
+    if calls != expected:
+        raise HookBroken(
+            f"scikit-learn's fit made the calls {calls} where {expected} were expected:"
+            " pipeline/model.py's each_epoch needs updating for this version"
+        )
+    if not stochastic:
+        on_epoch(Epoch(estimator.n_iter_, _snapshot(estimator), float(estimator.loss_), None))
+
+
+def kept_epoch(estimator) -> int:
+    """The epoch whose weights the fitted estimator holds: with early stopping the one of
+    the best validation score (scikit-learn keeps the first best), else the last."""
+    kept, best = int(estimator.n_iter_), -np.inf
+    # scikit-learn's own rule: a score replaces the best only where it is greater (never NaN)
+    for epoch, score in enumerate(getattr(estimator, "validation_scores_", None) or (), start=1):
+        if score > best:
+            kept, best = epoch, score
+    return kept
 
 
 def _held_out(params: TrainParams, n_samples: int) -> int:
@@ -203,6 +362,8 @@ def memory_needed(
     n_test: int,
     itemsize: int,
     split_copied: int = 0,
+    kept_layers: int = 0,
+    scored_each_epoch: bool = False,
 ) -> int:
     """Bytes that the train stage's arrays certainly need at once: a lower bound.
 
@@ -212,6 +373,9 @@ def memory_needed(
     activations and their deltas (lbfgs's batch is every row), the copies of the rows
     that shuffled batches and early stopping's split make; after the fit, the weights
     kept and the outputs of two layers at a time in the forward pass that scores every
+    training (or test) row. Recording each epoch (``pipeline/epochs.py``) adds, during the
+    fit, ``kept_layers`` first layers of weights, the two copies of every weight that wait
+    to be scored or are, and, ``scored_each_epoch``, the scoring's forward pass on every
     training (or test) row. It leaves out short-lived temporaries (the peaks that
     tests/test_model.py measures are 1 to 1.7 times the bound) and the memory-mapped
     images, which the page cache holds and can give back.
@@ -227,6 +391,10 @@ def memory_needed(
         batch = min(200 if params.batch_size == "auto" else params.batch_size, n_samples - held_out)
         copied = (n_samples if held_out else 0) + (batch if params.shuffle else 0)
     fitting = during * weights + 2 * batch * sum(widths) + copied * n_features
+    if kept_layers or scored_each_epoch:
+        fitting += kept_layers * n_features * widths[0] + 2 * weights
+    if scored_each_epoch:
+        fitting += max(n_samples, n_test) * forward
     scoring = after * weights + max(n_samples, n_test) * forward
     return itemsize * (split_copied * n_features + max(fitting, scoring))
 
@@ -248,6 +416,8 @@ def check_memory(
     n_test: int,
     split_copied: int,
     available: int,
+    kept_layers: int = 0,
+    scored_each_epoch: bool = False,
 ):
     """Refuse, in one line, a fit on the labels ``y`` (one a training row) that certainly
     needs more than ``available`` bytes (``memory_needed``), before it starts."""
@@ -260,15 +430,21 @@ def check_memory(
         n_test=n_test,
         itemsize=itemsize,
         split_copied=split_copied,
+        kept_layers=kept_layers,
+        scored_each_epoch=scored_each_epoch,
     )
     if needed > available:
         copies = (
             f", and the {split_copied} rows that the shuffled split copies" if split_copied else ""
         )
+        smaller = "or split.train_size"
+        if kept_layers:
+            copies += f", with {kept_layers} epochs of first-layer weights held (epochs.keep)"
+            smaller = "split.train_size or epochs.keep"
         raise UserError(
             f"training needs at least {_size(needed)} of memory (its largest arrays, counted"
             f" for train.hidden_layer_sizes = {params.hidden_layer_sizes} and"
             f" train.solver = {params.solver} on {n_samples} rows of {n_features} values{copies}),"
             f" but this machine has {_size(available)} available: make the hidden layers"
-            " smaller, or split.train_size"
+            f" smaller, {smaller}"
         )

@@ -3,8 +3,9 @@
 ``PROJECT`` is the repository itself, which the stages' ``main`` functions use; tests
 lay the same files out under a folder of their own with ``Layout.under(tmp_path)``.
 ``OUTPUTS`` also says which stage writes which file, so that the runner can check a
-stage's outputs before it starts. dvc.yaml declares the same stages and outputs;
-``tests/test_dvc_yaml.py`` keeps the two equal.
+stage's outputs before it starts; ``FOLDERS`` names the outputs that are folders.
+dvc.yaml declares the same stages and outputs; ``tests/test_dvc_yaml.py`` keeps the two
+equal.
 """
 
 from dataclasses import dataclass
@@ -30,13 +31,23 @@ OUTPUTS = {
         "metrics": "outputs/metrics.json",
         "per_class": "outputs/per_class.csv",
         "predictions": "outputs/predictions.csv",
+        "weights_by_epoch": "outputs/weights_by_epoch.npz",
+        "epochs": "outputs/epochs",
+        "units_csv": "outputs/units.csv",
+        "units_metrics": "outputs/units.json",
     },
     "visualize": {
         "weights_png": "outputs/weights.png",
         "loss_png": "outputs/loss.png",
         "misclassified_png": "outputs/misclassified.png",
+        "filters": "outputs/filters",
+        "filmstrip_png": "outputs/filmstrip.png",
+        "units_png": "outputs/units.png",
     },
 }
+# The outputs that are folders: DVCLive's per-epoch metrics, which train writes in place
+# as the fit goes (progress that a reader can watch), and a grid image per kept epoch.
+FOLDERS = frozenset({"epochs", "filters"})
 STAGES = tuple(OUTPUTS)
 
 
@@ -55,9 +66,16 @@ class Layout:
     metrics: Path
     per_class: Path
     predictions: Path
+    weights_by_epoch: Path
+    epochs: Path
+    units_csv: Path
+    units_metrics: Path
     weights_png: Path
     loss_png: Path
     misclassified_png: Path
+    filters: Path
+    filmstrip_png: Path
+    units_png: Path
 
     @classmethod
     def under(cls, root: Path) -> "Layout":
@@ -65,8 +83,12 @@ class Layout:
         return cls(root=root, **{name: root / path for name, path in files.items()})
 
     def outputs(self, stage: str) -> list[Path]:
-        """The files that ``stage`` writes."""
+        """The files and folders that ``stage`` writes."""
         return [getattr(self, name) for name in OUTPUTS[stage]]
+
+    def folders(self, stage: str) -> list[Path]:
+        """The outputs of ``stage`` that are folders."""
+        return [getattr(self, name) for name in OUTPUTS[stage] if name in FOLDERS]
 
 
 PROJECT = Layout.under(ROOT)

@@ -45,7 +45,7 @@ def run(stage: str, *, pinned: bool) -> None:
     module = importlib.import_module(f"stages.{stage}")
     if pinned:
         cpu.confirm_pinned_paths()
-    artifacts.prepare_outputs(paths.PROJECT.outputs(stage))
+    artifacts.prepare_outputs(paths.PROJECT.outputs(stage), folders=paths.PROJECT.folders(stage))
     module.main()
 
 

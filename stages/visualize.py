@@ -1,19 +1,26 @@
-"""Stage visualize: the first layer's weights, the loss curve and the misclassified digits.
+"""Stage visualize: the first layer's weights, how they formed, every unit's verdict, the
+loss curve and the misclassified digits.
 
-Reads params ``visualize``, ``outputs/weights.npz`` (pickle-free: nothing here is ever
-unpickled), ``outputs/loss.csv``, ``outputs/predictions.csv`` and the test images of
-``data/images.npy`` (memory-mapped); writes ``outputs/weights.png``, ``outputs/loss.png``
-and ``outputs/misclassified.png``, all or none. A rerun writes the same bytes: the PNGs
-carry no date or version.
+Reads params ``visualize``, ``outputs/weights.npz`` and ``outputs/weights_by_epoch.npz``
+(pickle-free: nothing here is ever unpickled), ``outputs/loss.csv``, ``outputs/units.csv``,
+``outputs/predictions.csv`` and the test images of ``data/images.npy`` (memory-mapped);
+writes, all or none, ``outputs/weights.png`` (the example's picture), a grid like it for
+each kept epoch in ``outputs/filters/`` (``EPOCH.png``, one gray scale across the
+epochs), ``outputs/filmstrip.png`` (a few epochs side by side), ``outputs/units.png``
+(every unit, sorted by structure, with its verdict), ``outputs/loss.png`` and
+``outputs/misclassified.png``. A rerun writes the same bytes: the PNGs carry no date or
+version.
 """
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from pipeline import formats, model, paths
+from pipeline import formats, model, paths, units
 from pipeline.artifacts import all_or_none
 from pipeline.config import VisualizeParams, load_params
 from pipeline.errors import UserError
@@ -32,18 +39,25 @@ MOSAIC_TITLE_INCHES = 0.2
 MOSAIC_MARGIN_INCHES = 0.08
 
 
-def weight_grid(weights: np.ndarray, params: VisualizeParams) -> Figure:
+def weight_grid(
+    weights: np.ndarray,
+    params: VisualizeParams,
+    *,
+    scale: tuple[float, float] | None = None,
+    title: str | None = None,
+) -> Figure:
     """Draw the input weights of the first rows x cols first-layer units, one image each.
 
     All images share one gray scale, ``range_factor`` times the global minimum and
-    maximum of ``weights`` (n_features, n_units), as in scikit-learn's example. The grid
-    fits the layer: ``config`` checks it against ``model.drawn_units``.
+    maximum of ``weights`` (n_features, n_units), as in scikit-learn's example, or those
+    of ``scale`` (several epochs' weights drawn alike). The grid fits the layer:
+    ``config`` checks it against ``model.drawn_units``.
     """
     n_features = weights.shape[0]
     side = math.isqrt(n_features)
     if side * side != n_features:
         raise UserError(f"first-layer weights have {n_features} inputs, not a square image")
-    vmin, vmax = weights.min(), weights.max()
+    vmin, vmax = scale or (weights.min(), weights.max())
     fig = Figure(figsize=(6.4, 6.4 * params.rows / params.cols))
     axes = fig.subplots(params.rows, params.cols, squeeze=False)
     # zip stops at the grid's last cell: the layer may have more units than cells.
@@ -56,6 +70,134 @@ def weight_grid(weights: np.ndarray, params: VisualizeParams) -> Figure:
         )
         ax.set_xticks(())
         ax.set_yticks(())
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def epoch_title(epoch: int, model_epoch: int, last: int) -> str:
+    """What an epoch's grid is: the initial weights, an epoch, or the model's own."""
+    if epoch == 0:
+        return "initial weights (epoch 0)"
+    if epoch == model_epoch != last:
+        return f"epoch {epoch} (the model's: early stopping's best)"
+    return f"epoch {epoch}"
+
+
+def filmstrip_epochs(kept: Sequence[int], frames: int) -> list[int]:
+    """At most ``frames`` of the ``kept`` epochs for the filmstrip: for each of 1, 2, 5,
+    10, 20, 50, ... up to the last epoch, the first kept epoch at or after it, and the
+    last; where that is more than ``frames``, evenly spaced among them, the first and the
+    last included. Epoch 0, the initial noise, is left to outputs/filters/0.png."""
+    trained = sorted(e for e in kept if e > 0)
+    if not trained:
+        return []
+    wanted, step = [], 1
+    while step < trained[-1]:
+        wanted += [step * m for m in (1, 2, 5) if step * m < trained[-1]]
+        step *= 10
+    chosen = sorted({next(e for e in trained if e >= w) for w in wanted} | {trained[-1]})
+    if len(chosen) <= frames:
+        return chosen
+    picks = np.linspace(0, len(chosen) - 1, frames).round().astype(int)
+    return [chosen[i] for i in sorted(set(picks))]
+
+
+def filmstrip(
+    first_layers: np.ndarray,
+    kept: Sequence[int],
+    chosen: Sequence[int],
+    params: VisualizeParams,
+) -> Figure:
+    """The weight grids of the ``chosen`` epochs side by side, on one gray scale (that of
+    all ``kept`` epochs, ``first_layers``), each titled with its epoch."""
+    scale = (first_layers.min(), first_layers.max())
+    side = math.isqrt(first_layers.shape[1])
+    width = 3.2 * len(chosen)
+    fig = Figure(figsize=(width, 3.2 * params.rows / params.cols + 0.5))
+    frames = fig.subfigures(1, len(chosen), squeeze=False).ravel()
+    for frame, epoch in zip(frames, chosen, strict=True):
+        weights = first_layers[list(kept).index(epoch)]
+        axes = frame.subplots(params.rows, params.cols, squeeze=False)
+        for coef, ax in zip(weights.T, axes.ravel(), strict=False):
+            ax.matshow(
+                coef.reshape(side, side),
+                cmap="gray",
+                vmin=params.range_factor * scale[0],
+                vmax=params.range_factor * scale[1],
+            )
+            ax.set_axis_off()
+        frame.suptitle(f"epoch {epoch}")
+    return fig
+
+
+# The colour of each verdict's label in units.png.
+VERDICT_COLOURS = {
+    units.DEAD: "#c53030",
+    units.BARELY_TRAINED: "#b7791f",
+    units.UNSTRUCTURED: "#d69e2e",
+    units.STRUCTURED: "#2f855a",
+}
+# units.png: a unit's cell, with its label below, in inches; the title's lines above.
+UNIT_CELL_INCHES = 0.95
+UNIT_TITLE_INCHES = 0.75
+
+
+def unit_gallery(
+    weights: np.ndarray, measured: list[dict], drawn: int, range_factor: float
+) -> Figure:
+    """Every first-layer unit, sorted by its neighbour correlation (the noise first), each
+    labelled with its number and verdict in the verdict's colour; the ``drawn`` units of
+    weights.png in bold. One gray scale, weights.png's, so that large weights stand out.
+
+    The units are tiled into one image on one set of axes, a blank gap between them: an
+    Axes per unit would take seconds for a layer of a few hundred.
+    """
+    order = sorted(measured, key=lambda row: (row["neighbour_correlation"], row["unit"]))
+    n = len(order)
+    cols = max(10, math.ceil(math.sqrt(n))) if n > 10 else n
+    rows = math.ceil(n / cols)
+    side = math.isqrt(weights.shape[0])
+    gap = side // 2  # room for each unit's label below it
+    cell = side + gap
+    mosaic = np.full((rows * cell, cols * cell), np.nan)
+    width, height = UNIT_CELL_INCHES * cols, UNIT_CELL_INCHES * rows
+    fig = Figure(figsize=(width, height + UNIT_TITLE_INCHES))
+    ax = fig.add_axes((0, 0, 1, height / (height + UNIT_TITLE_INCHES)))
+    for n_cell, row in enumerate(order):
+        r, c = divmod(n_cell, cols)
+        top, left = r * cell, c * cell + gap // 2
+        unit = row["unit"]
+        mosaic[top : top + side, left : left + side] = weights[:, unit].reshape(side, side)
+        ax.text(
+            left + side / 2,
+            top + side + 1,
+            f"{unit} {row['verdict']}",
+            ha="center",
+            va="top",
+            fontsize=6.5,
+            color=VERDICT_COLOURS[row["verdict"]],
+            fontweight="bold" if unit < drawn else "normal",
+        )
+    cmap = matplotlib.colormaps["gray"].with_extremes(bad="white")
+    ax.imshow(
+        mosaic,
+        cmap=cmap,
+        vmin=range_factor * weights.min(),
+        vmax=range_factor * weights.max(),
+        interpolation="nearest",
+    )
+    ax.set_axis_off()
+    found = {v: sum(row["verdict"] == v for row in measured) for v in units.VERDICTS}
+    counts = ", ".join(f"{found[v]} {v}" for v in units.VERDICTS)
+    meanings = "; ".join(f"{v}: {units.MEANING[v]}" for v in units.VERDICTS[:-1])
+    fig.suptitle(
+        f"All {n} first-layer units by neighbour correlation, lowest first;"
+        f" bold: the {drawn} drawn in weights.png\n{counts}\n{meanings}",
+        fontsize=7,
+        y=1 - 0.08 / (height + UNIT_TITLE_INCHES),
+        va="top",
+    )
     return fig
 
 
@@ -114,11 +256,26 @@ def run(files: Layout) -> None:
     """Draw the figures from train's outputs under ``files``."""
     params = load_params(files.params).visualize
     weights = formats.read_weights(files.weights)
+    kept, first_layers, model_epoch = formats.read_weights_by_epoch(files.weights_by_epoch)
+    measured = formats.read_units(files.units_csv)
     losses = formats.read_loss(files.loss_csv)
     images = formats.read_array(files.images, mmap_mode="r")
     predictions = formats.read_predictions(files.predictions)
     with all_or_none() as out:
         save_png(weight_grid(weights, params), out.temp(files.weights_png))
+        folder = out.folder(files.filters)
+        scale = (first_layers.min(), first_layers.max())
+        for epoch, layer in zip(kept.tolist(), first_layers, strict=True):
+            title = epoch_title(epoch, model_epoch, last=int(kept[-1]))
+            grid = weight_grid(layer, params, scale=scale, title=title)
+            save_png(grid, out.temp(folder / f"{epoch}.png"))
+        chosen = filmstrip_epochs(kept.tolist(), params.filmstrip)
+        save_png(
+            filmstrip(first_layers, kept.tolist(), chosen, params), out.temp(files.filmstrip_png)
+        )
+        drawn = params.rows * params.cols
+        gallery = unit_gallery(weights, measured, drawn, params.range_factor)
+        save_png(gallery, out.temp(files.units_png))
         save_png(loss_curve(*losses), out.temp(files.loss_png))
         grid = misclassified_grid(
             images, predictions, params.misclassified_rows, params.misclassified_cols

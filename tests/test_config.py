@@ -340,8 +340,8 @@ def test_params_are_frozen():
     ("text", "expected"),
     [
         ("train: [unclosed", "is not valid YAML"),
-        ("", "expected sections data, split, train and visualize, got None"),
-        ("- a list", "expected sections data, split, train and visualize"),
+        ("", "expected sections data, split, train, epochs and visualize, got None"),
+        ("- a list", "expected sections data, split, train, epochs and visualize"),
     ],
 )
 def test_unreadable_params_file(tmp_path, text, expected):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import formats, paths
+from pipeline import dvc_api, formats, paths
 from pipeline.dvc_api import entry_paths
 from tests.project import dvc_stages
 
@@ -100,8 +100,18 @@ def test_the_layout_names_each_file_once():
     assert len(names) == len(set(names))
     assert FILES.images == paths.ROOT / "data" / "images.npy"
     assert FILES.outputs("visualize") == [
-        paths.ROOT / "outputs" / name for name in ("weights.png", "loss.png", "misclassified.png")
+        paths.ROOT / "outputs" / name
+        for name in (
+            "weights.png",
+            "loss.png",
+            "misclassified.png",
+            "filters",
+            "filmstrip.png",
+            "units.png",
+        )
     ]
+    assert FILES.folders("train") == [paths.ROOT / "outputs" / "epochs"]
+    assert FILES.folders("visualize") == [paths.ROOT / "outputs" / "filters"]
 
 
 def data_deps(stage: str) -> set[str]:
@@ -120,6 +130,8 @@ def test_each_stage_depends_on_the_outputs_it_reads():
     assert data_deps("train") - {"requirements.txt"} == {rel(FILES.images), rel(FILES.labels)}
     assert data_deps("visualize") - {"requirements.txt"} == {
         rel(FILES.weights),
+        rel(FILES.weights_by_epoch),
+        rel(FILES.units_csv),
         rel(FILES.loss_csv),
         rel(FILES.predictions),
         rel(FILES.images),
@@ -129,8 +141,9 @@ def test_each_stage_depends_on_the_outputs_it_reads():
 def test_each_stage_tracks_exactly_the_params_it_reads():
     # fetch_and_scale does not read the split: changing it must not rewrite the arrays.
     assert STAGES["fetch_and_scale"]["params"] == ["data.source", "data.pixel_dtype"]
-    # train passes every key of split to train_test_split and of train to MLPClassifier.
-    assert STAGES["train"]["params"] == ["split", "train"]
+    # train passes every key of split to train_test_split and of train to MLPClassifier,
+    # and records each epoch as epochs says.
+    assert STAGES["train"]["params"] == ["split", "train", "epochs"]
     # visualize tracks the whole file, so that a misspelt key or section is validated too
     assert STAGES["visualize"]["params"] == [{"params.yaml": None}]
 
@@ -141,7 +154,7 @@ def test_the_data_sets_identity_is_a_dependency_of_the_stage_that_checks_it():
 
 def test_metrics_are_cached_and_plots_declared():
     # Cached like every output, so that `dvc checkout` can bring back a failed run's metrics.
-    assert STAGES["train"]["metrics"] == ["outputs/metrics.json"]
+    assert STAGES["train"]["metrics"] == ["outputs/metrics.json", "outputs/units.json"]
     loss, per_class, confusion = STAGES["train"]["plots"]
     spec = per_class["outputs/per_class.csv"]
     # Each plot's fields are its file's, as pipeline/formats.py writes them.
@@ -184,3 +197,15 @@ def test_a_stage_depends_on_what_it_runs_and_no_more():
         assert {f"stages/{other}.py" for other in STAGES} & code_deps(stage) == {
             f"stages/{stage}.py"
         }
+
+
+def test_the_per_epoch_metrics_are_plotted_from_dvclives_folder():
+    # DVCLive writes plots/metrics/NAME.tsv in train's epochs folder, its step the epoch:
+    # the top-level plot takes the folder, x the step column of formats.py.
+    [plot] = dvc_api.read_yaml(paths.ROOT / "dvc.yaml")["plots"]
+    [(folder, spec)] = plot.items()
+    assert folder == rel(formats.epoch_metric_path(FILES.epochs, "x").parent)
+    assert spec["x"] == formats.EPOCH_STEP
+    assert rel(FILES.epochs) in plain(STAGES["train"]["outs"])
+    # the counts of verdicts are a metrics file; DVCLive's own summary is not
+    assert rel(FILES.epochs / "metrics.json") not in plain(STAGES["train"]["metrics"])

@@ -23,7 +23,18 @@ from tests.conftest import N_TEST, N_TRAIN, Repo
 from tests.machines import md5
 from tests.project import killed_writer, live_writer
 
-TRAIN_OUTPUTS = ("model", "weights", "loss_csv", "metrics", "per_class", "predictions")
+TRAIN_OUTPUTS = (
+    "model",
+    "weights",
+    "loss_csv",
+    "metrics",
+    "per_class",
+    "predictions",
+    "weights_by_epoch",
+    "epochs",
+    "units_csv",
+    "units_metrics",
+)
 
 
 # --- a stage stopped or failing while it writes its outputs --------------------------------

@@ -130,7 +130,9 @@ def test_where_the_pin_applied_the_stage_checks_what_numpy_and_openblas_loaded(m
 
     calls = []
     monkeypatch.setattr(cpu, "confirm_pinned_paths", lambda: calls.append("confirm"))
-    monkeypatch.setattr(artifacts, "prepare_outputs", lambda targets: calls.append("prepare"))
+    monkeypatch.setattr(
+        artifacts, "prepare_outputs", lambda targets, folders: calls.append("prepare")
+    )
     monkeypatch.setattr(
         entry.importlib,
         "import_module",

@@ -239,30 +239,37 @@ def available(monkeypatch, n_bytes: int) -> None:
 def test_a_fit_too_large_for_the_memory_is_refused_before_it_starts(scaled, monkeypatch, capsys):
     # [10000000] tried to allocate 58.4 GiB for its first weights and died in numpy.
     # 60 rows of 784 pixels, 10 classes: (784 + 1) x 10^7 + (10^7 + 1) x 10 weights, 4 copies
-    # for sgd; activations and deltas of the 60 rows; their shuffled copy.
+    # for sgd; activations and deltas of the 60 rows; their shuffled copy; and recording the
+    # epochs: 22 first layers kept (epochs.keep + 2), 2 copies of the weights, and the
+    # forward pass that scores the 60 training rows.
     with_params(scaled, "train", hidden_layer_sizes=[10_000_000])
     weights = 785 * 10**7 + (10**7 + 1) * 10
-    needed = 8 * (4 * weights + 2 * 60 * (10**7 + 10) + 60 * 784)
+    fitting = 4 * weights + 2 * 60 * (10**7 + 10) + 60 * 784
+    recording = 22 * 784 * 10**7 + 2 * weights + 60 * (10**7 + 10)
+    needed = 8 * (fitting + recording)
     available(monkeypatch, 16 * 2**30)
     with pytest.raises(UserError) as refused:
         train.run(scaled)
     assert str(refused.value) == (
-        f"training needs at least {needed / 2**30:.1f} GiB of memory (its largest arrays,"
+        f"training needs at least {needed / 2**40:.1f} TiB of memory (its largest arrays,"
         " counted for train.hidden_layer_sizes = [10000000] and train.solver = sgd on 60 rows"
-        " of 784 values), but this machine has 16.0 GiB available: make the hidden layers"
-        " smaller, or split.train_size"
+        " of 784 values, with 22 epochs of first-layer weights held (epochs.keep)), but this"
+        " machine has 16.0 GiB available: make the hidden layers smaller, split.train_size or"
+        " epochs.keep"
     )
-    assert f"{needed / 2**30:.1f}" == "245.9"
+    assert f"{needed / 2**40:.1f}" == "1.6"
     assert capsys.readouterr().out == ""  # not one iteration ran
     assert not scaled.model.parent.exists()
 
 
 def test_train_runs_with_just_the_memory_it_needs_and_not_a_byte_less(scaled, monkeypatch):
     # The example's shape on 60 rows: (784 + 1) x 50 + 51 x 10 = 39760 weights; scoring
-    # the 60 rows (2 copies kept, 60 x 60 outputs) is less than fitting them.
-    needed = 8 * (4 * 39760 + 2 * 60 * 60 + 60 * 784)
+    # the 60 rows (2 copies kept, 60 x 60 outputs) is less than fitting them, and
+    # recording each epoch: 22 first layers of 784 x 50, 2 copies of the weights, and the
+    # forward pass that scores the 60 training rows (60 x 60).
+    needed = 8 * (4 * 39760 + 2 * 60 * 60 + 60 * 784 + 22 * 784 * 50 + 2 * 39760 + 60 * 60)
     available(monkeypatch, needed - 1)
-    with pytest.raises(UserError, match=r"^training needs at least 1\.6 MiB of memory"):
+    with pytest.raises(UserError, match=r"^training needs at least 8\.8 MiB of memory"):
         train.run(scaled)
     available(monkeypatch, needed)
     assert train.run(scaled)["iterations"] == 10
@@ -306,6 +313,7 @@ def grid_params(**overrides) -> VisualizeParams:
         "range_factor": 0.5,
         "misclassified_rows": 1,
         "misclassified_cols": 2,
+        "filmstrip": 4,
     }
     return VisualizeParams(**(defaults | overrides))
 
@@ -323,6 +331,85 @@ def test_weight_grid_draws_first_units_on_one_scale():
         assert list(ax.get_xticks()) == [] and list(ax.get_yticks()) == []
 
 
+def test_each_epochs_grid_shares_one_gray_scale_and_is_titled():
+    layers = np.random.default_rng(7).normal(size=(3, 784, 6)) * np.array([1, 2, 3])[:, None, None]
+    scale = (layers.min(), layers.max())
+    for epoch, layer in enumerate(layers):
+        title = visualize.epoch_title(epoch, model_epoch=1, last=2)
+        fig = visualize.weight_grid(layer, grid_params(rows=2, cols=3), scale=scale, title=title)
+        for ax in fig.axes:
+            [image] = ax.get_images()
+            assert image.get_clim() == (0.5 * scale[0], 0.5 * scale[1])
+        assert (
+            fig._suptitle.get_text()
+            == [
+                "initial weights (epoch 0)",
+                "epoch 1 (the model's: early stopping's best)",
+                "epoch 2",
+            ][epoch]
+        )
+    # the example's own grid has no title
+    assert visualize.weight_grid(layers[0], grid_params(rows=2, cols=3))._suptitle is None
+
+
+@pytest.mark.parametrize(
+    ("kept", "frames", "expected"),
+    [
+        (range(11), 4, [1, 2, 5, 10]),
+        (range(11), 2, [1, 10]),
+        ([0, 8], 4, [8]),  # lbfgs: the initial and the final weights
+        ([0, *range(16, 200, 16), 200], 4, [16, 32, 112, 200]),
+        ([0, *range(1, 31)], 12, [1, 2, 5, 10, 20, 30]),
+        ([0], 4, []),
+    ],
+)
+def test_the_filmstrip_takes_the_1_2_5_series_up_to_the_last_epoch(kept, frames, expected):
+    assert visualize.filmstrip_epochs(list(kept), frames) == expected
+
+
+def test_the_filmstrip_shows_the_chosen_epochs_on_one_scale():
+    layers = np.random.default_rng(8).normal(size=(3, 784, 4)) * np.array([1, 2, 3])[:, None, None]
+    fig = visualize.filmstrip(layers, [0, 1, 3], [1, 3], grid_params(rows=2, cols=2))
+    assert [sub._suptitle.get_text() for sub in fig.subfigs] == ["epoch 1", "epoch 3"]
+    images = [ax.get_images()[0] for ax in fig.axes]
+    assert len(images) == 8
+    np.testing.assert_array_equal(images[4].get_array(), layers[2][:, 0].reshape(28, 28))
+    assert {image.get_clim() for image in images} == {(0.5 * layers.min(), 0.5 * layers.max())}
+
+
+def test_the_unit_gallery_sorts_by_structure_and_labels_each_verdict():
+    weights = np.random.default_rng(9).normal(size=(784, 5))
+    measured = [
+        {"unit": u, "neighbour_correlation": c, "verdict": v}
+        for u, c, v in [
+            (0, 0.6, "structured"),
+            (1, 0.01, "dead"),
+            (2, 0.2, "unstructured"),
+            (3, 0.5, "structured"),
+            (4, 0.1, "barely trained"),
+        ]
+    ]
+    fig = visualize.unit_gallery(weights, measured, drawn=2, range_factor=0.5)
+    [ax] = fig.axes
+    labels = [(t.get_text(), t.get_fontweight(), t.get_color()) for t in ax.texts]
+    assert [text for text, _, _ in labels] == [
+        "1 dead",
+        "4 barely trained",
+        "2 unstructured",
+        "3 structured",
+        "0 structured",
+    ]
+    # units 0 and 1 are those weights.png draws: bold
+    assert [weight for _, weight, _ in labels] == ["bold", "normal", "normal", "normal", "bold"]
+    assert labels[0][2] == visualize.VERDICT_COLOURS["dead"]
+    [mosaic] = ax.get_images()
+    side = 28
+    np.testing.assert_array_equal(
+        np.asarray(mosaic.get_array())[:side, 7 : 7 + side], weights[:, 1].reshape(side, side)
+    )
+    assert "1 dead, 1 barely trained, 1 unstructured, 2 structured" in fig._suptitle.get_text()
+
+
 def drawable(files: Layout) -> Layout:
     """Train's outputs, made up, for visualize to draw."""
     files.weights.parent.mkdir()
@@ -330,14 +417,28 @@ def drawable(files: Layout) -> Layout:
     files.loss_csv.write_text("iteration,loss\n1,0.5\n2,0.25\n")
     np.save(files.images, np.random.default_rng(5).random((4, 784)))
     files.predictions.write_text("index,actual,predicted\n2,1,1\n3,4,9\n")
+    layers = np.random.default_rng(6).normal(size=(4, 784, 16)) * np.arange(1, 5)[:, None, None]
+    formats.write_weights_by_epoch(files.weights_by_epoch, np.array([0, 1, 2, 5]), layers, 5)
+    rows = [
+        (u, 0.5, 1.0, 1.0, (u * 7 % 16) / 16, "dead" if u == 3 else "structured") for u in range(16)
+    ]
+    formats.write_units(files.units_csv, rows)
     return files
 
 
 def test_visualize_is_byte_identical_on_rerun(project):
     files = drawable(project)
-    pngs = (files.weights_png, files.loss_png, files.misclassified_png)
+    pngs = (
+        files.weights_png,
+        files.loss_png,
+        files.misclassified_png,
+        files.filmstrip_png,
+        files.units_png,
+        *(files.filters / f"{epoch}.png" for epoch in (0, 1, 2, 5)),
+    )
     visualize.run(files)
     first = tuple(png.read_bytes() for png in pngs)
+    assert sorted(p.name for p in files.filters.iterdir()) == ["0.png", "1.png", "2.png", "5.png"]
     visualize.run(files)
     assert tuple(png.read_bytes() for png in pngs) == first
     for png in first:
