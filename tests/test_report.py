@@ -21,6 +21,7 @@ import pytest
 from dvc.config import Config
 from dvc_render import ImageRenderer, VegaRenderer, render_html
 from dvc_render.base import Renderer
+from dvc_render.html import HTML
 from matplotlib import image as mpimg
 
 from pipeline import paths
@@ -285,7 +286,8 @@ def test_f1_chart_spans_the_scores_and_parts_two_revisions(
 
 REVISIONS = ["main", "HEAD~1", "exp-3f2a1", "workspace"]
 WINDOW = (1400, 900)
-# The pipeline's images (stages/visualize.py), (width, height) in pixels.
+# The pipeline's images (stages/visualize.py), (width, height) in pixels; the first
+# layer's filters of each kept epoch are grids like weights.png: outputs/filters/EPOCH.png.
 IMAGE_SIZES = {
     "outputs/weights.png": (640, 640),
     "outputs/loss.png": (640, 480),
@@ -293,6 +295,7 @@ IMAGE_SIZES = {
     "outputs/units.png": (640, 2000),
     "outputs/filmstrip.png": (1200, 260),
 }
+FILTER_SIZE = (640, 640)
 
 
 @pytest.fixture
@@ -300,6 +303,14 @@ def project_root(tmp_path, vega_files) -> Path:
     """A folder with node_modules/, as the project's root, where a page is written."""
     (tmp_path / "node_modules").symlink_to(vega_files)
     return tmp_path
+
+
+def filters(epochs) -> list[str]:
+    return [f"outputs/filters/{epoch}.png" for epoch in epochs]
+
+
+def every_image(epochs=range(11)) -> list[str]:
+    return [*IMAGE_SIZES, *filters(epochs)]
 
 
 def confusion_matrices(revisions: list[str]) -> VegaRenderer:
@@ -323,26 +334,40 @@ def static_name(revision: str, path: str) -> str:
 
 
 def image_page(
-    folder: Path, images: dict[str, list[str]], *, charts: tuple[VegaRenderer, ...] = ()
+    folder: Path,
+    images: dict[str, list[str]],
+    *,
+    charts: tuple[VegaRenderer, ...] = (),
+    in_name_order: bool = False,
 ) -> Path:
     """The page of `dvc plots diff` for ``images``: each revision's image paths, in the
     revisions' order, and ``charts`` above them. Each image is a gray PNG of its size, a
-    shade per revision."""
+    shade per revision.
+
+    ``in_name_order`` writes the images in the order of their names (0, 1, 10, 2), not
+    in render_html's, which puts the images of one folder in numeric order.
+    """
     page = folder / "dvc_plots" / "index.html"
     (page.parent / "static").mkdir(parents=True)
     datapoints: dict[str, list[dict]] = {}
     for shade, (revision, image_paths) in enumerate(images.items()):
         for path in image_paths:
             src = page.parent / static_name(revision, path)
-            width, height = IMAGE_SIZES[path]
+            width, height = IMAGE_SIZES.get(path, FILTER_SIZE)
             mpimg.imsave(src, np.full((height, width), shade), cmap="gray", vmin=0, vmax=4)
             datapoints.setdefault(path, []).append({"rev": revision, "src": str(src)})
     renderers = [ImageRenderer(points, path) for path, points in datapoints.items()]
-    return Path(render_html([*charts, *renderers], page, html_template=str(PAGE)))
+    if not in_name_order:
+        return Path(render_html([*charts, *renderers], page, html_template=str(PAGE)))
+    document = HTML(PAGE.read_text())
+    for renderer in [*charts, *sorted(renderers, key=lambda r: r.name)]:
+        document.with_element(renderer.generate_html(html_path=page))
+    page.write_text(document.embed())
+    return page
 
 
-# What a reader sees of the images: each shown thumbnail, with its revision's label and
-# its box in the window.
+# What a reader sees of the images: each shown thumbnail (not those of a hidden epoch),
+# with its revision's label and its box in the window.
 THUMBNAILS = """[...document.querySelectorAll("img.thumbnail")]
     .filter(image => image.offsetParent !== null)
     .map(image => {
@@ -396,7 +421,7 @@ def test_four_revisions_fit_a_1400_px_window(chromium_executable, project_root):
     # DVC's page puts each image's revisions on one line at full size: the third of
     # three revisions was cut off in such a window, behind a sideways scroll. The
     # confusion matrices of four revisions side by side are wider than the window too.
-    images = {revision: list(IMAGE_SIZES) for revision in REVISIONS}
+    images = {revision: every_image() for revision in REVISIONS}
     chart = confusion_matrices(REVISIONS)
     page = image_page(project_root, images, charts=(chart,))
 
@@ -410,14 +435,14 @@ def test_four_revisions_fit_a_1400_px_window(chromium_executable, project_root):
     assert widths["window"] == WINDOW[0]
     assert widths["page"] <= widths["visible"]  # no sideways scroll
     assert widths["chart"] <= widths["visible"]  # the chart scrolls in its own box
-    # every revision of each image, labelled and loaded
-    assert len(thumbnails) == len(REVISIONS) * len(IMAGE_SIZES)
+    # every revision of each image, and of one epoch's filters, labelled and loaded
+    assert len(thumbnails) == len(REVISIONS) * (len(IMAGE_SIZES) + 1)
     for thumbnail in thumbnails:
         assert thumbnail["src"].startswith(f"static/{thumbnail['revision']}_")
         assert thumbnail["loaded"], thumbnail
         assert 0 <= thumbnail["left"] < thumbnail["right"] <= widths["visible"], thumbnail
         assert max(thumbnail["width"], thumbnail["height"]) >= 250, thumbnail  # not a speck
-    assert Counter(t["revision"] for t in thumbnails) == dict.fromkeys(REVISIONS, len(IMAGE_SIZES))
+    assert Counter(t["revision"] for t in thumbnails) == dict.fromkeys(REVISIONS, 6)
     assert log.errors == []
     assert off_the_machine(log.requests) == []
 
@@ -426,7 +451,7 @@ def test_four_revisions_fit_a_1400_px_window(chromium_executable, project_root):
 def test_a_click_enlarges_a_thumbnail_and_escape_or_a_click_closes_it(
     chromium_executable, project_root, close
 ):
-    page = image_page(project_root, {revision: list(IMAGE_SIZES) for revision in REVISIONS})
+    page = image_page(project_root, {revision: every_image() for revision in REVISIONS})
 
     with chromium.Chromium(chromium_executable) as browser:
         session = chromium.open_offline(browser, page.as_uri(), viewport=WINDOW)
@@ -451,7 +476,7 @@ def test_a_click_enlarges_a_thumbnail_and_escape_or_a_click_closes_it(
 
 
 def test_arrow_keys_flip_the_enlarged_image_between_revisions(chromium_executable, project_root):
-    page = image_page(project_root, {revision: list(IMAGE_SIZES) for revision in REVISIONS})
+    page = image_page(project_root, {revision: every_image() for revision in REVISIONS})
 
     with chromium.Chromium(chromium_executable) as browser:
         session = chromium.open_offline(browser, page.as_uri(), viewport=WINDOW)
@@ -468,3 +493,85 @@ def test_arrow_keys_flip_the_enlarged_image_between_revisions(chromium_executabl
     assert all(s["open"] for s in shown)
     # units.png, taller than the window, at its own width: the dialog scrolls
     assert {(s["width"], s["height"]) for s in shown} == {(640, 2000)}
+
+
+# The epoch slider's state: its positions, its label, and the images it shows.
+SLIDER = """(() => {
+    const sliders = [...document.querySelectorAll("input[type=range]")];
+    return sliders.map(slider => ({
+        min: Number(slider.min), max: Number(slider.max), value: Number(slider.value),
+        label: slider.closest(".epoch-slider").querySelector("output").textContent,
+        shown: [...slider.closest(".epoch-slider").querySelectorAll(".revision")]
+            .filter(revision => revision.offsetParent !== null)
+            .map(revision => [
+                revision.querySelector("p").textContent.trim(),
+                revision.querySelector("img")?.getAttribute("src") ?? null,
+            ]),
+    }));
+})()"""
+MOVE_SLIDER = """(() => {
+    const slider = document.querySelector("input[type=range]");
+    slider.value = %d;
+    slider.dispatchEvent(new Event("input"));
+})()"""
+
+
+def slide_through(browser, session, positions: int) -> list[dict]:
+    """The slider's state at each of its positions, from the first."""
+    states = []
+    for position in range(positions):
+        chromium.evaluate(browser, session, MOVE_SLIDER % position)
+        [state] = chromium.evaluate(browser, session, SLIDER)
+        assert state["value"] == position
+        states.append(state)
+    return states
+
+
+@pytest.mark.parametrize(
+    ("epochs", "in_name_order"),
+    [(range(11), False), (range(11), True), ([*range(0, 200, 16), 200], False)],
+    ids=["0-10", "0-10 in name order", "0-200 by 16"],
+)
+def test_epoch_slider_steps_through_the_filters_of_every_revision(
+    chromium_executable, project_root, epochs, in_name_order
+):
+    images = {revision: ["outputs/weights.png", *filters(epochs)] for revision in REVISIONS}
+    page = image_page(project_root, images, in_name_order=in_name_order)
+
+    with chromium.Chromium(chromium_executable) as browser:
+        session = chromium.open_offline(browser, page.as_uri(), viewport=WINDOW)
+        [opened] = chromium.evaluate(browser, session, SLIDER)
+        states = slide_through(browser, session, opened["max"] + 1)
+        thumbnails = chromium.evaluate(browser, session, THUMBNAILS)
+        log = chromium.page_log(browser, session)
+
+    # one position per epoch; it opens on the last, the trained filters
+    assert (opened["min"], opened["max"]) == (0, len(epochs) - 1)
+    assert opened["label"] == f"epoch {epochs[-1]}"
+    # in numeric order, each position shows that epoch of every revision, and only it
+    assert [state["label"] for state in states] == [f"epoch {epoch}" for epoch in epochs]
+    for state, epoch in zip(states, epochs, strict=True):
+        [path] = filters([epoch])
+        assert state["shown"] == [[r, static_name(r, path)] for r in REVISIONS]
+    # at the last position: the slider's filters and weights.png, each of every revision
+    assert sorted(t["src"] for t in thumbnails) == sorted(
+        static_name(r, path) for r in REVISIONS for path in images[r][:1] + filters([epochs[-1]])
+    )
+    assert log.errors == []
+
+
+def test_epoch_slider_keeps_a_revision_in_its_column_where_it_has_no_such_epoch(
+    chromium_executable, project_root
+):
+    # `max_iter: 10 -> 20`: main's filters stop at epoch 10, the workspace's at 20.
+    images = {"main": filters(range(11)), "workspace": filters(range(21))}
+    page = image_page(project_root, images)
+
+    with chromium.Chromium(chromium_executable) as browser:
+        session = chromium.open_offline(browser, page.as_uri(), viewport=WINDOW)
+        states = slide_through(browser, session, 21)
+
+    for epoch, state in enumerate(states):
+        [path] = filters([epoch])
+        main = static_name("main", path) if epoch <= 10 else None
+        assert state["shown"] == [["main", main], ["workspace", static_name("workspace", path)]]
