@@ -575,3 +575,96 @@ def test_epoch_slider_keeps_a_revision_in_its_column_where_it_has_no_such_epoch(
         [path] = filters([epoch])
         main = static_name("main", path) if epoch <= 10 else None
         assert state["shown"] == [["main", main], ["workspace", static_name("workspace", path)]]
+
+
+# The line chart of several revisions (.dvc/plots/linear_revisions.json)
+
+LINES = """(() => {
+    const svg = document.querySelector("svg.marks");
+    if (!svg) return null;
+    const all = selector => [...svg.querySelectorAll(selector)];
+    return {
+        lines: all("g.mark-line.role-mark path").map(path => ({
+            d: path.getAttribute("d"),
+            dash: path.getAttribute("stroke-dasharray"),
+            stroke: path.getAttribute("stroke"),
+        })),
+        points: all("g.mark-symbol.role-mark path").map(path => ({
+            at: path.getAttribute("transform"),
+            shape: path.getAttribute("d"),
+            stroke: path.getAttribute("stroke"),
+        })),
+        legend: all("g.role-legend-label text").map(text => text.textContent),
+        symbols: all("g.role-legend-symbol path").map(path => ({
+            shape: path.getAttribute("d"),
+            stroke: path.getAttribute("stroke"),
+        })),
+    };
+})()"""
+
+
+def draw_loss(executable: str, root: Path, losses: dict[str, list[float]]) -> dict:
+    """Each revision's ``losses`` (one per iteration from 1) drawn with linear_revisions,
+    on a page written in ``root``, which holds node_modules/: the chart's ``LINES``."""
+    data = [
+        {"iteration": str(iteration), "loss": str(loss), "rev": revision}
+        for revision, values in losses.items()
+        for iteration, loss in enumerate(values, start=1)
+    ]
+    renderer = VegaRenderer(
+        data,
+        "outputs/loss.csv",
+        template="linear_revisions",
+        template_dir=str(PAGE.parent),
+        x="iteration",
+        y="loss",
+        title="Training loss",
+    )
+    page = render_html([renderer], root / "dvc_plots" / "index.html", html_template=str(PAGE))
+    with chromium.Chromium(executable) as browser:
+        session = chromium.open_offline(browser, Path(page).as_uri())
+        chromium.poll(browser, session, "!!document.querySelector('g.mark-line path, .plot-error')")
+        chart = chromium.evaluate(browser, session, LINES)
+        log = chromium.page_log(browser, session)
+    assert log.errors == []
+    assert off_the_machine(log.requests) == []
+    assert chart is not None
+    return chart
+
+
+def test_line_template_tells_apart_revisions_whose_curves_coincide(
+    chromium_executable, project_root
+):
+    # With DVC's `linear`, two revisions of the same loss were one curve: the last
+    # drawn hid the other, whose colour was then nowhere on the chart.
+    loss = [2.3 / iteration for iteration in range(1, 13)]
+    chart = draw_loss(chromium_executable, project_root, {"HEAD": loss, "workspace": loss})
+
+    # the same curve twice, each with its own dashes and colour
+    assert len(chart["lines"]) == 2
+    first, second = chart["lines"]
+    assert first["d"] == second["d"]
+    assert first["dash"] != second["dash"]
+    assert first["stroke"] != second["stroke"]
+    # a marker of each revision at each point, of two shapes, in the lines' colours
+    by_point: dict[str, set[str]] = {}
+    for point in chart["points"]:
+        by_point.setdefault(point["at"], set()).add(point["shape"])
+    assert len(by_point) == len(loss)
+    assert {len(shapes) for shapes in by_point.values()} == {2}
+    assert {point["stroke"] for point in chart["points"]} == {first["stroke"], second["stroke"]}
+    # one legend, an entry per revision with its line's colour and its marker
+    assert chart["legend"] == ["HEAD", "workspace"]
+    assert [symbol["stroke"] for symbol in chart["symbols"]] == [first["stroke"], second["stroke"]]
+    assert len({symbol["shape"] for symbol in chart["symbols"]}) == 2
+
+
+def test_line_template_marks_about_15_points_of_a_long_curve(chromium_executable, project_root):
+    # a marker at each of 200 iterations would bury the line and its dashes
+    losses = {revision: [2.3 / i for i in range(1, 201)] for revision in ("HEAD", "workspace")}
+    chart = draw_loss(chromium_executable, project_root, losses)
+
+    assert len(chart["lines"]) == 2
+    assert Counter(point["stroke"] for point in chart["points"]) == {
+        line["stroke"]: 15 for line in chart["lines"]
+    }
