@@ -497,7 +497,7 @@ def test_arrow_keys_flip_the_enlarged_image_between_revisions(chromium_executabl
 
 # The epoch slider's state: its positions, its label, and the images it shows.
 SLIDER = """(() => {
-    const sliders = [...document.querySelectorAll("input[type=range]")];
+    const sliders = [...document.querySelectorAll(".epoch-slider input[type=range]")];
     return sliders.map(slider => ({
         min: Number(slider.min), max: Number(slider.max), value: Number(slider.value),
         label: slider.closest(".epoch-slider").querySelector("output").textContent,
@@ -510,7 +510,7 @@ SLIDER = """(() => {
     }));
 })()"""
 MOVE_SLIDER = """(() => {
-    const slider = document.querySelector("input[type=range]");
+    const slider = document.querySelector(".epoch-slider input[type=range]");
     slider.value = %d;
     slider.dispatchEvent(new Event("input"));
 })()"""
