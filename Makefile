@@ -1,5 +1,5 @@
 # make repro: set up and run the pipeline.  make test: set up and run the tests.
-# make verify: check a reproduction.  make bench, make bench-sweep: the benchmarks.
+# make verify: check a reproduction.  make bench, bench-epochs, bench-sweep: the benchmarks.
 # All of them install the exactly pinned requirements into .venv first, and the plots
 # page's JavaScript into node_modules (package-lock.json).
 
@@ -74,6 +74,12 @@ bench: setup
 
 bench-publish: setup
 	python -m benchmarks.run --publish $(BENCH_ARGS)
+
+# What recording each epoch (pipeline/epochs.py) costs the fit: plain, weights only, weights
+# and scores, round by round in one process; medians and ratios (run make repro first).
+.PHONY: bench-epochs
+bench-epochs: setup
+	python -m benchmarks.epochs $(BENCH_ARGS)
 
 # A sweep of 6 experiments: python -m sweep vs dvc's queue vs sequential dvc exp run,
 # reported in benchmarks/out/ (make bench-sweep PUBLISH=--publish updates the committed one).

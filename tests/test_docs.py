@@ -58,3 +58,21 @@ def test_every_doc_is_linked_from_the_readme():
 def test_readme_is_short():
     lines = len((ROOT / "README.md").read_text(encoding="utf-8").splitlines())
     assert lines <= README_MAX_LINES, f"README.md has {lines} lines; move depth to docs/"
+
+
+def test_every_module_is_named_where_the_code_lives():
+    text = (ROOT / "docs" / "pipeline.md").read_text(encoding="utf-8")
+    section = text[text.index("## Where the code lives") :]
+    named = {name for name in re.findall(r"`([\w/]+\.py)`", section) if "/" in name}
+    for folder in ("tools/verify", "sweep"):  # named by folder, their modules listed after it
+        row = next(line for line in section.splitlines() if line.startswith(f"| `{folder}/`"))
+        named |= {f"{folder}/{name}" for name in re.findall(r"`(\w+\.py)`", row)}
+    modules = {
+        path.relative_to(ROOT).as_posix()
+        for folder in ("stages", "pipeline", "tools/verify", "sweep", "benchmarks", "platforms")
+        for path in (ROOT / folder).glob("*.py")
+        if path.name != "__init__.py" or folder == "tools/verify"
+    }
+    modules -= {"tools/verify/__init__.py", "tools/verify/__main__.py", "sweep/__init__.py"}
+    assert sorted(modules - named) == []
+    assert sorted(name for name in named if not (ROOT / name).is_file()) == []

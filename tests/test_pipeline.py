@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline import paths, published
+from pipeline import formats, paths, published
+from pipeline.paths import Layout
 from pipeline.published import EXAMPLE_2017, GALLERY_2021
 from tests.conftest import (
     FILES,
@@ -261,6 +262,40 @@ def assert_prints_the_published_numbers(output: str, version: published.Version)
     assert f"Training set score: {train:f}\nTest set score: {test:f}\n" in output
 
 
+def assert_watched_it_learn(repo: Repo, printed: str, metrics: dict) -> None:
+    """The example's fit epoch by epoch, on the real data: the losses as published, the
+    last epoch's accuracies metrics.json's, the weights of every epoch with the last the
+    model's, and the units' verdicts (docs/epochs.md, as measured on the example)."""
+    files = Layout.under(repo.root)
+    epochs, losses = formats.read_epoch_metric(files.epochs, "train/loss")
+    assert epochs == list(range(1, 11))
+    assert [f"{loss:.8f}" for loss in losses] == [f"{x:.8f}" for x in EXAMPLE_2017.losses]
+    for name, key in (("train/accuracy", "train_accuracy"), ("test/accuracy", "test_accuracy")):
+        steps, values = formats.read_epoch_metric(files.epochs, name)
+        assert steps == epochs and values[-1] == metrics[key]
+        assert 0.94 < values[0] < values[-1] <= 0.99  # it learnt, epoch by epoch
+    kept, layers, model_epoch = formats.read_weights_by_epoch(files.weights_by_epoch)
+    assert kept.tolist() == list(range(11)) and layers.shape == (11, 784, 50)
+    assert model_epoch == 10
+    np.testing.assert_array_equal(layers[-1], formats.read_weights(files.weights))
+    assert json.loads(files.units_metrics.read_text()) == {
+        "units": 50,
+        "dead": 2,
+        "barely_trained": 3,
+        "unstructured": 1,
+    }
+    assert "units: 50 (2 never active on the test set, 3 barely trained, 1 unstructured)" in (
+        printed
+    )
+    drawn_noise = [u["unit"] for u in formats.read_units(files.units_csv) if u["unit"] < 16]
+    assert sorted(
+        u["unit"]
+        for u in formats.read_units(files.units_csv)
+        if u["unit"] in drawn_noise and u["verdict"] != "structured"
+    ) == [8, 10, 13]
+    assert sorted(p.name for p in files.filters.iterdir()) == sorted(f"{e}.png" for e in range(11))
+
+
 def test_real_data_gives_the_examples_numbers_and_the_committed_lock(tmp_path):
     repo = Repo(
         tmp_path / "repo", repo_env(MNIST_MIRROR=real_mirror(), MNIST_CACHE=str(tmp_path / "cache"))
@@ -273,6 +308,7 @@ def test_real_data_gives_the_examples_numbers_and_the_committed_lock(tmp_path):
     assert metrics["train_accuracy"] == 0.9868 and metrics["test_accuracy"] == 0.97
     assert metrics["iterations"] == 10
     assert f"{metrics['final_loss']:.8f}" == f"{EXAMPLE_2017.losses[-1]:.8f}"
+    assert_watched_it_learn(repo, result.stdout, metrics)
     committed = (paths.ROOT / "dvc.lock").read_bytes()
     assert (repo.root / "dvc.lock").read_bytes() == committed
     assert repo.ran_stages(repo.dvc("repro")) == []

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from pipeline import interpreter, paths
+from pipeline.errors import EXIT_USAGE
 
 SCRIPT = paths.ROOT / "platforms" / "stage_requirements.py"
 spec = importlib.util.spec_from_file_location("stage_requirements", SCRIPT)
@@ -136,3 +137,19 @@ def test_a_platform_run_that_failed_is_never_recorded_as_passed(tmp_path):
         assert "expected the pin's one-line note" in done.stderr
         assert "skipped" not in done.stdout
     assert not (cache / "passed").exists() or not any((cache / "passed").iterdir())
+
+
+def test_a_platform_it_does_not_know_is_a_usage_error_in_one_line():
+    # pipeline/errors.py's table: 2, could not run as asked (it exited 1, a failure found)
+    done = subprocess.run(
+        [str(paths.ROOT / "platforms" / "verify-emulated")],
+        cwd=paths.ROOT,
+        env=os.environ | {"PLATFORMS": "arm64-nope"},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == EXIT_USAGE
+    assert done.stderr.splitlines() == [
+        "error: unknown platform arm64-nope (known: arm64-neoversen1 arm64-armv8 arm64-max"
+        " x86_64-westmere)"
+    ]
