@@ -58,6 +58,12 @@ def test_repro_reruns_exactly_what_a_change_touches(tiny_repo):
 
     assert repo.ran_stages(repo.dvc("repro")) == []
     assert "Data and pipelines are up to date." in repo.dvc("status").stdout
+    # dvc metrics show: the four headline metrics and the four counts of units, not the
+    # per-epoch summary in outputs/epochs/, which is a plot's file
+    shown = json.loads(repo.dvc("metrics", "show", "--json").stdout)
+    files = shown[""]["data"] if "" in shown else next(iter(shown.values()))["data"]
+    assert sorted(files) == ["outputs/metrics.json", "outputs/units.json"]
+    assert sum(len(f["data"]) for f in files.values()) == 8
 
     repo.set_param("rows", "2")
     assert repo.ran_stages(repo.dvc("repro")) == ["visualize"]
