@@ -13,7 +13,7 @@ each round's ratio to that round's plain fit:
   thread while the next epoch trains, all logged, as the train stage does.
 
 It also times, once, what DVCLive's own ``Live`` costs to start (importing it, and it
-opening the DVC repository), which the stage does not pay: ``pipeline/epochs.py`` writes
+opening the DVC repository), which the stage does not pay: ``pipeline/formats.py`` writes
 DVCLive's layout itself. The code paths are pinned as the stages pin them.
 Timings mean something only on an otherwise idle machine.
 """
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cpu.pin_float_paths()
     # Imported only now, after the pin: they load numpy.
-    from pipeline import epochs, model, paths
+    from pipeline import epochs, formats, model, paths
     from pipeline.config import load_params
     from stages.train import available_memory, load_split
 
@@ -74,9 +74,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def recorded(scored: bool):
         def work():
-            log = epochs.LiveLog(Path(tempfile.mkdtemp(dir=folder)))  # empty, as the stage's
+            log = formats.EpochLog(Path(tempfile.mkdtemp(dir=folder)))  # empty, as the stage's
             with epochs.Recorder(
-                keep=params.epochs.keep, rows=rows if scored else None, log=log
+                keep=params.epochs.keep,
+                rows=rows if scored else None,
+                log=lambda s: log.append(s.epoch, s.metrics()),
             ) as recorder:
                 estimator = model.fit(sets.X_train, sets.y_train, params.train, on_epoch=recorder)
                 recorder.finish(estimator)

@@ -149,6 +149,15 @@ def remove_stale_temps(target: Path) -> list[Path]:
     ]
 
 
+def check_folder(target: Path) -> None:
+    """A ``UserError`` where something other than a folder, a link included, stands at
+    ``target``, where a stage writes a folder."""
+    if target.is_symlink() or target.exists() and not target.is_dir():
+        raise UserError(
+            f"{target} is not a folder, where this stage writes one: move it away, then run again"
+        )
+
+
 def prepare_outputs(targets: list[Path], *, folders: list[Path] = ()) -> None:
     """Before a stage's work, check that its outputs (``targets``, of which ``folders``
     are folders) can be written, and remove the temporary files that killed runs left
@@ -161,11 +170,7 @@ def prepare_outputs(targets: list[Path], *, folders: list[Path] = ()) -> None:
     """
     for target in targets:
         if target in folders:
-            if target.exists() and not target.is_dir() or target.is_symlink():
-                raise UserError(
-                    f"{target} is not a folder, where this stage writes one: move it away,"
-                    " then run again"
-                )
+            check_folder(target)
         elif target.is_dir():
             raise UserError(
                 f"{target} is a folder, where this stage writes a file: move it away,"
@@ -223,16 +228,13 @@ class StagedOutputs:
 
     def folder(self, target: Path) -> Path:
         """``target`` as a new, empty folder that this stage fills: what an earlier run
-        left in it is removed now (DVC's cache holds it, as it holds every output), and
-        the folder is removed if the stage fails or is stopped, so that no partial folder
-        looks like a result. Files written into it through ``temp`` appear on commit;
-        files written in place (DVCLive's, as the fit goes) are progress until then."""
+        left in it is removed now, as DVC removes a stage's outputs before it runs it
+        (``dvc checkout`` brings back what DVC made), and the folder is removed if the
+        stage fails or is stopped, so that no partial folder looks like a result. Files
+        written into it through ``temp`` appear on commit; files written in place (the
+        per-epoch log, as the fit goes) are progress until then."""
         target = Path(target)
-        if target.is_symlink() or target.exists() and not target.is_dir():
-            raise UserError(
-                f"{target} is not a folder, where this stage writes one: move it away,"
-                " then run again"
-            )
+        check_folder(target)
         self._folders.append(target)
         if target.exists():
             shutil.rmtree(target)

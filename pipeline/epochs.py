@@ -7,9 +7,9 @@ scores after each epoch, logged while the fit runs in DVCLive's layout.
 - ``Recorder``: what train passes to ``model.fit(on_epoch=...)``. It keeps the weights,
   scores each epoch's copy of the model on the training and the test rows, and hands each
   epoch's ``Scores`` to a logger, in order;
-- ``LiveLog``: that logger, writing DVCLive's layout under a folder (``plots/metrics/*.tsv``,
-  a ``step`` column, the epoch), which ``dvc plots``, VS Code's DVC extension and DVC
-  Studio show, growing epoch by epoch while ``dvc exp run`` trains. It contacts nothing.
+the logger being ``formats.EpochLog``, which writes DVCLive's layout (``plots/metrics/*.tsv``,
+a ``step`` column, the epoch) that ``dvc plots``, VS Code's DVC extension and DVC Studio
+show, growing epoch by epoch while ``dvc exp run`` trains. Nothing here contacts anything.
 
 Scoring an epoch's copy on all 70,000 rows costs about a third of an epoch: it runs on a
 thread of its own while the next epoch trains (numpy and OpenBLAS let go of the GIL), and
@@ -17,19 +17,15 @@ at most one copy waits for it. The thread only computes: every file is written b
 stage's own thread, so a stop or a failure abandons it without harm.
 """
 
-import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.pool import ThreadPool
-from pathlib import Path
 from typing import Annotated
 
 import numpy as np
 from pydantic import Field, StrictBool
 
 from pipeline import formats, model
-from pipeline.artifacts import write_text
 from pipeline.schema import Int, Section
 
 
@@ -44,7 +40,8 @@ class EpochParams(Section):
 class Scores:
     """What one epoch left: its training loss, the accuracy of its weights on the training
     and test rows (None where ``epochs.scores`` is off), early stopping's validation score
-    (None without it)."""
+    (None without it). With early stopping the model holds an earlier epoch's weights
+    (``Record.model_epoch``): the last epoch's accuracies are then not metrics.json's."""
 
     epoch: int
     loss: float
@@ -105,9 +102,11 @@ class KeptWeights:
         return np.array(epochs, dtype=np.int64), np.stack([held[e] for e in epochs])
 
 
-def layers_held(keep: int) -> int:
-    """How many first layers of weights ``KeptWeights(keep)`` holds at most."""
-    return keep + 2
+def layers_held(keep: int, epochs: int) -> int:
+    """How many first layers of weights ``KeptWeights(keep)`` holds at most, over a fit of
+    at most ``epochs`` epochs (``model.epochs_at_most``): the initial, at most ``keep``
+    epochs, and the model's own where early stopping kept another."""
+    return min(keep, epochs) + 2
 
 
 @dataclass(frozen=True)
@@ -127,8 +126,9 @@ def accuracies(predictor, rows: Rows) -> tuple[float, float]:
     from sklearn.metrics import accuracy_score
 
     # The rows were checked once, before the fit: skip the pass over them that looks for
-    # NaN and infinity (scikit-learn's settings are per thread: this one's).
-    with config_context(assume_finite=True):
+    # NaN and infinity. scikit-learn's settings and numpy's error state are per thread:
+    # this one's silences the overflow warnings that model.fit silences in its own.
+    with config_context(assume_finite=True), np.errstate(over="ignore", invalid="ignore"):
         train = predictor.score(rows.X_train, rows.y_train)
         test = accuracy_score(rows.y_test, predictor.predict(rows.X_test))
     return float(train), float(test)
@@ -137,11 +137,10 @@ def accuracies(predictor, rows: Rows) -> tuple[float, float]:
 @dataclass(frozen=True)
 class Record:
     """What a fit left epoch by epoch: the kept epochs and their first-layer weights,
-    (kept epochs, features, units); the scores of every epoch; the model's epoch."""
+    (kept epochs, features, units), and the epoch whose weights the model holds."""
 
     epochs: np.ndarray
     first_layer: np.ndarray
-    scores: list[Scores]
     model_epoch: int
 
 
@@ -159,7 +158,6 @@ class Recorder:
         self.kept = KeptWeights(keep)
         self.rows = rows
         self.log = log
-        self.scores: list[Scores] = []
         self._pool: ThreadPool | None = None
         self._pending: tuple[model.Epoch, object] | None = None
 
@@ -181,6 +179,8 @@ class Recorder:
             self._log(epoch, None)
             return
         if self._pool is None:
+            # multiprocessing's ThreadPool, not concurrent.futures': its thread is a daemon,
+            # which a stop need not wait for (the executor's joins it at exit).
             self._pool = ThreadPool(1)
         self._pending = (epoch, self._pool.apply_async(accuracies, (epoch.predictor, self.rows)))
 
@@ -192,55 +192,11 @@ class Recorder:
 
     def _log(self, epoch: model.Epoch, accuracy: tuple[float, float] | None) -> None:
         train, test = accuracy or (None, None)
-        scores = Scores(epoch.number, epoch.loss, train, test, epoch.validation_score)
-        self.scores.append(scores)
-        self.log(scores)
+        self.log(Scores(epoch.number, epoch.loss, train, test, epoch.validation_score))
 
     def finish(self, estimator) -> Record:
         """Log the last epoch's scores; the record of the fit of ``estimator``."""
         self._log_pending()
         model_epoch = model.kept_epoch(estimator)
         epochs, first_layer = self.kept.result(model_epoch, model.first_layer_weights(estimator))
-        return Record(epochs, first_layer, self.scores, model_epoch)
-
-
-def _value(value: float) -> float | str:
-    # DVCLive writes NaN and infinity as words; a diverged validation score can be NaN
-    return value if math.isfinite(value) else str(value)
-
-
-class LiveLog:
-    """Each epoch's ``Scores`` in DVCLive's layout under ``folder``, as DVCLive's
-    ``Live.log_metric`` and ``Live.next_step`` write them: a TSV for each metric
-    (``formats.epoch_metric_path``: a ``step`` column, the epoch, and the value), a line
-    appended at each epoch so that a reader sees the fit as it goes, and DVCLive's
-    summary, ``metrics.json``, rewritten at each epoch. The same epochs give the same
-    bytes: no timestamp, no run id, ``\\n`` on every system.
-
-    DVCLive itself is not imported here: it needs DVC in the stage's environment, whose
-    dependencies cannot all be installed from wheels on arm64, and it opens the DVC
-    repository on start (0.55 s, 9% of the default fit), or initialises one where there
-    is none (docs/epochs.md). ``tests/test_epochs.py`` checks that these files are, byte
-    for byte, DVCLive's own.
-    """
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.summary: dict = {}
-
-    def __call__(self, scores: Scores) -> None:
-        for name, value in scores.metrics().items():
-            path = formats.epoch_metric_path(self.folder, name)
-            column = name.rpartition("/")[2]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            header = "" if path.exists() else f"{formats.EPOCH_STEP}\t{column}\n"
-            with path.open("a", encoding="utf-8") as tsv:
-                tsv.write(f"{header}{scores.epoch}\t{_value(value)}\n")
-            *groups, last = name.split("/")
-            level = self.summary
-            for group in groups:
-                level = level.setdefault(group, {})
-            level[last] = _value(value)
-        self.summary["step"] = scores.epoch
-        # rewritten in place, as DVCLive does: the summary is a plot's file, not a result
-        write_text(self.folder / formats.EPOCH_SUMMARY, json.dumps(self.summary, indent=4) + "\n")
+        return Record(epochs, first_layer, model_epoch)

@@ -17,14 +17,15 @@ side by side, so that a change of format is one edit.
   each; ``model_epoch``, the epoch whose weights the model holds;
 - ``epochs/``: DVCLive's layout, ``plots/metrics/NAME.tsv`` for each name of
   ``EPOCH_METRICS`` (a ``step`` column, the epoch, and the value) and the summary
-  ``metrics.json``, written as DVCLive writes them by ``pipeline/epochs.py``'s ``LiveLog``
-  and read by ``read_epoch_metric``;
+  ``metrics.json``, written as DVCLive writes them by ``EpochLog`` and read by
+  ``read_epoch_metric``;
 - ``units.csv``: a row per first-layer unit, ``UNIT_FIELDS`` (``pipeline/units.py``), and
   ``units.json``, the count of each verdict, a second metrics file.
 """
 
 import csv
 import json
+import math
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -174,6 +175,49 @@ def read_weights_by_epoch(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
 def epoch_metric_path(folder: Path, name: str) -> Path:
     """Where DVCLive writes the metric ``name`` (a value of ``EPOCH_METRICS``)."""
     return folder / "plots" / "metrics" / f"{name}.tsv"
+
+
+def _tsv_value(value: float) -> float | str:
+    # as DVCLive's log_metric: NaN and infinity as words (a diverged loss never gets here:
+    # the fit stops with one line)
+    return value if math.isfinite(value) else str(value)
+
+
+class EpochLog:
+    """Each epoch's values in DVCLive's layout under ``folder``, as DVCLive's
+    ``Live.log_metric`` and ``Live.next_step`` write them: a TSV for each metric
+    (``epoch_metric_path``: a ``step`` column, the epoch, and the value), a line appended
+    at each epoch so that a reader sees the fit as it goes, and DVCLive's summary,
+    ``metrics.json``, rewritten at each epoch. The same epochs give the same bytes: no
+    timestamp, no run id.
+
+    DVCLive itself is not imported (docs/epochs.md says why: it needs DVC in the stage's
+    environment, whose dependencies arm64 cannot install from wheels alone, and opens
+    the DVC repository on start); ``tests/test_epochs.py`` checks that these files are,
+    byte for byte, those DVCLive writes.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.summary: dict = {}
+
+    def append(self, epoch: int, values: dict[str, float]) -> None:
+        """Log ``values`` (by ``EPOCH_METRICS`` name) as the step ``epoch``."""
+        for name, value in values.items():
+            path = epoch_metric_path(self.folder, name)
+            column = name.rpartition("/")[2]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            header = "" if path.exists() else f"{EPOCH_STEP}\t{column}\n"
+            with path.open("a", encoding="utf-8") as tsv:
+                tsv.write(f"{header}{epoch}\t{_tsv_value(value)}\n")
+            *groups, last = name.split("/")
+            level = self.summary
+            for group in groups:
+                level = level.setdefault(group, {})
+            level[last] = _tsv_value(value)
+        self.summary[EPOCH_STEP] = epoch
+        # rewritten in place, as DVCLive does: the summary is a plot's file, not a result
+        write_text(self.folder / EPOCH_SUMMARY, json.dumps(self.summary, indent=4) + "\n")
 
 
 def read_epoch_metric(folder: Path, name: str) -> tuple[list[int], list[float]]:

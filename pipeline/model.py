@@ -246,15 +246,22 @@ def each_epoch(estimator, on_epoch: Callable[[Epoch], None]) -> Iterator[None]:
     giving a wrong record.
     """
     calls = {_ON_START: 0, _ON_EPOCH: 0}
+    interrupted = []
     stochastic = estimator.solver != "lbfgs"
 
     def wrap(name: str, after: Callable[[], None]) -> None:
         method = getattr(estimator, name)
 
         def wrapper(*args, **kwargs):
-            result = method(*args, **kwargs)
-            calls[name] += 1
-            after()
+            try:
+                result = method(*args, **kwargs)
+                calls[name] += 1
+                after()
+            except KeyboardInterrupt:
+                # scikit-learn's fit catches it and returns (outside the stage, whose
+                # runner turns Ctrl-C into StageStopped): the count is then short.
+                interrupted.append(name)
+                raise
             return result
 
         setattr(estimator, name, wrapper)
@@ -288,13 +295,19 @@ def each_epoch(estimator, on_epoch: Callable[[Epoch], None]) -> Iterator[None]:
         for name in (_ON_START, _ON_EPOCH):
             estimator.__dict__.pop(name, None)
     expected = {_ON_START: 1, _ON_EPOCH: estimator.n_iter_ if stochastic else 0}
-    if calls != expected:
+    if calls != expected and not interrupted:
         raise HookBroken(
             f"scikit-learn's fit made the calls {calls} where {expected} were expected:"
             " pipeline/model.py's each_epoch needs updating for this version"
         )
     if not stochastic:
         on_epoch(Epoch(estimator.n_iter_, _snapshot(estimator), float(estimator.loss_), None))
+
+
+def epochs_at_most(params: TrainParams) -> int:
+    """How many epochs ``each_epoch`` reports at most: ``max_iter`` for sgd and adam, one
+    for lbfgs, which has none (its last iteration)."""
+    return 1 if params.solver == "lbfgs" else params.max_iter
 
 
 def kept_epoch(estimator) -> int:
@@ -367,18 +380,18 @@ def memory_needed(
 ) -> int:
     """Bytes that the train stage's arrays certainly need at once: a lower bound.
 
-    It counts, in the images' float size: the ``split_copied`` rows that a shuffled
-    split copies out of the memory-mapped images, held from the fit to the scoring;
-    during the fit, the copies of the weights and biases (``WEIGHT_COPIES``), a batch's
-    activations and their deltas (lbfgs's batch is every row), the copies of the rows
-    that shuffled batches and early stopping's split make; after the fit, the weights
-    kept and the outputs of two layers at a time in the forward pass that scores every
-    training (or test) row. Recording each epoch (``pipeline/epochs.py``) adds, during the
-    fit, ``kept_layers`` first layers of weights, the two copies of every weight that wait
-    to be scored or are, and, ``scored_each_epoch``, the scoring's forward pass on every
-    training (or test) row. It leaves out short-lived temporaries (the peaks that
-    tests/test_model.py measures are 1 to 1.7 times the bound) and the memory-mapped
-    images, which the page cache holds and can give back.
+    It counts, in the images' float size: the ``split_copied`` rows that a shuffled split
+    copies out of the memory-mapped images, held from the fit to the scoring; during the
+    fit, the copies of the weights and biases (``WEIGHT_COPIES``), a batch's activations and
+    their deltas (lbfgs's batch is every row), the copies of the rows that shuffled batches
+    and early stopping's split make; after the fit, the weights kept and the outputs of two
+    layers at a time in the forward pass that scores every training (or test) row. Recording
+    each epoch (``pipeline/epochs.py``) adds, during the fit, ``kept_layers`` first layers
+    of weights and a copy of every weight (the epoch's model), and, ``scored_each_epoch``, a
+    second copy (one epoch waits to be scored while the next is copied) and the scoring's
+    forward pass on every training (or test) row. It leaves out short-lived temporaries (the
+    peaks that tests/test_model.py measures are 1 to 1.7 times the bound) and the memory-
+    mapped images, which the page cache holds and can give back.
     """
     widths = [*params.hidden_layer_sizes, n_classes if n_classes > 2 else 1]
     weights = sum((fan_in + 1) * fan_out for fan_in, fan_out in pairwise([n_features, *widths]))
@@ -392,7 +405,8 @@ def memory_needed(
         copied = (n_samples if held_out else 0) + (batch if params.shuffle else 0)
     fitting = during * weights + 2 * batch * sum(widths) + copied * n_features
     if kept_layers or scored_each_epoch:
-        fitting += kept_layers * n_features * widths[0] + 2 * weights
+        copies = 2 if scored_each_epoch else 1
+        fitting += kept_layers * n_features * widths[0] + copies * weights
     if scored_each_epoch:
         fitting += max(n_samples, n_test) * forward
     scoring = after * weights + max(n_samples, n_test) * forward
@@ -439,7 +453,9 @@ def check_memory(
         )
         smaller = "or split.train_size"
         if kept_layers:
-            copies += f", with {kept_layers} epochs of first-layer weights held (epochs.keep)"
+            copies += (
+                f", with {kept_layers} first layers of weights kept epoch by epoch (epochs.keep)"
+            )
             smaller = "split.train_size or epochs.keep"
         raise UserError(
             f"training needs at least {_size(needed)} of memory (its largest arrays, counted"

@@ -2,7 +2,7 @@
 
 scikit-learn's example says that weights which look unstructured may belong to units
 that were never used, and that very large coefficients point at too little
-regularization or too high a learning rate. For each unit this measures (docs/units.md
+regularization or too high a learning rate. For each unit this measures (docs/epochs.md
 says how the thresholds were chosen):
 
 - ``active_fraction``: the share of test digits on which the unit is active
@@ -13,9 +13,9 @@ says how the thresholds were chosen):
 - ``neighbour_correlation``: the correlation of the weights of neighbouring pixels (right
   and below): near 0 for the initial noise, high for strokes.
 
-The last two look only at the ink pixels, those that are ink in at least ``INK`` of the
-test digits: the weights of a pixel that is always blank never get a gradient, and stay
-the initial noise in every unit, trained or not.
+``relative_change`` and ``neighbour_correlation`` look only at the ink pixels, those that
+are ink in at least ``INK`` of the test digits: the weights of a pixel that is always
+blank never get a gradient, and stay the initial noise in every unit, trained or not.
 
 Each unit gets the first verdict of ``VERDICTS`` that applies.
 """

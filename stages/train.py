@@ -62,7 +62,7 @@ def load_split(files: Layout, params: Params, *, available: int) -> Sets:
         n_test=len(y_test),
         split_copied=rows.copied,
         available=available,
-        kept_layers=epochs.layers_held(params.epochs.keep),
+        kept_layers=epochs.layers_held(params.epochs.keep, model.epochs_at_most(params.train)),
         scored_each_epoch=params.epochs.scores,
     )
     X_train, X_test = rows.take(images)
@@ -109,9 +109,11 @@ def diagnose_units(estimator, initial: np.ndarray, X_test: np.ndarray) -> list[u
 def fit_recording(sets: Sets, params: Params, folder) -> tuple[object, epochs.Record]:
     """Fit, recording each epoch: its scores go to ``folder`` in DVCLive's layout as it goes."""
     rows = epochs.Rows(sets.X_train, sets.y_train, sets.X_test, sets.y_test)
-    log = epochs.LiveLog(folder)
+    log = formats.EpochLog(folder)
     scored = rows if params.epochs.scores else None
-    with epochs.Recorder(keep=params.epochs.keep, rows=scored, log=log) as recorder:
+    with epochs.Recorder(
+        keep=params.epochs.keep, rows=scored, log=lambda s: log.append(s.epoch, s.metrics())
+    ) as recorder:
         estimator = model.fit(sets.X_train, sets.y_train, params.train, on_epoch=recorder)
         return estimator, recorder.finish(estimator)
 

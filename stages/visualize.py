@@ -39,25 +39,15 @@ MOSAIC_TITLE_INCHES = 0.2
 MOSAIC_MARGIN_INCHES = 0.08
 
 
-def weight_grid(
-    weights: np.ndarray,
-    params: VisualizeParams,
-    *,
-    scale: tuple[float, float] | None = None,
-    title: str | None = None,
-) -> Figure:
+def weight_grid(weights: np.ndarray, params: VisualizeParams) -> Figure:
     """Draw the input weights of the first rows x cols first-layer units, one image each.
 
     All images share one gray scale, ``range_factor`` times the global minimum and
-    maximum of ``weights`` (n_features, n_units), as in scikit-learn's example, or those
-    of ``scale`` (several epochs' weights drawn alike). The grid fits the layer:
-    ``config`` checks it against ``model.drawn_units``.
+    maximum of ``weights`` (n_features, n_units), as in scikit-learn's example. The grid
+    fits the layer: ``config`` checks it against ``model.drawn_units``.
     """
-    n_features = weights.shape[0]
-    side = math.isqrt(n_features)
-    if side * side != n_features:
-        raise UserError(f"first-layer weights have {n_features} inputs, not a square image")
-    vmin, vmax = scale or (weights.min(), weights.max())
+    side = image_side(weights)
+    vmin, vmax = weights.min(), weights.max()
     fig = Figure(figsize=(6.4, 6.4 * params.rows / params.cols))
     axes = fig.subplots(params.rows, params.cols, squeeze=False)
     # zip stops at the grid's last cell: the layer may have more units than cells.
@@ -70,8 +60,64 @@ def weight_grid(
         )
         ax.set_xticks(())
         ax.set_yticks(())
-    if title:
-        fig.suptitle(title)
+    return fig
+
+
+def image_side(weights: np.ndarray) -> int:
+    """The side of the square image that each unit's input weights (a column) make."""
+    n_features = weights.shape[0]
+    side = math.isqrt(n_features)
+    if side * side != n_features:
+        raise UserError(f"first-layer weights have {n_features} inputs, not a square image")
+    return side
+
+
+# Gray, with blank (NaN) cells white: the gaps between the tiles of a mosaic.
+GRAY = matplotlib.colormaps["gray"].with_extremes(bad="white")
+
+
+def tiled(weights: np.ndarray, units: Sequence[int], cols: int, gap: int) -> np.ndarray:
+    """The input weights of ``units`` (columns of ``weights``) as one image: a square
+    tile each, ``cols`` a row, in order, ``gap`` blank pixels beside (half on each side)
+    and below each tile. Drawn with one ``imshow``, a grid costs the same whatever its
+    size: an Axes a tile took 15 s for a 40 x 40 grid."""
+    side = image_side(weights)
+    cell = side + gap
+    rows = math.ceil(len(units) / cols)
+    mosaic = np.full((rows * cell, cols * cell), np.nan)
+    for n, unit in enumerate(units):
+        top, left = (n // cols) * cell, (n % cols) * cell + gap // 2
+        mosaic[top : top + side, left : left + side] = weights[:, unit].reshape(side, side)
+    return mosaic
+
+
+def show_tiles(ax, mosaic: np.ndarray, scale: tuple[float, float], range_factor: float) -> None:
+    """``mosaic`` on ``ax``, gray from ``range_factor`` x the scale's ends, no axes."""
+    vmin, vmax = scale
+    ax.imshow(
+        mosaic,
+        cmap=GRAY,
+        vmin=range_factor * vmin,
+        vmax=range_factor * vmax,
+        interpolation="nearest",
+    )
+    ax.set_axis_off()
+
+
+# The gap between tiles in the epochs' grids and the filmstrip, in pixels.
+TILE_GAP = 4
+
+
+def epoch_grid(
+    weights: np.ndarray, params: VisualizeParams, scale: tuple[float, float], title: str
+) -> Figure:
+    """The grid of weights.png for one epoch's ``weights``, on the gray scale of every
+    epoch (``scale``, the smallest and largest weight of all), titled."""
+    drawn = range(min(params.rows * params.cols, weights.shape[1]))
+    fig = Figure(figsize=(6.4, 6.4 * params.rows / params.cols + 0.4))
+    ax = fig.add_axes((0.05, 0.02, 0.9, 0.9))
+    show_tiles(ax, tiled(weights, drawn, params.cols, TILE_GAP), scale, params.range_factor)
+    fig.suptitle(title)
     return fig
 
 
@@ -88,7 +134,8 @@ def filmstrip_epochs(kept: Sequence[int], frames: int) -> list[int]:
     """At most ``frames`` of the ``kept`` epochs for the filmstrip: for each of 1, 2, 5,
     10, 20, 50, ... up to the last epoch, the first kept epoch at or after it, and the
     last; where that is more than ``frames``, evenly spaced among them, the first and the
-    last included. Epoch 0, the initial noise, is left to outputs/filters/0.png."""
+    last included (the last alone for one frame). Epoch 0, the initial noise, is left to
+    outputs/filters/0.png."""
     trained = sorted(e for e in kept if e > 0)
     if not trained:
         return []
@@ -99,6 +146,8 @@ def filmstrip_epochs(kept: Sequence[int], frames: int) -> list[int]:
     chosen = sorted({next(e for e in trained if e >= w) for w in wanted} | {trained[-1]})
     if len(chosen) <= frames:
         return chosen
+    if frames == 1:
+        return chosen[-1:]  # the model's filters, as weights.png
     picks = np.linspace(0, len(chosen) - 1, frames).round().astype(int)
     return [chosen[i] for i in sorted(set(picks))]
 
@@ -112,22 +161,14 @@ def filmstrip(
     """The weight grids of the ``chosen`` epochs side by side, on one gray scale (that of
     all ``kept`` epochs, ``first_layers``), each titled with its epoch."""
     scale = (first_layers.min(), first_layers.max())
-    side = math.isqrt(first_layers.shape[1])
-    width = 3.2 * len(chosen)
-    fig = Figure(figsize=(width, 3.2 * params.rows / params.cols + 0.5))
-    frames = fig.subfigures(1, len(chosen), squeeze=False).ravel()
-    for frame, epoch in zip(frames, chosen, strict=True):
+    drawn = range(min(params.rows * params.cols, first_layers.shape[2]))
+    fig = Figure(figsize=(3.2 * len(chosen), 3.1 * params.rows / params.cols + 0.35))
+    axes = fig.subplots(1, len(chosen), squeeze=False).ravel()
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.9, wspace=0.08)
+    for ax, epoch in zip(axes, chosen, strict=True):
         weights = first_layers[list(kept).index(epoch)]
-        axes = frame.subplots(params.rows, params.cols, squeeze=False)
-        for coef, ax in zip(weights.T, axes.ravel(), strict=False):
-            ax.matshow(
-                coef.reshape(side, side),
-                cmap="gray",
-                vmin=params.range_factor * scale[0],
-                vmax=params.range_factor * scale[1],
-            )
-            ax.set_axis_off()
-        frame.suptitle(f"epoch {epoch}")
+        show_tiles(ax, tiled(weights, drawn, params.cols, TILE_GAP), scale, params.range_factor)
+        ax.set_title(f"epoch {epoch}")
     return fig
 
 
@@ -157,21 +198,17 @@ def unit_gallery(
     n = len(order)
     cols = max(10, math.ceil(math.sqrt(n))) if n > 10 else n
     rows = math.ceil(n / cols)
-    side = math.isqrt(weights.shape[0])
+    side = image_side(weights)
     gap = side // 2  # room for each unit's label below it
     cell = side + gap
-    mosaic = np.full((rows * cell, cols * cell), np.nan)
     width, height = UNIT_CELL_INCHES * cols, UNIT_CELL_INCHES * rows
     fig = Figure(figsize=(width, height + UNIT_TITLE_INCHES))
     ax = fig.add_axes((0, 0, 1, height / (height + UNIT_TITLE_INCHES)))
     for n_cell, row in enumerate(order):
-        r, c = divmod(n_cell, cols)
-        top, left = r * cell, c * cell + gap // 2
         unit = row["unit"]
-        mosaic[top : top + side, left : left + side] = weights[:, unit].reshape(side, side)
         ax.text(
-            left + side / 2,
-            top + side + 1,
+            (n_cell % cols) * cell + gap // 2 + side / 2,
+            (n_cell // cols) * cell + side + 1,
             f"{unit} {row['verdict']}",
             ha="center",
             va="top",
@@ -179,15 +216,8 @@ def unit_gallery(
             color=VERDICT_COLOURS[row["verdict"]],
             fontweight="bold" if unit < drawn else "normal",
         )
-    cmap = matplotlib.colormaps["gray"].with_extremes(bad="white")
-    ax.imshow(
-        mosaic,
-        cmap=cmap,
-        vmin=range_factor * weights.min(),
-        vmax=range_factor * weights.max(),
-        interpolation="nearest",
-    )
-    ax.set_axis_off()
+    mosaic = tiled(weights, [row["unit"] for row in order], cols, gap)
+    show_tiles(ax, mosaic, (weights.min(), weights.max()), range_factor)
     found = {v: sum(row["verdict"] == v for row in measured) for v in units.VERDICTS}
     counts = ", ".join(f"{found[v]} {v}" for v in units.VERDICTS)
     meanings = "; ".join(f"{v}: {units.MEANING[v]}" for v in units.VERDICTS[:-1])
@@ -267,7 +297,7 @@ def run(files: Layout) -> None:
         scale = (first_layers.min(), first_layers.max())
         for epoch, layer in zip(kept.tolist(), first_layers, strict=True):
             title = epoch_title(epoch, model_epoch, last=int(kept[-1]))
-            grid = weight_grid(layer, params, scale=scale, title=title)
+            grid = epoch_grid(layer, params, scale, title)
             save_png(grid, out.temp(folder / f"{epoch}.png"))
         chosen = filmstrip_epochs(kept.tolist(), params.filmstrip)
         save_png(

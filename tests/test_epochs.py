@@ -11,6 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import _multilayer_perceptron
 
 from pipeline import epochs, formats, model
+from pipeline.errors import UserError
 from tests.test_model import with_train
 
 RNG = np.random.default_rng(0)
@@ -153,7 +154,7 @@ def test_kept_epochs_are_evenly_spaced_and_bounded(limit, n, expected):
     held, weights = kept.result(n, np.full((2, 2), float(n)))
     assert held.tolist() == expected
     assert weights[:, 0, 0].tolist() == expected
-    assert len(held) <= limit + 2 and largest <= epochs.layers_held(limit)
+    assert len(held) <= limit + 2 and largest <= epochs.layers_held(limit, n)
 
 
 def test_a_thousand_epochs_keep_at_most_the_bound():
@@ -169,11 +170,16 @@ def test_the_memory_bound_counts_the_epochs_kept_and_the_scoring():
     params = with_params(max_iter=3)
     sizes = dict(n_samples=1000, n_features=784, n_classes=10, n_test=500, itemsize=8)
     plain = model.memory_needed(params, **sizes)
-    kept = model.memory_needed(params, **sizes, kept_layers=22)
-    scored = model.memory_needed(params, **sizes, kept_layers=22, scored_each_epoch=True)
+    kept = model.memory_needed(params, **sizes, kept_layers=5)
+    scored = model.memory_needed(params, **sizes, kept_layers=5, scored_each_epoch=True)
     weights = 785 * 6 + 7 * 10
-    assert kept - plain == 8 * (22 * 784 * 6 + 2 * weights)
-    assert scored - kept == 8 * 1000 * (6 + 10)
+    # the layers kept and the epoch's copy of the model; scored, a second copy and the
+    # forward pass over the 1000 training rows
+    assert kept - plain == 8 * (5 * 784 * 6 + weights)
+    assert scored - kept == 8 * (weights + 1000 * (6 + 10))
+    # what a fit can keep: no more epochs than it runs (lbfgs: none but its last)
+    assert epochs.layers_held(20, model.epochs_at_most(params)) == 3 + 2
+    assert epochs.layers_held(20, model.epochs_at_most(with_params(solver="lbfgs"))) == 3
 
 
 SCORES = [
@@ -202,9 +208,9 @@ def test_the_log_is_dvclives_layout_byte_for_byte(tmp_path, monkeypatch):
             theirs.log_metric(name, value)
         theirs.next_step()
     theirs.end()
-    ours = epochs.LiveLog(tmp_path / "ours")
+    ours = formats.EpochLog(tmp_path / "ours")
     for scores in SCORES:
-        ours(scores)
+        ours.append(scores.epoch, scores.metrics())
     assert files_under(tmp_path / "ours") == files_under(tmp_path / "theirs")
     assert formats.read_epoch_metric(tmp_path / "ours", "train/loss") == (
         [1, 2, 3],
@@ -215,10 +221,42 @@ def test_the_log_is_dvclives_layout_byte_for_byte(tmp_path, monkeypatch):
 
 
 def test_the_log_grows_an_epoch_at_a_time(tmp_path):
-    log = epochs.LiveLog(tmp_path)
-    log(SCORES[0])
+    log = formats.EpochLog(tmp_path)
+    log.append(SCORES[0].epoch, SCORES[0].metrics())
     path = formats.epoch_metric_path(tmp_path, "test/accuracy")
     assert path.read_text() == "step\taccuracy\n1\t0.25\n"
-    log(SCORES[1])
+    log.append(SCORES[1].epoch, SCORES[1].metrics())
     assert path.read_text() == "step\taccuracy\n1\t0.25\n2\t0.5\n"
     assert '"step": 2' in (tmp_path / formats.EPOCH_SUMMARY).read_text()
+
+
+def test_scoring_a_diverging_fit_warns_no_more_than_the_fit(capsys):
+    # numpy's error state is per thread: the scoring thread silences what fit silences
+    params = with_params(max_iter=5, learning_rate_init=1e30)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(UserError, match="training diverged"):
+            record(params)
+    assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
+    capsys.readouterr()
+
+
+def test_ctrl_c_that_scikit_learn_swallows_is_not_a_broken_hook(monkeypatch, capsys):
+    # Outside the stage (a notebook, the benchmark), Ctrl-C is a KeyboardInterrupt, which
+    # scikit-learn's fit catches, returning the model of the epochs done: not an upgrade.
+    mlp = _multilayer_perceptron.BaseMultilayerPerceptron
+    original = mlp._update_no_improvement_count
+
+    def interrupted_at_2(self, *args, **kwargs):
+        if self.n_iter_ == 2:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(mlp, "_update_no_improvement_count", interrupted_at_2)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Training interrupted by user")
+        estimator, rec, logged = record(with_params(max_iter=5))
+    assert estimator.n_iter_ == 2
+    assert [s.epoch for s in logged] == [1]
+    assert rec.epochs.tolist() == [0, 1, 2]  # the model's epoch, its weights as returned
+    capsys.readouterr()

@@ -240,12 +240,12 @@ def test_a_fit_too_large_for_the_memory_is_refused_before_it_starts(scaled, monk
     # [10000000] tried to allocate 58.4 GiB for its first weights and died in numpy.
     # 60 rows of 784 pixels, 10 classes: (784 + 1) x 10^7 + (10^7 + 1) x 10 weights, 4 copies
     # for sgd; activations and deltas of the 60 rows; their shuffled copy; and recording the
-    # epochs: 22 first layers kept (epochs.keep + 2), 2 copies of the weights, and the
-    # forward pass that scores the 60 training rows.
+    # epochs: 12 first layers kept (min(epochs.keep, max_iter) + 2), 2 copies of the
+    # weights, and the forward pass that scores the 60 training rows.
     with_params(scaled, "train", hidden_layer_sizes=[10_000_000])
     weights = 785 * 10**7 + (10**7 + 1) * 10
     fitting = 4 * weights + 2 * 60 * (10**7 + 10) + 60 * 784
-    recording = 22 * 784 * 10**7 + 2 * weights + 60 * (10**7 + 10)
+    recording = 12 * 784 * 10**7 + 2 * weights + 60 * (10**7 + 10)
     needed = 8 * (fitting + recording)
     available(monkeypatch, 16 * 2**30)
     with pytest.raises(UserError) as refused:
@@ -253,11 +253,11 @@ def test_a_fit_too_large_for_the_memory_is_refused_before_it_starts(scaled, monk
     assert str(refused.value) == (
         f"training needs at least {needed / 2**40:.1f} TiB of memory (its largest arrays,"
         " counted for train.hidden_layer_sizes = [10000000] and train.solver = sgd on 60 rows"
-        " of 784 values, with 22 epochs of first-layer weights held (epochs.keep)), but this"
-        " machine has 16.0 GiB available: make the hidden layers smaller, split.train_size or"
-        " epochs.keep"
+        " of 784 values, with 12 first layers of weights kept epoch by epoch (epochs.keep)),"
+        " but this machine has 16.0 GiB available: make the hidden layers smaller,"
+        " split.train_size or epochs.keep"
     )
-    assert f"{needed / 2**40:.1f}" == "1.6"
+    assert f"{needed / 2**40:.1f}" == "1.0"
     assert capsys.readouterr().out == ""  # not one iteration ran
     assert not scaled.model.parent.exists()
 
@@ -265,11 +265,11 @@ def test_a_fit_too_large_for_the_memory_is_refused_before_it_starts(scaled, monk
 def test_train_runs_with_just_the_memory_it_needs_and_not_a_byte_less(scaled, monkeypatch):
     # The example's shape on 60 rows: (784 + 1) x 50 + 51 x 10 = 39760 weights; scoring
     # the 60 rows (2 copies kept, 60 x 60 outputs) is less than fitting them, and
-    # recording each epoch: 22 first layers of 784 x 50, 2 copies of the weights, and the
-    # forward pass that scores the 60 training rows (60 x 60).
-    needed = 8 * (4 * 39760 + 2 * 60 * 60 + 60 * 784 + 22 * 784 * 50 + 2 * 39760 + 60 * 60)
+    # recording each epoch: 12 first layers of 784 x 50 (min(epochs.keep, max_iter) + 2), 2
+    # copies of the weights, and the forward pass that scores the 60 training rows (60 x 60).
+    needed = 8 * (4 * 39760 + 2 * 60 * 60 + 60 * 784 + 12 * 784 * 50 + 2 * 39760 + 60 * 60)
     available(monkeypatch, needed - 1)
-    with pytest.raises(UserError, match=r"^training needs at least 8\.8 MiB of memory"):
+    with pytest.raises(UserError, match=r"^training needs at least 5\.9 MiB of memory"):
         train.run(scaled)
     available(monkeypatch, needed)
     assert train.run(scaled)["iterations"] == 10
@@ -331,15 +331,29 @@ def test_weight_grid_draws_first_units_on_one_scale():
         assert list(ax.get_xticks()) == [] and list(ax.get_yticks()) == []
 
 
+def tile(mosaic: np.ndarray, n: int, cols: int, gap: int) -> np.ndarray:
+    """The n-th 28 x 28 tile of a mosaic that ``visualize.tiled`` made."""
+    cell = 28 + gap
+    top, left = (n // cols) * cell, (n % cols) * cell + gap // 2
+    return np.asarray(mosaic)[top : top + 28, left : left + 28]
+
+
 def test_each_epochs_grid_shares_one_gray_scale_and_is_titled():
-    layers = np.random.default_rng(7).normal(size=(3, 784, 6)) * np.array([1, 2, 3])[:, None, None]
+    layers = np.random.default_rng(7).normal(size=(3, 784, 8)) * np.array([1, 2, 3])[:, None, None]
     scale = (layers.min(), layers.max())
+    params = grid_params(rows=2, cols=3)
     for epoch, layer in enumerate(layers):
         title = visualize.epoch_title(epoch, model_epoch=1, last=2)
-        fig = visualize.weight_grid(layer, grid_params(rows=2, cols=3), scale=scale, title=title)
-        for ax in fig.axes:
-            [image] = ax.get_images()
-            assert image.get_clim() == (0.5 * scale[0], 0.5 * scale[1])
+        fig = visualize.epoch_grid(layer, params, scale, title)
+        [ax] = fig.axes
+        [image] = ax.get_images()
+        assert image.get_clim() == (0.5 * scale[0], 0.5 * scale[1])
+        mosaic = image.get_array()
+        assert mosaic.shape == (2 * (28 + visualize.TILE_GAP), 3 * (28 + visualize.TILE_GAP))
+        for unit in range(6):  # the first rows x cols units, in order, as weights.png
+            np.testing.assert_array_equal(
+                tile(mosaic, unit, 3, visualize.TILE_GAP), layer[:, unit].reshape(28, 28)
+            )
         assert (
             fig._suptitle.get_text()
             == [
@@ -349,7 +363,7 @@ def test_each_epochs_grid_shares_one_gray_scale_and_is_titled():
             ][epoch]
         )
     # the example's own grid has no title
-    assert visualize.weight_grid(layers[0], grid_params(rows=2, cols=3))._suptitle is None
+    assert visualize.weight_grid(layers[0], params)._suptitle is None
 
 
 @pytest.mark.parametrize(
@@ -370,10 +384,12 @@ def test_the_filmstrip_takes_the_1_2_5_series_up_to_the_last_epoch(kept, frames,
 def test_the_filmstrip_shows_the_chosen_epochs_on_one_scale():
     layers = np.random.default_rng(8).normal(size=(3, 784, 4)) * np.array([1, 2, 3])[:, None, None]
     fig = visualize.filmstrip(layers, [0, 1, 3], [1, 3], grid_params(rows=2, cols=2))
-    assert [sub._suptitle.get_text() for sub in fig.subfigs] == ["epoch 1", "epoch 3"]
+    assert [ax.get_title() for ax in fig.axes] == ["epoch 1", "epoch 3"]
     images = [ax.get_images()[0] for ax in fig.axes]
-    assert len(images) == 8
-    np.testing.assert_array_equal(images[4].get_array(), layers[2][:, 0].reshape(28, 28))
+    # epoch 3's first unit: the kept layer at index 2
+    np.testing.assert_array_equal(
+        tile(images[1].get_array(), 0, 2, visualize.TILE_GAP), layers[2][:, 0].reshape(28, 28)
+    )
     assert {image.get_clim() for image in images} == {(0.5 * layers.min(), 0.5 * layers.max())}
 
 

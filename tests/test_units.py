@@ -1,5 +1,5 @@
 """pipeline/units.py on synthetic layers: noise, strokes, dead and barely moved units get
-their verdicts, and model.active_fraction means what docs/units.md says."""
+their verdicts, and model.active_fraction means what docs/epochs.md says."""
 
 import dataclasses
 
