@@ -1,9 +1,8 @@
-"""The files passed between stages: each format's writer, its reader and its field names
-side by side, so that a change of format is one edit.
+"""The files that train writes and visualize, DVC and the reader read: each format's
+writer, its reader and its field names side by side, so that a change of format is one
+edit. (fetch_and_scale's arrays have a module of their own, ``pipeline/arrays.py``, so that
+an edit here does not rerun the stage that writes 439 MB.)
 
-- ``images.npy`` (one flattened image a row) and ``labels.npy`` (uint8): written by
-  ``write_images``, from the rows fetch_and_scale scales a chunk at a time, and
-  ``write_labels``; read by ``read_array``;
 - ``weights.npz``: the first layer's weights under ``FIRST_LAYER``, (features, units),
   what ``pipeline/model.py``'s ``first_layer_weights`` gives;
 - ``loss.csv``: ``iteration,loss``, at full precision;
@@ -26,13 +25,11 @@ side by side, so that a change of format is one edit.
 import csv
 import json
 import math
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.artifacts import read_npz, write_json, write_npz, write_text
-from pipeline.errors import UserError
 
 FIRST_LAYER = "first_layer"
 LOSS_FIELDS = ("iteration", "loss")
@@ -56,47 +53,6 @@ UNIT_FIELDS = (
     "neighbour_correlation",
     "verdict",
 )
-
-
-def write_images(
-    path: Path, shape: tuple[int, int], dtype: str, chunks: Iterable[np.ndarray]
-) -> None:
-    """An .npy of ``shape`` and ``dtype`` from ``chunks`` of its rows, in order, written as
-    they come: the bytes of ``np.save`` of their concatenation, which is never held whole."""
-    header = {
-        "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-        "fortran_order": False,
-        "shape": shape,
-    }
-    rows = 0
-    with path.open("wb") as out:
-        np.lib.format.write_array_header_1_0(out, header)
-        for chunk in chunks:
-            if chunk.dtype != np.dtype(dtype) or chunk.shape[1:] != shape[1:]:
-                raise ValueError(f"a chunk of {chunk.dtype} {chunk.shape} in {dtype} {shape}")
-            rows += len(chunk)
-            out.write(np.ascontiguousarray(chunk).data)
-    if rows != shape[0]:
-        raise ValueError(f"{rows} rows written for a shape of {shape}")
-
-
-def write_labels(path: Path, labels: np.ndarray) -> None:
-    """The labels as one uint8 .npy."""
-    with path.open("wb") as out:
-        np.save(out, labels.astype(np.uint8))
-
-
-def read_array(path: Path, **kwargs) -> np.ndarray:
-    """An array that fetch_and_scale wrote, never unpickled; one message if it is not one."""
-    try:
-        return np.load(path, allow_pickle=False, **kwargs)
-    except FileNotFoundError:
-        raise UserError(f"{path} not found: run `dvc repro` to make it") from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise UserError(
-            f"{path} is not an array that fetch_and_scale wrote ({exc}):"
-            " run `dvc repro --force fetch_and_scale`"
-        ) from None
 
 
 def write_weights(path: Path, first_layer: np.ndarray) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import datasets, formats, mirrors, paths
+from pipeline import arrays, datasets, mirrors, paths
 from pipeline.artifacts import all_or_none
 from pipeline.params import load_data
 from pipeline.paths import Layout
@@ -55,7 +55,7 @@ def write_scaled(path: Path, parts: list[np.ndarray], dtype: str) -> None:
     """Write the concatenated, flattened, scaled ``parts`` as one .npy, chunk by chunk:
     the bytes of ``np.save(path, scale_pixels(np.concatenate(parts)))``."""
     shape = (sum(len(part) for part in parts), int(np.prod(parts[0].shape[1:])))
-    formats.write_images(path, shape, dtype, scaled_rows(parts, dtype))
+    arrays.write_images(path, shape, dtype, scaled_rows(parts, dtype))
 
 
 def run(files: Layout, settings: Settings) -> None:
@@ -70,7 +70,7 @@ def run(files: Layout, settings: Settings) -> None:
         train, test = mirrors.fetch(dataset, settings)
     with all_or_none() as out:
         write_scaled(out.temp(files.images), [train.images, test.images], params.pixel_dtype)
-        formats.write_labels(out.temp(files.labels), np.concatenate([train.labels, test.labels]))
+        arrays.write_labels(out.temp(files.labels), np.concatenate([train.labels, test.labels]))
     log.info(
         "wrote %d images (%s) and labels to %s",
         len(train.labels) + len(test.labels),

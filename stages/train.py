@@ -24,7 +24,7 @@ import numpy as np
 import psutil
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-from pipeline import epochs, formats, model, paths, split, units
+from pipeline import arrays, epochs, formats, model, paths, split, units
 from pipeline.artifacts import all_or_none
 from pipeline.config import Params, load_params, problems_error
 from pipeline.paths import Layout
@@ -48,8 +48,8 @@ def load_split(files: Layout, params: Params, *, available: int) -> Sets:
     """Split the arrays as params.yaml's ``split`` says, once every check has passed: the
     split's sizes, early stopping's, and the memory that the fit needs (``available``
     bytes), the rows that a shuffled split copies included."""
-    images = formats.read_array(files.images, mmap_mode="r")
-    labels = formats.read_array(files.labels)
+    images = arrays.read_array(files.images, mmap_mode="r")
+    labels = arrays.read_array(files.labels)
     rows = split.split_rows(params.split, labels)
     y_train, y_test = rows.take(labels)
     if problems := model.problems(params.train, train_size=len(y_train)):

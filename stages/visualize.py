@@ -20,7 +20,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from pipeline import formats, model, paths, units
+from pipeline import arrays, formats, model, paths, units
 from pipeline.artifacts import all_or_none
 from pipeline.config import VisualizeParams, load_params
 from pipeline.errors import UserError
@@ -289,7 +289,7 @@ def run(files: Layout) -> None:
     kept, first_layers, model_epoch = formats.read_weights_by_epoch(files.weights_by_epoch)
     measured = formats.read_units(files.units_csv)
     losses = formats.read_loss(files.loss_csv)
-    images = formats.read_array(files.images, mmap_mode="r")
+    images = arrays.read_array(files.images, mmap_mode="r")
     predictions = formats.read_predictions(files.predictions)
     with all_or_none() as out:
         save_png(weight_grid(weights, params), out.temp(files.weights_png))

@@ -170,8 +170,9 @@ def test_metrics_are_cached_and_plots_declared():
 
 
 def test_each_file_between_stages_is_written_and_read_in_pipeline_formats():
-    # The format rule: a file's writer and reader sit side by side in formats.py; the
-    # stages call them, and spell no file format of their own.
+    # The format rule: a file's writer and reader sit side by side in formats.py (or
+    # arrays.py, fetch_and_scale's); the stages call them, and spell no file format of
+    # their own.
     numpy_io = {"save", "savez", "load", "write_array_header_1_0", "write_array", "loadtxt"}
     for stage in ("fetch_and_scale", "train", "visualize"):
         tree = ast.parse((paths.ROOT / "stages" / f"{stage}.py").read_text())
@@ -187,6 +188,10 @@ def test_a_stage_depends_on_what_it_runs_and_no_more():
     # An edit of the estimator or of the split reran fetch_and_scale, which hashed its
     # 439 MB of arrays again to record the same bytes.
     assert not {"pipeline/model.py", "pipeline/split.py", "pipeline/config.py"} & code_deps(
+        "fetch_and_scale"
+    )
+    # nor an edit of train's formats, or of the per-epoch record
+    assert not {"pipeline/formats.py", "pipeline/epochs.py", "pipeline/units.py"} & code_deps(
         "fetch_and_scale"
     )
     assert "pipeline/model.py" in code_deps("train") and "pipeline/model.py" in code_deps(
