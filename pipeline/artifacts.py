@@ -43,9 +43,11 @@ _ZIP_UNIX = 3  # the zip format's code for the system that made a member
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
-# What precedes the random part of a temporary file's name, and the random part itself
+# What precedes the random part of a temporary file's name (and of an earlier run's output
+# folder, set aside while a stage writes a new one), and the random part itself
 # (tempfile's: 8 of a-z, 0-9 and _).
 _MARK = "writing-"
+_ASIDE = "previous-"
 _RANDOM = "[a-z0-9_]{8}"
 
 
@@ -98,12 +100,31 @@ def temp_beside(target: Path) -> LockedTemp:
     return temp
 
 
-def _stale(path: Path) -> bool:
+def set_aside(folder: Path) -> LockedTemp:
+    """Move ``folder`` to a new name beside it (``.NAME.previous-RANDOM.tmp``), locked by
+    this process until ``release``: what a stage keeps of an earlier run's output folder
+    while it writes a new one. The lock is taken on the folder itself before it moves, so
+    that it is held from the moment the name exists; a cleaner removes such a folder only
+    once no one holds it, as it removes the temporary files."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        # an empty folder of a name that no one else gets, which the rename replaces
+        name = tempfile.mkdtemp(prefix=f".{folder.name}.{_ASIDE}", suffix=".tmp", dir=folder.parent)
+        os.rename(folder, name)
+    except BaseException:
+        os.close(fd)
+        raise
+    return LockedTemp(Path(name), fd)
+
+
+def _stale(path: Path, *, folder: bool = False) -> bool:
     """Remove ``path`` if no writer holds its lock; True if it was removed.
 
     Opened without following a link and without blocking (a FIFO planted there), and
-    checked on the open descriptor: only a regular file is locked and removed, and only
-    while the name still leads to the file that was locked.
+    checked on the open descriptor: only a regular file (a folder, where ``folder``: one
+    that a stage set aside) is locked and removed, and only while the name still leads to
+    what was locked.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -111,7 +132,7 @@ def _stale(path: Path) -> bool:
         return False  # gone, a link, or not ours to open: left alone
     try:
         opened = os.fstat(fd)
-        if not stat.S_ISREG(opened.st_mode):
+        if not (stat.S_ISDIR if folder else stat.S_ISREG)(opened.st_mode):
             return False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -123,29 +144,34 @@ def _stale(path: Path) -> bool:
             return False
         if (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino):
             return False
-        os.unlink(path)
+        if folder:
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
         return True
     finally:
         os.close(fd)
 
 
 def remove_stale_temps(target: Path) -> list[Path]:
-    """Remove the temporary files of ``target`` that no writer holds; return them.
+    """Remove the temporary files of ``target`` that no writer holds, and the earlier
+    output folders set aside that no stage holds (``set_aside``); return them.
 
     Those are what a killed writer leaves (``kill -9``, a crash, a power cut). Those of a
     writer that still runs, such as a concurrent run of the same stage in this or another
     PID namespace, are locked and left alone. Lock-based, so a folder shared over a
     network file system is as safe as its ``flock`` is (NFS maps it to its own locks).
     """
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.{_MARK}{_RANDOM}\.tmp")
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.({_MARK}|{_ASIDE}){_RANDOM}\.tmp")
     try:
         names = os.listdir(target.parent)
     except OSError:
         return []
+    found = [(name, pattern.fullmatch(name)) for name in sorted(names)]
     return [
         target.parent / name
-        for name in sorted(names)
-        if pattern.fullmatch(name) and _stale(target.parent / name)
+        for name, match in found
+        if match and _stale(target.parent / name, folder=match[1] == _ASIDE)
     ]
 
 
@@ -224,20 +250,20 @@ class StagedOutputs:
     def __init__(self) -> None:
         self._staged: list[tuple[LockedTemp, Path]] = []
         self._placed: list[Path] = []
-        self._folders: list[Path] = []
+        self._folders: list[tuple[Path, LockedTemp | None]] = []
 
     def folder(self, target: Path) -> Path:
-        """``target`` as a new, empty folder that this stage fills: what an earlier run
-        left in it is removed now, as DVC removes a stage's outputs before it runs it
-        (``dvc checkout`` brings back what DVC made), and the folder is removed if the
-        stage fails or is stopped, so that no partial folder looks like a result. Files
-        written into it through ``temp`` appear on commit; files written in place (the
-        per-epoch log, as the fit goes) are progress until then."""
+        """``target`` as a new, empty folder that this stage fills. What an earlier run left
+        in it is set aside (``set_aside``): removed on commit, put back if the stage fails
+        or is stopped, when the new folder is removed, so that no partial folder looks
+        like a result and the earlier one is as it was. Files written into it through
+        ``temp`` appear on commit; files written in place (the per-epoch log, as the fit
+        goes) are progress until then. (Under DVC the folder is not there: DVC removes a
+        stage's outputs before it runs it, and ``dvc checkout`` brings them back.)"""
         target = Path(target)
         check_folder(target)
-        self._folders.append(target)
-        if target.exists():
-            shutil.rmtree(target)
+        previous = set_aside(target) if target.exists() else None
+        self._folders.append((target, previous))
         target.mkdir(parents=True, exist_ok=True)
         return target
 
@@ -266,6 +292,10 @@ class StagedOutputs:
                 os.replace(tmp.path, target)
                 self._placed.append(target)
             runner.outputs_complete()
+        for _, previous in self._folders:
+            if previous is not None:
+                # once unlocked, a later run's cleanup removes what this could not
+                shutil.rmtree(previous.path, ignore_errors=True)
         self._release()
 
     def discard(self) -> None:
@@ -275,15 +305,20 @@ class StagedOutputs:
             tmp.path.unlink(missing_ok=True)
             if target in self._placed:
                 target.unlink(missing_ok=True)
-        for folder in self._folders:
+        for folder, previous in self._folders:
             shutil.rmtree(folder, ignore_errors=True)
+            if previous is not None:
+                with contextlib.suppress(OSError):  # else the next run's cleanup removes it
+                    os.rename(previous.path, folder)
         self._release()
 
     def _release(self) -> None:
-        for tmp, _ in self._staged:
+        held = [tmp for tmp, _ in self._staged] + [p for _, p in self._folders if p is not None]
+        for tmp in held:
             with contextlib.suppress(OSError):
                 tmp.release()
         self._staged = []
+        self._folders = []
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from pipeline.artifacts import (
     prepare_outputs,
     read_npz,
     remove_stale_temps,
+    set_aside,
     temp_beside,
     write_json,
     write_npz,
@@ -283,3 +284,52 @@ def test_a_stop_while_a_temporary_file_is_made_leaves_no_file_and_no_descriptor(
             staged.temp(tmp_path / "model.joblib")
     assert listing(tmp_path) == []
     assert fds() == before
+
+
+def earlier_run(folder):
+    """An output folder as an earlier run left it."""
+    (folder / "plots").mkdir(parents=True)
+    (folder / "plots" / "loss.tsv").write_text("step\tloss\n1\t0.5\n")
+    return {"plots/loss.tsv": "step\tloss\n1\t0.5\n"}
+
+
+def contents(folder) -> dict[str, str]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_text() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt, StageStopped(15)])
+def test_a_failed_stage_puts_back_the_folder_an_earlier_run_left(tmp_path, error):
+    folder = tmp_path / "epochs"
+    before = earlier_run(folder)
+    expected = type(error) if isinstance(error, BaseException) else error
+    with pytest.raises(expected), all_or_none() as out:
+        new = out.folder(folder)
+        assert contents(new) == {}  # a new, empty folder; the earlier one set aside
+        (new / "loss.tsv").write_text("progress\n")
+        out.temp(tmp_path / "model.joblib").write_bytes(b"partial")
+        raise error
+    assert contents(folder) == before
+    assert listing(tmp_path) == ["epochs"]  # nothing set aside is left, no temporary file
+
+
+def test_a_stage_that_completes_replaces_the_folder_and_leaves_nothing_aside(tmp_path):
+    folder = tmp_path / "epochs"
+    earlier_run(folder)
+    with all_or_none() as out:
+        (out.folder(folder) / "loss.tsv").write_text("new\n")
+    assert contents(folder) == {"loss.tsv": "new\n"}
+    assert listing(tmp_path) == ["epochs"]
+
+
+def test_a_folder_set_aside_is_removed_only_once_no_stage_holds_it(tmp_path):
+    folder = tmp_path / "epochs"
+    earlier_run(folder)
+    held = set_aside(folder)  # as a running stage holds it
+    assert held.path.name.startswith(".epochs.previous-") and not folder.exists()
+    assert remove_stale_temps(folder) == []
+    assert contents(held.path) != {}
+    held.release()  # as when that stage is killed: the kernel lets its lock go
+    assert remove_stale_temps(folder) == [held.path]
+    assert not held.path.exists()
