@@ -6,10 +6,12 @@ scores after each epoch, logged while the fit runs in DVCLive's layout.
   after it, evenly spaced, whatever the number of epochs;
 - ``Recorder``: what train passes to ``model.fit(on_epoch=...)``. It keeps the weights,
   scores each epoch's copy of the model on the training and the test rows, and hands each
-  epoch's ``Scores`` to a logger, in order;
-the logger being ``formats.EpochLog``, which writes DVCLive's layout (``plots/metrics/*.tsv``,
-a ``step`` column, the epoch) that ``dvc plots``, VS Code's DVC extension and DVC Studio
-show, growing epoch by epoch while ``dvc exp run`` trains. Nothing here contacts anything.
+  epoch's ``Scores`` to a logger, in order.
+
+The stage's logger is ``formats.EpochLog``, which writes DVCLive's layout
+(``plots/metrics/*.tsv``, a ``step`` column, the epoch) that ``dvc plots``, VS Code's DVC
+extension and DVC Studio show, growing epoch by epoch while ``dvc exp run`` trains.
+Nothing here contacts anything.
 
 Scoring an epoch's copy on all 70,000 rows costs about a third of an epoch: it runs on a
 thread of its own while the next epoch trains (numpy and OpenBLAS let go of the GIL), and
@@ -121,7 +123,7 @@ class Rows:
 
 def accuracies(predictor, rows: Rows) -> tuple[float, float]:
     """The accuracy of ``predictor`` on the training and the test rows: the train stage's
-    own ``score`` and ``accuracy_score``, so that the last epoch's are metrics.json's."""
+    own ``score`` and ``accuracy_score``, so that the model's epoch's are metrics.json's."""
     from sklearn import config_context
     from sklearn.metrics import accuracy_score
 
