@@ -245,7 +245,8 @@ def atomic_path(target: Path) -> Iterator[Path]:
 
 class StagedOutputs:
     """A stage's outputs, written under temporary names until ``commit`` renames them, and
-    its output folders, emptied when the stage starts on them and removed if it fails."""
+    its output folders, whose earlier content is set aside until the stage completes or
+    fails (``folder``)."""
 
     def __init__(self) -> None:
         self._staged: list[tuple[LockedTemp, Path]] = []

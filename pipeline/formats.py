@@ -133,6 +133,11 @@ def epoch_metric_path(folder: Path, name: str) -> Path:
     return folder / "plots" / "metrics" / f"{name}.tsv"
 
 
+def epoch_metric_column(name: str) -> str:
+    """The column of the metric ``name`` in its TSV: the last part of the name."""
+    return name.rpartition("/")[2]
+
+
 def _tsv_value(value: float) -> float | str:
     # as DVCLive's log_metric: NaN and infinity as words (a diverged loss never gets here:
     # the fit stops with one line)
@@ -161,7 +166,7 @@ class EpochLog:
         """Log ``values`` (by ``EPOCH_METRICS`` name) as the step ``epoch``."""
         for name, value in values.items():
             path = epoch_metric_path(self.folder, name)
-            column = name.rpartition("/")[2]
+            column = epoch_metric_column(name)
             path.parent.mkdir(parents=True, exist_ok=True)
             header = "" if path.exists() else f"{EPOCH_STEP}\t{column}\n"
             with path.open("a", encoding="utf-8") as tsv:
@@ -180,7 +185,7 @@ def read_epoch_metric(folder: Path, name: str) -> tuple[list[int], list[float]]:
     """The epochs and values of one per-epoch metric in DVCLive's folder ``folder``."""
     with epoch_metric_path(folder, name).open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
-    column = name.rpartition("/")[2]
+    column = epoch_metric_column(name)
     return [int(row[EPOCH_STEP]) for row in rows], [float(row[column]) for row in rows]
 
 

@@ -21,6 +21,7 @@ Each unit gets the first verdict of ``VERDICTS`` that applies.
 """
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,9 +116,15 @@ def diagnose(
     ]
 
 
+def tally(verdicts: Iterable[str]) -> dict[str, int]:
+    """How many of ``verdicts`` are each of ``VERDICTS``, in that order."""
+    found = Counter(verdicts)
+    return {v: found[v] for v in VERDICTS}
+
+
 def counts(units: list[Unit]) -> dict[str, int]:
     """The number of units, and of each verdict but ``structured``: the metrics of units.json."""
-    found = Counter(unit.verdict for unit in units)
+    found = tally(unit.verdict for unit in units)
     return {"units": len(units)} | {
         v.replace(" ", "_"): found[v] for v in VERDICTS if v != STRUCTURED
     }
@@ -125,7 +132,7 @@ def counts(units: list[Unit]) -> dict[str, int]:
 
 def summary(units: list[Unit]) -> str:
     """The stage's line: ``units: 50 (5 never active on the test set, 1 unstructured)``."""
-    found = Counter(unit.verdict for unit in units)
+    found = tally(unit.verdict for unit in units)
     parts = [
         f"{found[v]} {MEANING[v] if v == DEAD else v}"
         for v in VERDICTS

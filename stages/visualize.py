@@ -76,16 +76,16 @@ def image_side(weights: np.ndarray) -> int:
 GRAY = matplotlib.colormaps["gray"].with_extremes(bad="white")
 
 
-def tiled(weights: np.ndarray, units: Sequence[int], cols: int, gap: int) -> np.ndarray:
-    """The input weights of ``units`` (columns of ``weights``) as one image: a square
+def tiled(weights: np.ndarray, shown: Sequence[int], cols: int, gap: int) -> np.ndarray:
+    """The input weights of the units ``shown`` (columns of ``weights``) as one image: a square
     tile each, ``cols`` a row, in order, ``gap`` blank pixels beside (half on each side)
     and below each tile. Drawn with one ``imshow``, a grid costs the same whatever its
     size: an Axes a tile took 15 s for a 40 x 40 grid."""
     side = image_side(weights)
     cell = side + gap
-    rows = math.ceil(len(units) / cols)
+    rows = math.ceil(len(shown) / cols)
     mosaic = np.full((rows * cell, cols * cell), np.nan)
-    for n, unit in enumerate(units):
+    for n, unit in enumerate(shown):
         top, left = (n // cols) * cell, (n % cols) * cell + gap // 2
         mosaic[top : top + side, left : left + side] = weights[:, unit].reshape(side, side)
     return mosaic
@@ -157,10 +157,11 @@ def filmstrip(
     kept: Sequence[int],
     chosen: Sequence[int],
     params: VisualizeParams,
+    scale: tuple[float, float],
 ) -> Figure:
-    """The weight grids of the ``chosen`` epochs side by side, on one gray scale (that of
-    all ``kept`` epochs, ``first_layers``), each titled with its epoch."""
-    scale = (first_layers.min(), first_layers.max())
+    """The weight grids of the ``chosen`` epochs side by side, on the gray scale of every
+    kept epoch (``scale``, the smallest and largest weight of ``first_layers``), each
+    titled with its epoch."""
     drawn = range(min(params.rows * params.cols, first_layers.shape[2]))
     fig = Figure(figsize=(3.2 * len(chosen), 3.1 * params.rows / params.cols + 0.35))
     axes = fig.subplots(1, len(chosen), squeeze=False).ravel()
@@ -218,7 +219,7 @@ def unit_gallery(
         )
     mosaic = tiled(weights, [row["unit"] for row in order], cols, gap)
     show_tiles(ax, mosaic, (weights.min(), weights.max()), range_factor)
-    found = {v: sum(row["verdict"] == v for row in measured) for v in units.VERDICTS}
+    found = units.tally(row["verdict"] for row in measured)
     counts = ", ".join(f"{found[v]} {v}" for v in units.VERDICTS)
     meanings = "; ".join(f"{v}: {units.MEANING[v]}" for v in units.VERDICTS[:-1])
     fig.suptitle(
@@ -294,15 +295,15 @@ def run(files: Layout) -> None:
     with all_or_none() as out:
         save_png(weight_grid(weights, params), out.temp(files.weights_png))
         folder = out.folder(files.filters)
-        scale = (first_layers.min(), first_layers.max())
-        for epoch, layer in zip(kept.tolist(), first_layers, strict=True):
-            title = epoch_title(epoch, model_epoch, last=int(kept[-1]))
+        scale = (first_layers.min(), first_layers.max())  # one gray scale for every epoch
+        epochs = kept.tolist()
+        for epoch, layer in zip(epochs, first_layers, strict=True):
+            title = epoch_title(epoch, model_epoch, last=epochs[-1])
             grid = epoch_grid(layer, params, scale, title)
             save_png(grid, out.temp(folder / f"{epoch}.png"))
-        chosen = filmstrip_epochs(kept.tolist(), params.filmstrip)
-        save_png(
-            filmstrip(first_layers, kept.tolist(), chosen, params), out.temp(files.filmstrip_png)
-        )
+        chosen = filmstrip_epochs(epochs, params.filmstrip)
+        strip = filmstrip(first_layers, epochs, chosen, params, scale)
+        save_png(strip, out.temp(files.filmstrip_png))
         drawn = params.rows * params.cols
         gallery = unit_gallery(weights, measured, drawn, params.range_factor)
         save_png(gallery, out.temp(files.units_png))

@@ -383,7 +383,8 @@ def test_the_filmstrip_takes_the_1_2_5_series_up_to_the_last_epoch(kept, frames,
 
 def test_the_filmstrip_shows_the_chosen_epochs_on_one_scale():
     layers = np.random.default_rng(8).normal(size=(3, 784, 4)) * np.array([1, 2, 3])[:, None, None]
-    fig = visualize.filmstrip(layers, [0, 1, 3], [1, 3], grid_params(rows=2, cols=2))
+    scale = (layers.min(), layers.max())
+    fig = visualize.filmstrip(layers, [0, 1, 3], [1, 3], grid_params(rows=2, cols=2), scale)
     assert [ax.get_title() for ax in fig.axes] == ["epoch 1", "epoch 3"]
     images = [ax.get_images()[0] for ax in fig.axes]
     # epoch 3's first unit: the kept layer at index 2
